@@ -1,0 +1,148 @@
+"""The build: decide what is stale by content hashes, run what is, render HTML and PDF."""
+
+from __future__ import annotations
+
+
+import os
+import shutil
+import tempfile
+import time
+from pathlib import Path
+
+
+
+from xaikit.config import load_config
+from xaikit.data import discover
+
+from . import artifacts, models
+from .context import ROOT, Context, log
+from .registry import SECTIONS
+
+DEFAULT_DATA = "data/chest_xray"
+
+
+def data_path(cli_value: str | None) -> str:
+    """--data, else $XAIKIT_DATA, else ./data/chest_xray."""
+    return cli_value or os.environ.get("XAIKIT_DATA") or DEFAULT_DATA
+
+
+def make_context(data: str | None, config: str | None, overrides=(), profile: str | None = None,
+                 build: str | Path = ROOT / "build") -> Context:
+    cfg_path = Path(config) if config else ROOT / "xaikit.toml"
+    try:
+        text = cfg_path.read_text("utf-8")
+    except OSError as exc:
+        from xaikit.errors import ConfigError
+        raise ConfigError(f"config file {cfg_path} could not be read ({exc.strerror}); expected "
+                          "a TOML file like xaikit.toml") from None
+    cfg = load_config(text, source=str(cfg_path), overrides=overrides, profile=profile)
+    root = data_path(data)
+    log(f"dataset {root}")
+    listing = discover(root)
+    build = Path(build)
+    build.mkdir(parents=True, exist_ok=True)
+    return Context(cfg, listing, build)
+
+
+def section_key(ctx: Context, section, keys: dict) -> str:
+    return artifacts.digest(section.name, ctx.data_key, ctx.cfg.digest(section.config),
+                            artifacts.source_digest(list(section.sources)),
+                            [models.key(ctx, m) for m in section.models],
+                            [keys[a] for a in section.after], ctx.cfg.profile)
+
+
+def _save_result(ctx: Context, section, result, key: str, seconds: float) -> None:
+    final = ctx.build / "sections" / section.name
+    final.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(dir=final.parent, prefix=f".{section.name}."))
+    figures = {}
+    for fid, (fig, caption) in result.figures.items():
+        artifacts.atomic_save_figure(fig, tmp / f"{fid}.png")
+        figures[fid] = {"file": f"sections/{section.name}/{fid}.png", "caption": caption}
+    tables = {fid: {"html": frame.to_html(index=False, float_format=lambda v: f"{v:.3f}",
+                                          border=0, classes="data", escape=True),
+                    "caption": caption}
+              for fid, (frame, caption) in result.tables.items()}
+    artifacts.atomic_write_json(tmp / "result.json", {
+        "key": key, "seconds": seconds, "numbers": result.numbers,
+        "figures": figures, "tables": tables})
+    artifacts.atomic_replace_dir(tmp, final)
+
+
+def load_result(ctx: Context, name: str, key: str | None = None) -> dict | None:
+    res = artifacts.read_json(ctx.build / "sections" / name / "result.json")
+    if res is None or (key is not None and res.get("key") != key):
+        return None
+    return res
+
+
+def run_sections(ctx: Context, force: tuple[str, ...] = ()) -> dict:
+    """Run every stale section (in registry order); return name -> stored result."""
+    keys: dict[str, str] = {}
+    results: dict[str, dict] = {}
+    force_all = "all" in force
+    for m in models.NAMES:
+        if force_all or m in force or f"model-{m}" in force:
+            for p in models.paths(ctx, m):
+                p.unlink(missing_ok=True)
+    for section in SECTIONS:
+        keys[section.name] = key = section_key(ctx, section, keys)
+        stored = None if (force_all or section.name in force) else load_result(ctx, section.name, key)
+        if stored is not None:
+            ctx.timings.append((section.name, "reused", 0.0))
+            results[section.name] = stored
+            continue
+        log(f"section {section.name}: computing")
+        t0 = time.perf_counter()
+        result = section.run(ctx)
+        seconds = time.perf_counter() - t0
+        _save_result(ctx, section, result, key, seconds)
+        ctx.timings.append((section.name, "computed", seconds))
+        results[section.name] = load_result(ctx, section.name, key)
+    return results
+
+
+def build_report(data: str | None = None, config: str | None = None, overrides=(),
+                 profile: str | None = None, force: tuple[str, ...] = (),
+                 build: str | Path = ROOT / "build", pdf: bool = True) -> Path:
+    """The whole job: returns the path of the HTML report (the PDF lies beside it)."""
+    t0 = time.perf_counter()
+    ctx = make_context(data, config, overrides, profile, build)
+    results = run_sections(ctx, force)
+    from .render import render
+    t1 = time.perf_counter()
+    html_path = render(ctx, results, pdf=pdf)
+    ctx.timings.append(("render", "computed", time.perf_counter() - t1))
+    summary = "; ".join(f"{name} {how} {sec:.1f}s" for name, how, sec in ctx.timings)
+    log(f"stages: {summary}")
+    log(f"done in {time.perf_counter() - t0:.1f} s: {html_path} and {html_path.with_suffix('.pdf')}")
+    return html_path
+
+
+def run_stage(stage: str, data: str | None = None, config: str | None = None, overrides=(),
+              profile: str | None = None, force: tuple[str, ...] = (),
+              build: str | Path = ROOT / "build") -> None:
+    """Bring one model or section (and what it needs) up to date without rendering."""
+    ctx = make_context(data, config, overrides, profile, build)
+    if stage in models.NAMES:
+        if stage in force:
+            for p in models.paths(ctx, stage):
+                p.unlink(missing_ok=True)
+        _, card = ctx.model(stage)
+        log(f"model {stage}: {models.card_summary(card)}")
+        return
+    names = [s.name for s in SECTIONS]
+    if stage not in names:
+        from xaikit.errors import XaikitError
+        raise XaikitError(f"unknown stage {stage!r}; expected one of {list(models.NAMES) + names}")
+    run_sections(ctx, force)
+
+
+def clean(build: str | Path = ROOT / "build") -> None:
+    shutil.rmtree(build, ignore_errors=True)
+
+
+def numbers_json(results: dict) -> dict:
+    return {name: res["numbers"] for name, res in results.items()}
+
+

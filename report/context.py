@@ -1,0 +1,156 @@
+"""Build context: the validated config, the dataset listing, cached decoded data and models.
+
+Everything cached is keyed by content hashes of what it was made from (data listing, the
+config keys it reads, the source of the code that made it); a cache whose key does not
+match is rebuilt, never trusted.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from xaikit import data as xdata
+from xaikit.config import Config
+from xaikit.errors import DataError
+
+from . import artifacts
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def lib(*names: str) -> list[Path]:
+    """Paths of xaikit modules (for stage keys)."""
+    return [ROOT / "xaikit" / f"{n}.py" for n in names]
+
+
+def log(msg: str) -> None:
+    print(f"[xaikit] {msg}", file=sys.stderr, flush=True)
+
+
+@dataclass(frozen=True)
+class Prepared:
+    """Decoded images of every split with labels and provenance (uint8, N x S x S)."""
+
+    images: np.ndarray
+    labels: np.ndarray
+    split: np.ndarray          # "train", "val" or "test" as used (val carved from train)
+    source_split: np.ndarray   # split folder on disk
+    names: np.ndarray          # relpath
+    width: np.ndarray
+    height: np.ndarray
+    failed: tuple[str, ...]
+
+    def idx(self, split: str) -> np.ndarray:
+        return np.flatnonzero(self.split == split)
+
+    def x(self, split: str) -> np.ndarray:
+        return self.images[self.idx(split)]
+
+    def y(self, split: str) -> np.ndarray:
+        return self.labels[self.idx(split)]
+
+
+DATA_SOURCES = lib("data", "config") + [Path(__file__)]
+
+
+def prepare(listing: xdata.Listing, cfg: Config) -> Prepared:
+    """Cap (optional), decode and split the listing as configured."""
+    recs = list(listing.records)
+    cap = cfg["data.max_per_class"]
+    if cap > 0:
+        rng = np.random.default_rng(cfg["data.seed"])
+        kept = []
+        for split in xdata.SPLITS:
+            for label in (0, 1):
+                group = [r for r in recs if r.split == split and r.label == label]
+                if len(group) > cap:
+                    pick = np.sort(rng.choice(len(group), cap, replace=False))
+                    group = [group[i] for i in pick]
+                kept.extend(group)
+        recs = kept
+    decoded = xdata.decode_listing(listing, cfg["data.image_size"], tuple(recs))
+    records = decoded.records
+    labels = np.array([r.label for r in records], int)
+    source = np.array([r.split for r in records])
+    split = source.copy()
+    train = np.flatnonzero(source == "train")
+    groups = [xdata.patient_id(records[i].name) for i in train]
+    val_mask = xdata.grouped_stratified_split(labels[train], groups, cfg["data.val_fraction"],
+                                              cfg["data.seed"])
+    split[train[val_mask]] = "val"
+    if not cfg["data.use_kaggle_val"]:
+        split[source == "val"] = "unused"
+    for name in ("train", "test"):
+        present = set(labels[split == name].tolist())
+        if present != {0, 1}:
+            raise DataError(f"{listing.root}: after decoding, the {name} split has classes "
+                            f"{sorted(present)}; expected both NORMAL and PNEUMONIA images")
+    return Prepared(decoded.images, labels, split, source,
+                    np.array([r.relpath for r in records]), decoded.width, decoded.height,
+                    decoded.failed)
+
+
+@dataclass
+class Context:
+    cfg: Config
+    listing: xdata.Listing
+    build: Path
+    timings: list = field(default_factory=list)   # (stage, "reused"/"computed", seconds)
+    _prepared: Prepared | None = None
+    _models: dict = field(default_factory=dict)
+
+    @property
+    def data_key(self) -> str:
+        return artifacts.digest(self.listing.digest(), self.cfg.digest(("data.",)),
+                                artifacts.source_digest(DATA_SOURCES))
+
+    def prepared(self) -> Prepared:
+        if self._prepared is not None:
+            return self._prepared
+        path = self.build / "cache" / f"data-{self.data_key}.npz"
+        t0 = time.perf_counter()
+        if path.exists():
+            try:
+                with np.load(path, allow_pickle=False) as z:
+                    self._prepared = Prepared(
+                        z["images"], z["labels"], z["split"], z["source_split"], z["names"],
+                        z["width"], z["height"], tuple(z["failed"].tolist()))
+                self.timings.append(("data", "reused", time.perf_counter() - t0))
+                return self._prepared
+            except (OSError, ValueError, KeyError):
+                log(f"cache {path.name} unreadable; decoding again")
+        log(f"decoding {len(self.listing.records)} images at {self.cfg['data.image_size']} px")
+        p = prepare(self.listing, self.cfg)
+        for old in (self.build / "cache").glob("data-*.npz"):
+            old.unlink()
+        artifacts.atomic_save_npz(path, images=p.images, labels=p.labels, split=p.split,
+                                  source_split=p.source_split, names=p.names, width=p.width,
+                                  height=p.height, failed=np.array(p.failed, dtype=str))
+        skipped = list(self.listing.empty) + list(p.failed)
+        artifacts.atomic_write_text(self.build / "skipped.txt",
+                                    "".join(f"{s}\n" for s in skipped))
+        if skipped:
+            log(f"warning: skipped {len(skipped)} unreadable or empty image files under "
+                f"{self.listing.root} (list in {self.build / 'skipped.txt'})")
+        self._prepared = p
+        self.timings.append(("data", "computed", time.perf_counter() - t0))
+        return p
+
+    def model(self, name: str):
+        """(keras model, model card) for ``main``, ``random`` or ``control``; trained if stale."""
+        if name not in self._models:
+            from . import models
+            self._models[name] = models.get(self, name)
+        return self._models[name]
+
+    def save_arrays(self, name: str, **arrays) -> None:
+        artifacts.atomic_save_npz(self.build / "attributions" / f"{name}.npz", **arrays)
+
+    def load_arrays(self, name: str) -> dict:
+        with np.load(self.build / "attributions" / f"{name}.npz", allow_pickle=False) as z:
+            return {k: z[k] for k in z.files}

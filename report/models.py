@@ -1,0 +1,172 @@
+"""The three models of the study, trained once and cached with a JSON model card.
+
+- ``main``: the classifier of Q2 (true labels, augmentation, checkpoint on validation loss).
+- ``random``: same architecture on permuted training labels until it memorises them (Q5).
+- ``control``: same architecture, same subset and recipe as ``random`` but true labels and
+  another seed, for as many epochs as ``random`` ran (Q5's "same concept" reference).
+
+A model is reused only if its card's key (data listing, config keys, training code) matches
+and the file loads in Keras safe mode; otherwise it is trained again.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+import keras
+import numpy as np
+
+from xaikit import metrics as xmetrics
+from xaikit.data import stratified_subset
+from xaikit.model import build_cnn
+from xaikit.pipeline import AugmentParams
+from xaikit.train import TrainSettings, predict_probs, train_classifier
+
+from . import artifacts
+from .context import DATA_SOURCES, Context, lib, log
+
+SOURCES = DATA_SOURCES + lib("model", "train", "pipeline", "metrics") + [Path(__file__)]
+CONFIG = {"main": ("data.", "train.", "augment."),
+          "random": ("data.", "train.batch_size", "random_labels."),
+          "control": ("data.", "train.batch_size", "random_labels.")}
+NAMES = tuple(CONFIG)
+
+
+def key(ctx: Context, name: str) -> str:
+    if name not in CONFIG:
+        raise ValueError(f"model name expects one of {NAMES}, got {name!r}")
+    upstream = key(ctx, "random") if name == "control" else ""
+    return artifacts.digest(name, ctx.listing.digest(), ctx.cfg.digest(CONFIG[name]),
+                            artifacts.source_digest(SOURCES), upstream)
+
+
+def paths(ctx: Context, name: str) -> tuple[Path, Path]:
+    return ctx.build / "models" / f"{name}.keras", ctx.build / "models" / f"{name}.json"
+
+
+def load_cached(ctx: Context, name: str):
+    """(model, card) when the cached model is fresh and loads safely, else None."""
+    model_path, card_path = paths(ctx, name)
+    card = artifacts.read_json(card_path)
+    if not card or card.get("key") != key(ctx, name) or not model_path.exists():
+        return None
+    try:
+        model = keras.saving.load_model(model_path, safe_mode=True, compile=False)
+    except Exception as exc:  # a truncated or foreign file: never trusted, retrained
+        log(f"model {model_path} could not be loaded ({type(exc).__name__}); training again")
+        return None
+    return model, card
+
+
+def _save(ctx: Context, name: str, model: keras.Model, card: dict) -> None:
+    model_path, card_path = paths(ctx, name)
+    model_path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = model_path.with_name(f".{model_path.name}.tmp.keras")
+    model.save(tmp)
+    tmp.replace(model_path)
+    artifacts.atomic_write_json(card_path, card)
+
+
+def get(ctx: Context, name: str):
+    cached = load_cached(ctx, name)
+    if cached is not None:
+        log(f"model {name}: reused {paths(ctx, name)[0]} (key {cached[1]['key']})")
+        ctx.timings.append((f"model {name}", "reused", 0.0))
+        return cached
+    t0 = time.perf_counter()
+    model, card = {"main": _train_main, "random": _train_random,
+                   "control": _train_control}[name](ctx)
+    card.update(key=key(ctx, name), name=name, params=int(model.count_params()),
+                config={k: v for k, v in ctx.cfg.as_dict().items()
+                        if any(k.startswith(p) for p in CONFIG[name])})
+    _save(ctx, name, model, card)
+    ctx.timings.append((f"model {name}", "computed", time.perf_counter() - t0))
+    log(f"model {name}: trained in {card['seconds']:.0f} s, {card['epochs_run']} epochs "
+        f"({card['stopped']}); saved {paths(ctx, name)[0]}")
+    return model, card
+
+
+def _evaluate(model, ctx: Context, threshold: float) -> dict:
+    p = ctx.prepared()
+    probs = predict_probs(model, p.x("test"))
+    return {"at_0.5": xmetrics.binary_metrics(p.y("test"), probs, 0.5).as_dict(),
+            "at_val_threshold": xmetrics.binary_metrics(p.y("test"), probs, threshold).as_dict()}
+
+
+def _train_main(ctx: Context):
+    cfg, p = ctx.cfg, ctx.prepared()
+    t = cfg.section("train")
+    settings = TrainSettings(
+        epochs=t["epochs"], batch_size=t["batch_size"], learning_rate=t["learning_rate"],
+        final_learning_rate=t["final_learning_rate"], warmup_epochs=t["warmup_epochs"],
+        label_smoothing=t["label_smoothing"], class_weights=t["class_weights"],
+        schedule="cosine", select="val_loss", seed=t["seed"],
+        augment=AugmentParams(**cfg.section("augment")) if t["augment"] else None)
+    model = build_cnn(cfg["data.image_size"], 1, dropout=t["dropout"], seed=t["seed"])
+    log(f"training model main on {len(p.idx('train'))} images, validating on {len(p.idx('val'))}")
+    res = train_classifier(model, p.x("train"), p.y("train"), p.x("val"), p.y("val"), settings)
+    p_val = predict_probs(model, p.x("val"))
+    threshold = xmetrics.youden_threshold(p.y("val"), p_val)
+    card = {"history": res.history, "epochs_run": res.epochs_run, "best_epoch": res.best_epoch,
+            "seconds": res.seconds, "stopped": res.stopped, "val_threshold": threshold,
+            "val": xmetrics.binary_metrics(p.y("val"), p_val, threshold).as_dict(),
+            "val_at_0.5": xmetrics.binary_metrics(p.y("val"), p_val, 0.5).as_dict(),
+            "n_train": int(len(p.idx("train"))), "n_val": int(len(p.idx("val"))),
+            "n_test": int(len(p.idx("test"))), "data_digest": ctx.listing.digest()}
+    card["test"] = _evaluate(model, ctx, threshold)
+    return model, card
+
+
+def random_subset(ctx: Context) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(indices into Prepared, true labels, permuted labels) of the random-label subset."""
+    p, r = ctx.prepared(), ctx.cfg.section("random_labels")
+    train = p.idx("train")
+    sub = train[stratified_subset(p.labels[train], r["subset_size"], r["permutation_seed"])]
+    y = p.labels[sub]
+    permuted = np.random.default_rng(r["permutation_seed"]).permutation(y)
+    return sub, y, permuted
+
+
+def _memorise(ctx: Context, labels: np.ndarray, seed: int, epochs: int, stop: float | None):
+    cfg, p = ctx.cfg, ctx.prepared()
+    r = cfg.section("random_labels")
+    sub, _, _ = random_subset(ctx)
+    settings = TrainSettings(
+        epochs=epochs, batch_size=cfg["train.batch_size"], learning_rate=r["learning_rate"],
+        label_smoothing=0.0, class_weights="none", schedule="constant", select="last",
+        stop_at_train_accuracy=stop, seed=seed, augment=None)
+    model = build_cnn(cfg["data.image_size"], 1, dropout=0.0, seed=seed)
+    res = train_classifier(model, p.images[sub], labels, None, None, settings)
+    train_acc = float(np.mean((predict_probs(model, p.images[sub]) >= 0.5) == (labels == 1)))
+    card = {"history": res.history, "epochs_run": res.epochs_run, "seconds": res.seconds,
+            "stopped": res.stopped, "train_accuracy": train_acc, "n_train": int(len(sub))}
+    card["test"] = _evaluate(model, ctx, 0.5)
+    return model, card
+
+
+def _train_random(ctx: Context):
+    r = ctx.cfg.section("random_labels")
+    sub, y, permuted = random_subset(ctx)
+    log(f"training model random on {len(sub)} images with permuted labels "
+        f"(until train accuracy >= {r['target_accuracy']}, at most {r['max_epochs']} epochs)")
+    model, card = _memorise(ctx, permuted, r["train_seed"], r["max_epochs"], r["target_accuracy"])
+    card["changed_labels"] = float(np.mean(permuted != y))
+    card["target_accuracy"] = r["target_accuracy"]
+    card["reached_target"] = card["train_accuracy"] >= r["target_accuracy"]
+    return model, card
+
+
+def _train_control(ctx: Context):
+    r = ctx.cfg.section("random_labels")
+    _, random_card = ctx.model("random")
+    sub, y, _ = random_subset(ctx)
+    epochs = int(random_card["epochs_run"])
+    log(f"training model control on the same {len(sub)} images, true labels, {epochs} epochs")
+    model, card = _memorise(ctx, y, r["control_seed"], epochs, None)
+    return model, card
+
+
+def card_summary(card: dict) -> str:
+    return json.dumps({k: card[k] for k in ("epochs_run", "seconds", "stopped") if k in card})

@@ -1,0 +1,161 @@
+"""Q1: the data. Label distribution, examples, visible differences, bias, preprocessing."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from xaikit import eda, plots
+from xaikit.data import CLASSES
+
+from .context import Context, lib
+from .section import Result, Section, Sub
+
+
+def run(ctx: Context) -> Result:
+    cfg, p, listing = ctx.cfg, ctx.prepared(), ctx.listing
+    res = Result()
+    n = res.numbers
+    splits = [s for s in ("train", "val", "test") if len(p.idx(s))]
+    counts = {s: {c: int(np.sum((p.split == s) & (p.labels == k))) for k, c in enumerate(CLASSES)}
+              for s in splits}
+    on_disk = {s: {c: int(sum(1 for r in listing.records if r.split == s and r.label == k))
+                   for k, c in enumerate(CLASSES)}
+               for s in ("train", "val", "test") if any(r.split == s for r in listing.records)}
+    n["counts"] = counts
+    n["on_disk"] = on_disk
+    n["total"] = int(len(p.labels))
+    n["pct"] = {s: {c: counts[s][c] / max(1, sum(counts[s].values())) for c in CLASSES} for s in splits}
+    n["imbalance_ratio"] = counts["train"]["PNEUMONIA"] / max(1, counts["train"]["NORMAL"])
+    n["kaggle_val_present"] = "val" in on_disk
+    n["ignored_files"] = len(listing.ignored)
+    n["skipped_files"] = len(listing.empty) + len(p.failed)
+    n["val_fraction"] = cfg["data.val_fraction"]
+    rows = [{"split": s, **counts[s], "total": sum(counts[s].values()),
+             "% PNEUMONIA": 100 * n["pct"][s]["PNEUMONIA"]} for s in splits]
+    res.table("q1_counts", pd.DataFrame(rows),
+              "Images per split and class as used (validation carved out of train/ by patient).")
+    res.figure("q1_counts", plots.bar_counts(counts), "Images per split and class.")
+
+    rng = np.random.default_rng(cfg["data.seed"])
+    per = 8
+    grid = []
+    for k, cls in enumerate(CLASSES):
+        idx = rng.choice(np.flatnonzero((p.split == "train") & (p.labels == k)), per, replace=False)
+        grid.append([plots.Panel(p.images[i] / 255.0, "gray", Path(str(p.names[i])).name[:22])
+                     for i in idx])
+    res.figure("q1_examples", plots.panel_grid(grid, row_titles=CLASSES, cell=1.3),
+               f"Random training images (seed {cfg['data.seed']}), top row NORMAL, bottom row "
+               "PNEUMONIA, with file names.")
+
+    train = p.idx("train")
+    x = p.images[train].astype(np.float64) / 255.0
+    y = p.labels[train]
+    means = [x[y == k].mean(0) for k in (0, 1)]
+    diff = means[1] - means[0]
+    res.figure("q1_means", plots.panel_grid([[
+        plots.Panel(means[0], "gray", "mean NORMAL"), plots.Panel(means[1], "gray", "mean PNEUMONIA"),
+        plots.Panel(diff, "signed", "PNEUMONIA - NORMAL")]], cell=2.3),
+        "Per-class mean training image and their difference (red: brighter in PNEUMONIA).")
+    intensity = {c: x[y == k].mean(axis=(1, 2)) for k, c in enumerate(CLASSES)}
+    res.figure("q1_hist", plots.histograms({c: x[y == k][:, ::4, ::4] for k, c in enumerate(CLASSES)},
+                                           xlabel="pixel intensity (0-1)"),
+               "Pixel intensity histograms per class (training images).")
+    sharp = eda.sharpness(p.images[train])
+    test = p.idx("test")
+    sharp_test = eda.sharpness(p.images[test])
+    h, w = diff.shape
+    center = np.abs(diff[h // 4:3 * h // 4, w // 4:3 * w // 4]).mean()
+    n["visible"] = {
+        "mean_intensity": {c: float(v.mean()) for c, v in intensity.items()},
+        "std_intensity": {c: float(v.std()) for c, v in intensity.items()},
+        "diff_center": float(center), "diff_all": float(np.abs(diff).mean()),
+        "diff_max": float(diff.max()), "diff_min": float(diff.min()),
+        "sharpness_train": {c: float(np.median(sharp[y == k])) for k, c in enumerate(CLASSES)},
+        "sharpness_test": {c: float(np.median(sharp_test[p.labels[test] == k]))
+                           for k, c in enumerate(CLASSES)},
+    }
+    res.figure("q1_sharp", plots.histograms(
+        {f"{s} {c}": np.log10(1 + v[lab == k]) for s, v, lab in
+         (("train", sharp, y), ("test", sharp_test, p.labels[test])) for k, c in enumerate(CLASSES)},
+        xlabel="log10(1 + variance of the Laplacian)", bins=40),
+        "Image sharpness (variance of the Laplacian) per split and class.")
+
+    dup = eda.duplicates(listing.records)
+    split_of = {str(name): str(s) for name, s in zip(p.names, p.split)}
+    pat = eda.patients(listing.records, split_of)
+    wd, ht = p.width.astype(float), p.height.astype(float)
+    aspect = wd / np.maximum(ht, 1)
+    sizes = {c: {"median_width": float(np.median(wd[p.labels == k])),
+                 "median_height": float(np.median(ht[p.labels == k])),
+                 "median_aspect": float(np.median(aspect[p.labels == k])),
+                 "iqr_aspect": float(np.subtract(*np.percentile(aspect[p.labels == k], [75, 25]))),
+                 "distinct_sizes": int(len(set(zip(wd[p.labels == k], ht[p.labels == k])))),
+                 "rgb_share": float(np.mean([m != "L" for m, lab in zip(_modes(ctx, p), p.labels) if lab == k]))}
+             for k, c in enumerate(CLASSES)}
+    n["bias"] = {
+        "duplicate_groups_within": dup.groups_within, "duplicate_files_within": dup.files_within,
+        "duplicate_groups_across": dup.groups_across, "duplicate_groups_cross_class": dup.groups_cross_class,
+        "duplicate_examples": [list(g) for g in dup.examples[:3]],
+        "patients": pat.per_split, "images_per_patient": pat.images_per_patient,
+        "max_images_per_patient": pat.max_images, "patient_overlap": pat.overlap,
+        "sizes": sizes,
+        "sharpness_ratio": n["visible"]["sharpness_train"]["NORMAL"] /
+        max(1e-9, n["visible"]["sharpness_train"]["PNEUMONIA"]),
+    }
+    bias_rows = [
+        {"measure": "images (train)", "NORMAL": counts["train"]["NORMAL"], "PNEUMONIA": counts["train"]["PNEUMONIA"]},
+        {"measure": "images per patient id (train)", **{c: pat.images_per_patient.get(c, 0.0) for c in CLASSES}},
+        {"measure": "median original width (px)", **{c: sizes[c]["median_width"] for c in CLASSES}},
+        {"measure": "median original height (px)", **{c: sizes[c]["median_height"] for c in CLASSES}},
+        {"measure": "median aspect ratio (w/h)", **{c: sizes[c]["median_aspect"] for c in CLASSES}},
+        {"measure": "share of non-grayscale files", **{c: sizes[c]["rgb_share"] for c in CLASSES}},
+        {"measure": "mean intensity (train)", **n["visible"]["mean_intensity"]},
+        {"measure": "median sharpness (train)", **n["visible"]["sharpness_train"]},
+        {"measure": "median sharpness (test)", **n["visible"]["sharpness_test"]},
+    ]
+    res.table("q1_bias", pd.DataFrame(bias_rows).astype({"NORMAL": object, "PNEUMONIA": object}),
+              "Per-class measures behind the bias discussion.")
+    res.figure("q1_sizes", plots.scatter_groups(
+        {c: (wd[p.labels == k], ht[p.labels == k]) for k, c in enumerate(CLASSES)},
+        xlabel="original width (px)", ylabel="original height (px)"),
+        "Original image sizes per class (all splits).")
+
+    n["preprocessing"] = {
+        "image_size": cfg["data.image_size"], "val_fraction": cfg["data.val_fraction"],
+        "seed": cfg["data.seed"], "use_kaggle_val": cfg["data.use_kaggle_val"],
+        "max_per_class": cfg["data.max_per_class"], "augment": cfg["train.augment"],
+        **{f"aug_{k}": v for k, v in cfg.section("augment").items()},
+        "class_weights": cfg["train.class_weights"], "batch_size": cfg["train.batch_size"],
+    }
+    return res
+
+
+def _modes(ctx: Context, p) -> list[str]:
+    # decode modes are not cached; the original mode is recoverable from the file header cheaply
+    from PIL import Image
+    root = Path(ctx.listing.root)
+    out = []
+    for name in p.names:
+        try:
+            with Image.open(root / str(name)) as im:
+                out.append(im.mode)
+        except OSError:
+            out.append("?")
+    return out
+
+
+SECTION = Section(
+    name="q1", title="Q1 The data", run=run,
+    sources=tuple(lib("eda", "plots", "data") + [Path(__file__)]),
+    config=("data.", "train.augment", "train.class_weights", "train.batch_size", "augment."),
+    subs=(
+        Sub("Q1.1", "Label distribution and example images", "q1_1.md",
+            figures=("q1_counts", "q1_examples"), tables=("q1_counts",)),
+        Sub("Q1.2", "Visible differences between the classes", "q1_2.md",
+            figures=("q1_means", "q1_hist", "q1_sharp")),
+        Sub("Q1.3", "Sources of bias", "q1_3.md", figures=("q1_sizes",), tables=("q1_bias",)),
+        Sub("Q1.4", "Preprocessing", "q1_4.md"),
+    ))

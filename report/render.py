@@ -1,0 +1,117 @@
+"""Render the report: answer templates (Jinja, then Markdown) into one HTML page, then PDF.
+
+Answer templates are rendered in a Jinja sandbox with StrictUndefined: an unknown variable
+is an error naming the template and the variable. WeasyPrint only reads files under build/.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+from pathlib import Path
+
+import jinja2
+import markdown
+from jinja2.sandbox import SandboxedEnvironment
+
+from xaikit.errors import XaikitError
+
+from . import artifacts
+from .context import ROOT, Context
+from .registry import SECTIONS
+
+TEMPLATES = ROOT / "templates"
+
+
+class TemplateError(XaikitError):
+    """An answer template could not be rendered."""
+
+
+def _fmt(value, digits: int = 3) -> str:
+    return f"{value:.{digits}f}"
+
+
+def _pct(value, digits: int = 1) -> str:
+    return f"{100 * value:.{digits}f}%"
+
+
+def answer_env() -> SandboxedEnvironment:
+    env = SandboxedEnvironment(loader=jinja2.FileSystemLoader(TEMPLATES / "answers"),
+                               undefined=jinja2.StrictUndefined, autoescape=False)
+    env.filters.update(fmt=_fmt, pct=_pct)
+    return env
+
+
+def render_answer(env: SandboxedEnvironment, name: str, variables: dict) -> str:
+    try:
+        text = env.get_template(name).render(**variables)
+    except jinja2.TemplateNotFound:
+        raise TemplateError(f"answer template {TEMPLATES / 'answers' / name} is missing") from None
+    except jinja2.UndefinedError as exc:
+        raise TemplateError(f"answer template {name}: undefined variable ({exc.message})") from None
+    except jinja2.TemplateSyntaxError as exc:
+        raise TemplateError(f"answer template {name} line {exc.lineno}: {exc.message}") from None
+    return markdown.markdown(text, extensions=["tables", "sane_lists"])
+
+
+def build_only_fetcher(build: Path):
+    """A WeasyPrint URL fetcher that serves files under ``build`` and refuses anything else."""
+    from urllib.parse import unquote, urlparse
+
+    from weasyprint.urls import URLFetcher
+
+    root = build.resolve()
+
+    class BuildOnlyFetcher(URLFetcher):
+        refused: list = []
+
+        def fetch(self, url, headers=None):
+            parsed = urlparse(url)
+            if parsed.scheme == "file":
+                path = Path(unquote(parsed.path)).resolve()
+                if root in path.parents:
+                    return super().fetch(url, headers)
+            self.refused.append(url)
+            raise ValueError(f"refused to fetch {url!r}: only files under {root} are allowed")
+
+    return BuildOnlyFetcher(allowed_protocols=("file",))
+
+
+def render(ctx: Context, results: dict, *, pdf: bool = True) -> Path:
+    numbers = {name: res["numbers"] for name, res in results.items()}
+    artifacts.atomic_write_json(ctx.build / "numbers.json", numbers)
+    fig_no, tab_no = {}, {}
+    for section in SECTIONS:
+        for sub in section.subs:
+            for f in sub.figures:
+                fig_no.setdefault(f, len(fig_no) + 1)
+            for t in sub.tables:
+                tab_no.setdefault(t, len(tab_no) + 1)
+    variables = dict(numbers, fig=fig_no, tab=tab_no, config=ctx.cfg.as_dict(),
+                     profile=ctx.cfg.profile)
+    env = answer_env()
+    sections = []
+    for section in SECTIONS:
+        res = results[section.name]
+        subs = []
+        for sub in section.subs:
+            subs.append({
+                "number": sub.number, "title": sub.title,
+                "answer": render_answer(env, sub.answer, variables),
+                "figures": [dict(res["figures"][f], number=fig_no[f]) for f in sub.figures],
+                "tables": [dict(res["tables"][t], number=tab_no[t]) for t in sub.tables]})
+        sections.append({"name": section.name, "title": section.title, "subs": subs})
+    page_env = jinja2.Environment(loader=jinja2.FileSystemLoader(TEMPLATES),
+                                  autoescape=True, undefined=jinja2.StrictUndefined)
+    html = page_env.get_template("report.html.j2").render(
+        sections=sections, css=(TEMPLATES / "report.css").read_text("utf-8"),
+        profile=ctx.cfg.profile, dataset=ctx.listing.root,
+        created=_dt.datetime.now().strftime("%Y-%m-%d %H:%M"),
+        n_images=len(ctx.listing.records))
+    html_path = ctx.build / "report.html"
+    artifacts.atomic_write_text(html_path, html)
+    if pdf:
+        import weasyprint
+        doc = weasyprint.HTML(string=html, base_url=str(ctx.build.resolve()) + "/",
+                              url_fetcher=build_only_fetcher(ctx.build))
+        artifacts.atomic_write_bytes(ctx.build / "report.pdf", doc.write_pdf())
+    return html_path

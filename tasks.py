@@ -1,0 +1,71 @@
+"""invoke tasks: thin wrappers that parse options and call one function in report/."""
+
+import os
+import sys
+
+from invoke import task
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+HELP = {
+    "data": "dataset folder in the Kaggle layout (default: $XAIKIT_DATA, else data/chest_xray)",
+    "config": "TOML config file (default: xaikit.toml)",
+    "set_": "override a config value, e.g. --set train.epochs=10 (repeatable)",
+    "quick": "quick profile: fewer images and epochs, marked on the report's title page",
+    "force": "recompute a stage even if fresh: main, random, control, q1..q5 or all (repeatable)",
+    "no_pdf": "write only the HTML",
+}
+
+
+def _help(*names, **extra):
+    return dict({n: HELP[n] for n in names}, **extra)
+
+
+COMMON = ("data", "config", "set_", "quick", "force")
+
+
+def _call(fn, *args, **kwargs):
+    from report.cli import friendly
+    return friendly(fn)(*args, **kwargs)
+
+
+@task(default=True, help=_help(*COMMON, "no_pdf"), iterable=["set_", "force"])
+def build_report(c, data=None, config=None, set_=None, quick=False, force=None, no_pdf=False):
+    """Build build/report.html and build/report.pdf, recomputing only what is stale."""
+    from report.build import build_report as run
+    _call(run, data=data, config=config, overrides=tuple(set_ or ()),
+          profile="quick" if quick else None, force=tuple(force or ()), pdf=not no_pdf)
+
+
+@task(help=_help(*COMMON), iterable=["set_", "force"])
+def eda(c, data=None, config=None, set_=None, quick=False, force=None):
+    """Compute the Q1 data analysis (cached under build/sections/q1)."""
+    from report.build import run_stage
+    _call(run_stage, "q1", data=data, config=config, overrides=tuple(set_ or ()),
+          profile="quick" if quick else None, force=tuple(force or ()))
+
+
+@task(help=_help(*COMMON, model="main, random or control (default main)"), iterable=["set_", "force"])
+def train(c, model="main", data=None, config=None, set_=None, quick=False, force=None):
+    """Train a model if its cached copy is missing or stale (--force MODEL to retrain)."""
+    from report.build import run_stage
+    _call(run_stage, model, data=data, config=config, overrides=tuple(set_ or ()),
+          profile="quick" if quick else None, force=tuple(force or ()))
+
+
+@task(help={"k": "only tests matching this expression", "fast": "skip the end-to-end build"})
+def test(c, k=None, fast=False):
+    """Run the test suite (pytest)."""
+    args = [sys.executable, "-m", "pytest", "-q"]
+    if k:
+        args += ["-k", k]
+    if fast:
+        args += ["-m", "not e2e"]
+    c.run(" ".join(args), pty=False)
+
+
+@task
+def clean(c):
+    """Remove build/ (generated files only)."""
+    from report.build import clean as run
+    run()

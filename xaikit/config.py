@@ -1,0 +1,151 @@
+"""Configuration: one TOML file with typed keys, command-line overrides and profiles.
+
+The schema below is the single list of valid keys; an unknown key or a wrong type raises
+:class:`ConfigError` naming the key, the expected type and the value found.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import tomllib
+from dataclasses import dataclass
+from types import MappingProxyType
+from typing import Any, Iterable, Mapping
+
+from .errors import ConfigError
+
+SCHEMA: Mapping[str, type] = MappingProxyType({
+    "data.image_size": int,
+    "data.val_fraction": float,
+    "data.seed": int,
+    "data.use_kaggle_val": bool,
+    "data.max_per_class": int,
+    "train.batch_size": int,
+    "train.epochs": int,
+    "train.learning_rate": float,
+    "train.final_learning_rate": float,
+    "train.warmup_epochs": int,
+    "train.dropout": float,
+    "train.label_smoothing": float,
+    "train.class_weights": str,
+    "train.seed": int,
+    "train.augment": bool,
+    "augment.rotation_deg": float,
+    "augment.zoom": float,
+    "augment.shift": float,
+    "augment.gamma": float,
+    "augment.blur_mix": float,
+    "random_labels.subset_size": int,
+    "random_labels.target_accuracy": float,
+    "random_labels.max_epochs": int,
+    "random_labels.permutation_seed": int,
+    "random_labels.train_seed": int,
+    "random_labels.control_seed": int,
+    "random_labels.learning_rate": float,
+    "attribution.samples_per_class": int,
+    "attribution.eval_per_class": int,
+    "attribution.ig_steps": int,
+    "attribution.ig_batch_size": int,
+    "attribution.noise_draws": int,
+    "attribution.blur_sigma": float,
+    "attribution.seed": int,
+    "attribution.gradcam_layer": str,
+    "attribution.gradcam_early_layer": str,
+    "attribution.faithfulness_steps": int,
+})
+
+_CHOICES = {"train.class_weights": ("balanced", "none")}
+
+
+@dataclass(frozen=True)
+class Config:
+    """Validated, flat configuration (``"section.key" -> value``)."""
+
+    values: Mapping[str, Any]
+    profile: str = "full"
+
+    def __getitem__(self, key: str) -> Any:
+        if key not in self.values:
+            raise ConfigError(f"unknown config key {key!r}; expected one of {sorted(self.values)}")
+        return self.values[key]
+
+    def section(self, name: str) -> dict[str, Any]:
+        prefix = name + "."
+        return {k[len(prefix):]: v for k, v in self.values.items() if k.startswith(prefix)}
+
+    def digest(self, prefixes: Iterable[str] = ("",)) -> str:
+        """Content hash of the keys that start with any of ``prefixes``."""
+        chosen = {k: v for k, v in sorted(self.values.items())
+                  if any(k.startswith(p) for p in prefixes)}
+        return hashlib.sha256(json.dumps(chosen, sort_keys=True).encode()).hexdigest()[:16]
+
+    def as_dict(self) -> dict[str, Any]:
+        return dict(self.values)
+
+
+def _coerce(key: str, value: Any) -> Any:
+    if key not in SCHEMA:
+        raise ConfigError(f"unknown config key {key!r}; valid keys: {', '.join(SCHEMA)}")
+    expected = SCHEMA[key]
+    if expected is float and isinstance(value, int) and not isinstance(value, bool):
+        value = float(value)
+    if type(value) is not expected:
+        raise ConfigError(f"config key {key!r} expects {expected.__name__}, got "
+                          f"{type(value).__name__} {value!r}")
+    if key in _CHOICES and value not in _CHOICES[key]:
+        raise ConfigError(f"config key {key!r} expects one of {_CHOICES[key]}, got {value!r}")
+    return value
+
+
+def _flatten(doc: Mapping[str, Any], source: str) -> tuple[dict[str, Any], dict[str, dict]]:
+    flat: dict[str, Any] = {}
+    profiles: dict[str, dict] = {}
+    for section, table in doc.items():
+        if section == "profile":
+            profiles = {name: dict(p) for name, p in table.items()}
+            continue
+        if not isinstance(table, dict):
+            raise ConfigError(f"{source}: expected a [section] table at {section!r}, got {table!r}")
+        for key, value in table.items():
+            flat[f"{section}.{key}"] = value
+    return flat, profiles
+
+
+def parse_override(text: str) -> tuple[str, Any]:
+    """Parse ``section.key=value`` where value is a TOML literal (bare words are strings)."""
+    if "=" not in text:
+        raise ConfigError(f"override {text!r}: expected section.key=value")
+    key, raw = (s.strip() for s in text.split("=", 1))
+    try:
+        value = tomllib.loads(f"v = {raw}")["v"]
+    except tomllib.TOMLDecodeError:
+        value = raw
+    return key, value
+
+
+def load_config(text: str, *, source: str = "xaikit.toml", overrides: Iterable[str] = (),
+                profile: str | None = None) -> Config:
+    """Parse TOML ``text``, apply a profile and ``key=value`` overrides, validate every key."""
+    try:
+        doc = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{source}: not valid TOML ({exc})") from None
+    flat, profiles = _flatten(doc, source)
+    missing = sorted(set(SCHEMA) - set(flat))
+    if missing:
+        raise ConfigError(f"{source}: missing keys {missing}")
+    values = {k: _coerce(k, v) for k, v in flat.items()}
+    if profile and profile != "full":
+        if profile not in profiles:
+            raise ConfigError(f"{source}: unknown profile {profile!r}; expected one of "
+                              f"{sorted(profiles) + ['full']}")
+        values.update({k: _coerce(k, v) for k, v in profiles[profile].items()})
+    for item in overrides:
+        key, value = parse_override(item)
+        values[key] = _coerce(key, value)
+    if not 0.0 < values["data.val_fraction"] < 0.5:
+        raise ConfigError(f"data.val_fraction expects a value in (0, 0.5), got {values['data.val_fraction']}")
+    if values["data.image_size"] < 32:
+        raise ConfigError(f"data.image_size expects >= 32, got {values['data.image_size']}")
+    return Config(MappingProxyType(values), profile or "full")

@@ -1,0 +1,246 @@
+"""Dataset discovery and decoding for the Kaggle "Chest X-Ray Images (Pneumonia)" layout.
+
+This module is the project's only reader of image files: discovery lists and hashes them,
+decoding turns them into uint8 grayscale arrays of one configured size. Everything after
+this works on arrays.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import os
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, UnidentifiedImageError
+
+from .errors import DataError
+
+CLASSES = ("NORMAL", "PNEUMONIA")          # label 0, label 1
+SPLITS = ("train", "val", "test")
+REQUIRED_SPLITS = ("train", "test")
+IMAGE_SUFFIXES = (".jpeg", ".jpg", ".png")
+LAYOUT = ("<root>/train/{NORMAL,PNEUMONIA}/*.jpeg and <root>/test/{NORMAL,PNEUMONIA}/*.jpeg "
+          "(val/ optional)")
+
+
+@dataclass(frozen=True)
+class ImageRecord:
+    relpath: str      # relative to the dataset root, with forward slashes
+    split: str        # train, val or test (as found on disk)
+    label: int        # 0 = NORMAL, 1 = PNEUMONIA
+    nbytes: int
+    sha1: str
+
+    @property
+    def name(self) -> str:
+        return self.relpath.rsplit("/", 1)[-1]
+
+
+@dataclass(frozen=True)
+class Listing:
+    root: str
+    records: tuple[ImageRecord, ...]
+    ignored: tuple[str, ...] = ()     # non-image and hidden files
+    empty: tuple[str, ...] = ()       # 0-byte image files (skipped)
+
+    def digest(self) -> str:
+        """Content hash of the listing: paths, labels and file hashes (not mtimes)."""
+        h = hashlib.sha256()
+        for r in self.records:
+            h.update(f"{r.relpath}\t{r.label}\t{r.sha1}\n".encode())
+        return h.hexdigest()[:16]
+
+    def split(self, name: str) -> tuple[ImageRecord, ...]:
+        return tuple(r for r in self.records if r.split == name)
+
+
+def _find_dir(parent: Path, name: str) -> Path | None:
+    """Child directory of ``parent`` whose name matches ``name`` case-insensitively."""
+    matches = [p for p in parent.iterdir() if p.is_dir() and p.name.lower() == name.lower()]
+    return matches[0] if matches else None
+
+
+def resolve_root(root: str | os.PathLike) -> Path:
+    """Return the folder holding train/ and test/, descending into one nested chest_xray/."""
+    path = Path(root).expanduser()
+    if not path.exists():
+        raise DataError(f"data folder {path} does not exist; expected {LAYOUT} "
+                        "(pass --data or set XAIKIT_DATA)")
+    if not path.is_dir():
+        raise DataError(f"data path {path} is a file; expected a folder with {LAYOUT}")
+    if _find_dir(path, "train") is None:
+        nested = _find_dir(path, "chest_xray")
+        if nested is not None and _find_dir(nested, "train") is not None:
+            return nested
+    return path
+
+
+def discover(root: str | os.PathLike) -> Listing:
+    """List and hash every image under ``root``; raise :class:`DataError` on a bad layout."""
+    base = resolve_root(root)
+    records: list[ImageRecord] = []
+    ignored: list[str] = []
+    empty: list[str] = []
+    for split in SPLITS:
+        split_dir = _find_dir(base, split)
+        if split_dir is None:
+            if split in REQUIRED_SPLITS:
+                raise DataError(f"{base / split} is missing; expected {LAYOUT}")
+            continue
+        for label, cls in enumerate(CLASSES):
+            cls_dir = _find_dir(split_dir, cls)
+            if cls_dir is None:
+                if split in REQUIRED_SPLITS:
+                    raise DataError(f"{split_dir / cls} is missing; expected class folders "
+                                    f"{'/'.join(CLASSES)} in {split_dir}")
+                continue
+            count = 0
+            for path in sorted(cls_dir.rglob("*")):
+                if path.is_dir():
+                    continue
+                rel = path.relative_to(base).as_posix()
+                if path.name.startswith(".") or path.suffix.lower() not in IMAGE_SUFFIXES:
+                    ignored.append(rel)
+                    continue
+                try:
+                    data = path.read_bytes()
+                except OSError as exc:
+                    ignored.append(f"{rel} (unreadable: {exc.strerror})")
+                    continue
+                if not data:
+                    empty.append(rel)
+                    continue
+                records.append(ImageRecord(rel, split, label, len(data),
+                                           hashlib.sha1(data).hexdigest()))
+                count += 1
+            if count == 0 and split in REQUIRED_SPLITS:
+                raise DataError(f"{cls_dir} holds no images; expected "
+                                f"{'/'.join(IMAGE_SUFFIXES)} files")
+    return Listing(str(base), tuple(records), tuple(ignored), tuple(empty))
+
+
+@dataclass(frozen=True)
+class Decoded:
+    """Decoded images (uint8, N x size x size) with per-image facts about the originals."""
+
+    records: tuple[ImageRecord, ...]
+    images: np.ndarray
+    width: np.ndarray      # original width in pixels
+    height: np.ndarray     # original height in pixels
+    mode: tuple[str, ...]  # original PIL mode (L, RGB, ...)
+    failed: tuple[str, ...] = field(default=())   # "relpath: reason" for skipped files
+
+
+def _to_gray(im: Image.Image) -> Image.Image:
+    if im.mode in ("I;16", "I;16B", "I;16L", "I", "F"):
+        arr = np.asarray(im, dtype=np.float64)
+        top = 65535.0 if arr.max() > 255 else 255.0
+        return Image.fromarray(np.clip(arr / top * 255.0, 0, 255).astype(np.uint8), "L")
+    if im.mode in ("RGBA", "LA", "PA") or (im.mode == "P" and "transparency" in im.info):
+        im = im.convert("RGBA")
+        flat = Image.new("RGBA", im.size, (0, 0, 0, 255))
+        im = Image.alpha_composite(flat, im)
+    if im.mode == "CMYK":
+        im = im.convert("RGB")
+    return im.convert("L")
+
+
+def decode_bytes(data: bytes, size: int) -> tuple[np.ndarray, int, int, str]:
+    """Decode one image file's bytes to a ``size x size`` uint8 grayscale array."""
+    with Image.open(io.BytesIO(data)) as im:
+        width, height, mode = im.width, im.height, im.mode
+        if im.format == "JPEG":
+            im.draft("L", (size * 2, size * 2))   # fast DCT downscale for large originals
+        im.load()
+        gray = _to_gray(im)
+        resized = gray.resize((size, size), Image.Resampling.BILINEAR, reducing_gap=2.0)
+        return np.asarray(resized, dtype=np.uint8), width, height, mode
+
+
+def decode_listing(listing: Listing, size: int,
+                   records: tuple[ImageRecord, ...] | None = None) -> Decoded:
+    """Decode ``records`` (default: all) to ``size`` px; unreadable files are skipped."""
+    records = listing.records if records is None else records
+    base = Path(listing.root)
+    images, widths, heights, modes, kept, failed = [], [], [], [], [], []
+    for rec in records:
+        try:
+            arr, w, h, mode = decode_bytes((base / rec.relpath).read_bytes(), size)
+        except (OSError, UnidentifiedImageError, ValueError, SyntaxError) as exc:
+            failed.append(f"{rec.relpath}: {type(exc).__name__}: {exc}")
+            continue
+        images.append(arr)
+        widths.append(w)
+        heights.append(h)
+        modes.append(mode)
+        kept.append(rec)
+    stack = np.stack(images) if images else np.zeros((0, size, size), np.uint8)
+    return Decoded(tuple(kept), stack, np.asarray(widths), np.asarray(heights), tuple(modes),
+                   tuple(failed))
+
+
+_PATIENT_PATTERNS = (
+    re.compile(r"^(person\d+)_", re.IGNORECASE),
+    re.compile(r"^(NORMAL2-IM-\d+)-", re.IGNORECASE),
+    re.compile(r"^(IM-\d+)-", re.IGNORECASE),
+)
+
+
+def patient_id(file_name: str) -> str:
+    """Patient-like id from a Kaggle file name (``person12_virus_3.jpeg`` -> ``person12``).
+
+    Names that match no known pattern are their own group (the stem).
+    """
+    for pattern in _PATIENT_PATTERNS:
+        m = pattern.match(file_name)
+        if m:
+            return m.group(1)
+    return file_name.rsplit(".", 1)[0]
+
+
+def grouped_stratified_split(labels: np.ndarray, groups: list[str], fraction: float,
+                             seed: int) -> np.ndarray:
+    """Boolean mask of the validation part: whole groups, about ``fraction`` of each class.
+
+    Groups (patients) are shuffled with ``seed`` per class and taken until the class's
+    validation quota is met, so no patient is in both parts.
+    """
+    labels = np.asarray(labels)
+    if len(labels) != len(groups):
+        raise ValueError(f"labels and groups differ in length: {len(labels)} vs {len(groups)}")
+    rng = np.random.default_rng(seed)
+    mask = np.zeros(len(labels), dtype=bool)
+    for label in np.unique(labels):
+        idx = np.flatnonzero(labels == label)
+        names = sorted({groups[i] for i in idx})
+        order = rng.permutation(len(names))
+        quota = int(round(fraction * len(idx)))
+        members: dict[str, list[int]] = {}
+        for i in idx:
+            members.setdefault(groups[i], []).append(i)
+        taken = 0
+        for j in order:
+            if taken >= quota:
+                break
+            chosen = members[names[j]]
+            mask[chosen] = True
+            taken += len(chosen)
+    return mask
+
+
+def stratified_subset(labels: np.ndarray, size: int, seed: int) -> np.ndarray:
+    """Sorted indices of a seeded subset of ``size`` items with the class proportions kept."""
+    labels = np.asarray(labels)
+    if size >= len(labels) or size <= 0:
+        return np.arange(len(labels))
+    rng = np.random.default_rng(seed)
+    chosen = []
+    for label in np.unique(labels):
+        idx = np.flatnonzero(labels == label)
+        k = int(round(size * len(idx) / len(labels)))
+        chosen.append(rng.choice(idx, size=k, replace=False))
+    return np.sort(np.concatenate(chosen))

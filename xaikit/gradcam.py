@@ -1,0 +1,60 @@
+"""Grad-CAM (Selvaraju et al.) through tf-keras-vis. The only module that imports tf_keras_vis.
+
+Measured pitfall (tf-keras-vis 0.8.7, Keras 3.15): with ``seek_penultimate_conv_layer=True``
+or a Conv2D that feeds a BatchNorm, maps came out all zeros without an error. We always name
+the post-activation layer and pass ``seek_penultimate_conv_layer=False``.
+"""
+
+from __future__ import annotations
+
+import keras
+import numpy as np
+from tf_keras_vis.gradcam import Gradcam
+from tf_keras_vis.utils.model_modifiers import ReplaceToLinear
+from tf_keras_vis.utils.scores import CategoricalScore
+
+
+def normalize_maps(maps: np.ndarray) -> np.ndarray:
+    """Scale each non-negative map to [0, 1] by its maximum; an all-zero map stays zero."""
+    maps = np.maximum(np.asarray(maps, np.float32), 0.0)
+    peak = maps.reshape(len(maps), -1).max(axis=1)
+    scale = np.where(peak > 0, peak, 1.0)
+    return maps / scale.reshape((-1,) + (1,) * (maps.ndim - 1))
+
+
+class GradcamExplainer:
+    """One tf-keras-vis ``Gradcam`` per model (it clones the model once), reused across calls.
+
+    The last layer's activation (softmax) is replaced by a linear one in the clone, so maps
+    explain the target's logit; the caller's model is not modified.
+    """
+
+    def __init__(self, model: keras.Model, layer: str = "last_conv"):
+        names = [l.name for l in model.layers]
+        if layer not in names:
+            conv = [n for n, l in zip(names, model.layers) if isinstance(l, keras.layers.Conv2D)]
+            raise ValueError(f"layer {layer!r} not found in model {model.name!r}; "
+                             f"expected one of its conv layers {conv}")
+        self.layer = layer
+        self._gradcam = Gradcam(model, model_modifier=ReplaceToLinear(), clone=True)
+
+    def __call__(self, images: np.ndarray, target, *, batch_size: int = 64) -> np.ndarray:
+        """Maps (N x H x W, float32 in [0, 1]) for the ``target`` class (int or one per image)."""
+        images = np.asarray(images, np.float32)
+        if images.ndim != 4:
+            raise ValueError(f"images expects N x H x W x C, got shape {images.shape}")
+        target = np.broadcast_to(np.asarray(target, int), (len(images),))
+        out = []
+        for start in range(0, len(images), batch_size):
+            chunk = images[start:start + batch_size]
+            score = CategoricalScore([int(t) for t in target[start:start + batch_size]])
+            cam = self._gradcam(score, chunk, penultimate_layer=self.layer,
+                                seek_penultimate_conv_layer=False, normalize_cam=False,
+                                expand_cam=True)
+            out.append(np.asarray(cam, np.float32).reshape(len(chunk), *images.shape[1:3]))
+        return normalize_maps(np.concatenate(out)) if out else np.zeros(images.shape[:3], np.float32)
+
+
+def gradcam(model: keras.Model, images: np.ndarray, target, *, layer: str = "last_conv") -> np.ndarray:
+    """Convenience: Grad-CAM maps for one call (builds a fresh explainer)."""
+    return GradcamExplainer(model, layer)(images, target)

@@ -1,0 +1,215 @@
+"""Figures. Every function returns a ``matplotlib.figure.Figure``; the caller saves it."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Sequence
+
+import matplotlib
+
+matplotlib.use("Agg")
+import numpy as np  # noqa: E402
+from matplotlib.figure import Figure  # noqa: E402
+
+
+@dataclass(frozen=True)
+class Panel:
+    """One image cell: ``kind`` is gray (an image), heat (|map|), signed (diverging) or overlay."""
+
+    data: np.ndarray
+    kind: str = "gray"
+    title: str = ""
+    under: np.ndarray | None = None      # the image under an overlay
+    clip: float = 99.0                   # percentile clipping for heat / signed maps
+
+
+def _show(ax, p: Panel) -> None:
+    d = np.asarray(p.data, np.float64)
+    if d.ndim == 3:
+        d = d.sum(-1) if p.kind != "gray" else d[..., 0]
+    if p.kind == "gray":
+        ax.imshow(d, cmap="gray", vmin=0, vmax=1 if d.max() <= 1 else 255)
+    elif p.kind == "heat":
+        top = np.percentile(np.abs(d), p.clip) or 1.0
+        ax.imshow(np.abs(d), cmap="inferno", vmin=0, vmax=top)
+    elif p.kind == "signed":
+        top = np.percentile(np.abs(d), p.clip) or 1.0
+        ax.imshow(d, cmap="RdBu_r", vmin=-top, vmax=top)
+    elif p.kind == "overlay":
+        under = np.asarray(p.under, np.float64)
+        under = under[..., 0] if under.ndim == 3 else under
+        ax.imshow(under, cmap="gray", vmin=0, vmax=1)
+        top = np.percentile(np.abs(d), p.clip) or 1.0
+        ax.imshow(np.clip(np.abs(d) / top, 0, 1), cmap="jet", alpha=0.45, vmin=0, vmax=1)
+    elif p.kind == "mask":
+        under = np.asarray(p.under, np.float64)
+        under = under[..., 0] if under.ndim == 3 else under
+        ax.imshow(under, cmap="gray", vmin=0, vmax=1)
+        ax.contour(d, levels=[0.5], colors=["lime"], linewidths=1.2)
+    else:
+        raise ValueError(f"panel kind expects gray, heat, signed, overlay or mask, got {p.kind!r}")
+    ax.set_xticks([])
+    ax.set_yticks([])
+    if p.title:
+        ax.set_title(p.title, fontsize=7)
+
+
+def panel_grid(rows: Sequence[Sequence[Panel]], *, col_titles: Sequence[str] = (),
+               row_titles: Sequence[str] = (), cell: float = 1.6) -> Figure:
+    """A grid of image panels; all rows must have the same length."""
+    nrows, ncols = len(rows), max(len(r) for r in rows)
+    fig = Figure(figsize=(cell * ncols, cell * nrows * 1.08), layout="constrained")
+    axes = fig.subplots(nrows, ncols, squeeze=False)
+    for i, row in enumerate(rows):
+        for j in range(ncols):
+            ax = axes[i][j]
+            if j < len(row):
+                _show(ax, row[j])
+            else:
+                ax.axis("off")
+            if i == 0 and j < len(col_titles):
+                ax.set_title((col_titles[j] + "\n" + (row[j].title if j < len(row) else "")).strip(),
+                             fontsize=8)
+            if j == 0 and i < len(row_titles):
+                ax.set_ylabel(row_titles[i], fontsize=7)
+    return fig
+
+
+def bar_counts(table: dict[str, dict[str, int]]) -> Figure:
+    """Grouped bars of image counts: ``table[split][class]``."""
+    fig = Figure(figsize=(5.5, 3), layout="constrained")
+    ax = fig.subplots()
+    splits = list(table)
+    classes = list(next(iter(table.values())))
+    width = 0.8 / len(classes)
+    for k, cls in enumerate(classes):
+        vals = [table[s][cls] for s in splits]
+        bars = ax.bar(np.arange(len(splits)) + k * width, vals, width, label=cls)
+        ax.bar_label(bars, fontsize=7)
+    ax.set_xticks(np.arange(len(splits)) + width * (len(classes) - 1) / 2, splits)
+    ax.set_ylabel("images")
+    ax.legend(fontsize=8)
+    return fig
+
+
+def histograms(series: dict[str, np.ndarray], *, xlabel: str, bins: int = 64) -> Figure:
+    """Overlaid normalised histograms, one per named series."""
+    fig = Figure(figsize=(5.5, 3), layout="constrained")
+    ax = fig.subplots()
+    for name, values in series.items():
+        ax.hist(np.ravel(values), bins=bins, density=True, alpha=0.5, label=name)
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel("density")
+    ax.legend(fontsize=8)
+    return fig
+
+
+def scatter_groups(groups: dict[str, tuple[np.ndarray, np.ndarray]], *, xlabel: str,
+                   ylabel: str) -> Figure:
+    fig = Figure(figsize=(5.5, 3.2), layout="constrained")
+    ax = fig.subplots()
+    for name, (x, y) in groups.items():
+        ax.scatter(x, y, s=4, alpha=0.4, label=name)
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    ax.legend(fontsize=8)
+    return fig
+
+
+def training_curves(history: dict[str, list[float]]) -> Figure:
+    fig = Figure(figsize=(7, 2.8), layout="constrained")
+    axes = fig.subplots(1, 2)
+    for ax, key in zip(axes, ("loss", "auc")):
+        for prefix, style in (("", "-"), ("val_", "--")):
+            if prefix + key in history:
+                vals = history[prefix + key]
+                ax.plot(np.arange(1, len(vals) + 1), vals, style,
+                        label="train" if not prefix else "validation")
+        ax.set_xlabel("epoch")
+        ax.set_ylabel(key)
+        ax.legend(fontsize=8)
+    return fig
+
+
+def confusion(cm: np.ndarray, labels: Sequence[str], title: str = "") -> Figure:
+    fig = Figure(figsize=(3.2, 2.8), layout="constrained")
+    ax = fig.subplots()
+    ax.imshow(cm, cmap="Blues")
+    for (i, j), v in np.ndenumerate(cm):
+        ax.text(j, i, str(v), ha="center", va="center",
+                color="white" if v > cm.max() / 2 else "black")
+    ax.set_xticks(range(len(labels)), labels, fontsize=8)
+    ax.set_yticks(range(len(labels)), labels, fontsize=8)
+    ax.set_xlabel("predicted")
+    ax.set_ylabel("true")
+    ax.set_title(title, fontsize=9)
+    return fig
+
+
+def roc(curves: dict[str, tuple[np.ndarray, np.ndarray, float]],
+        points: dict[str, tuple[float, float]] | None = None) -> Figure:
+    """ROC curves ``name -> (fpr, tpr, auc)`` and optional operating points."""
+    fig = Figure(figsize=(3.6, 3.2), layout="constrained")
+    ax = fig.subplots()
+    for name, (fpr, tpr, auc) in curves.items():
+        ax.plot(fpr, tpr, label=f"{name} (AUC {auc:.3f})")
+    for name, (x, y) in (points or {}).items():
+        ax.plot([x], [y], "o", label=name)
+    ax.plot([0, 1], [0, 1], ":", color="gray")
+    ax.set_xlabel("1 - specificity")
+    ax.set_ylabel("sensitivity")
+    ax.legend(fontsize=7)
+    return fig
+
+
+def matrix(values: np.ndarray, labels: Sequence[str], *, title: str = "",
+           vmin: float = -1.0, vmax: float = 1.0) -> Figure:
+    fig = Figure(figsize=(3.8, 3.3), layout="constrained")
+    ax = fig.subplots()
+    ax.imshow(values, cmap="viridis", vmin=vmin, vmax=vmax)
+    for (i, j), v in np.ndenumerate(values):
+        ax.text(j, i, f"{v:.2f}", ha="center", va="center", fontsize=7, color="white" if v < (vmin + vmax) / 2 else "black")
+    ax.set_xticks(range(len(labels)), labels, rotation=45, ha="right", fontsize=7)
+    ax.set_yticks(range(len(labels)), labels, fontsize=7)
+    ax.set_title(title, fontsize=9)
+    return fig
+
+
+def mean_curves(fractions: np.ndarray, curves: dict[str, np.ndarray], *, title: str,
+                xlabel: str) -> Figure:
+    """Mean ± std over images of curves ``name -> N x K``."""
+    fig = Figure(figsize=(3.6, 2.9), layout="constrained")
+    ax = fig.subplots()
+    for name, c in curves.items():
+        m, s = c.mean(0), c.std(0)
+        ax.plot(fractions, m, label=f"{name} (AUC {np.trapezoid(m, fractions):.3f})")
+        ax.fill_between(fractions, m - s, m + s, alpha=0.15)
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel("P(target class)")
+    ax.set_title(title, fontsize=9)
+    ax.legend(fontsize=7)
+    return fig
+
+
+def grouped_bars(values: dict[str, dict[str, tuple[float, float]]], *, ylabel: str,
+                 reference: dict[str, float] | None = None) -> Figure:
+    """Bars ``values[group][series] = (mean, std)`` with error bars; optional dashed references."""
+    groups = list(values)
+    series = list(next(iter(values.values())))
+    fig = Figure(figsize=(7.5, 3.2), layout="constrained")
+    ax = fig.subplots()
+    width = 0.8 / len(series)
+    for k, name in enumerate(series):
+        m = [values[g][name][0] for g in groups]
+        s = [values[g][name][1] for g in groups]
+        ax.bar(np.arange(len(groups)) + k * width, m, width, yerr=s, capsize=2, label=name)
+    for j, g in enumerate(groups):
+        if reference and g in reference:
+            ax.hlines(reference[g], j - width / 2, j + width * (len(series) - 0.5), colors="k",
+                      linestyles="--", linewidth=1)
+    ax.set_xticks(np.arange(len(groups)) + width * (len(series) - 1) / 2, groups, fontsize=7,
+                  rotation=20, ha="right")
+    ax.axhline(0, color="gray", linewidth=0.5)
+    ax.set_ylabel(ylabel)
+    ax.legend(fontsize=7)
+    return fig

@@ -1,0 +1,110 @@
+"""Map similarity measures used in Q3-Q5 (scipy, scikit-image)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from scipy import stats
+from skimage.feature import hog
+from skimage.metrics import structural_similarity
+from skimage.transform import resize
+
+
+def to_2d(maps: np.ndarray) -> np.ndarray:
+    """N x H x W x C attributions -> N x H x W by summing channels (N x H x W unchanged)."""
+    maps = np.asarray(maps, np.float32)
+    return maps.sum(-1) if maps.ndim == 4 else maps
+
+
+def pool(maps: np.ndarray, cells: int) -> np.ndarray:
+    """Average-pool N x H x W maps to N x cells x cells (H and W divisible by cells)."""
+    maps = to_2d(maps)
+    n, h, w = maps.shape
+    if h % cells or w % cells:
+        return np.stack([resize(m, (cells, cells), anti_aliasing=True) for m in maps])
+    return maps.reshape(n, cells, h // cells, cells, w // cells).mean(axis=(2, 4))
+
+
+def unit_range(m: np.ndarray) -> np.ndarray:
+    """Scale a map to [0, 1]; a flat map becomes zeros."""
+    lo, hi = float(np.min(m)), float(np.max(m))
+    return (m - lo) / (hi - lo) if hi > lo else np.zeros_like(m, dtype=np.float64)
+
+
+def spearman(a: np.ndarray, b: np.ndarray) -> float:
+    """Spearman rank correlation of two maps (0 when either is constant)."""
+    a, b = np.ravel(a), np.ravel(b)
+    if np.ptp(a) == 0 or np.ptp(b) == 0:
+        return 0.0
+    return float(stats.spearmanr(a, b).statistic)
+
+
+def ssim(a: np.ndarray, b: np.ndarray) -> float:
+    """SSIM of two 2-D maps, each first scaled to [0, 1]."""
+    return float(structural_similarity(unit_range(a), unit_range(b), data_range=1.0))
+
+
+def hog_pearson(a: np.ndarray, b: np.ndarray) -> float:
+    """Pearson correlation of the HOG features of two 2-D maps scaled to [0, 1]."""
+    cell = max(4, a.shape[0] // 16)
+    ha = hog(unit_range(a), pixels_per_cell=(cell, cell), cells_per_block=(2, 2))
+    hb = hog(unit_range(b), pixels_per_cell=(cell, cell), cells_per_block=(2, 2))
+    if np.ptp(ha) == 0 or np.ptp(hb) == 0:
+        return 0.0
+    return float(stats.pearsonr(ha, hb).statistic)
+
+
+def rank_corr_matrix(maps: np.ndarray) -> np.ndarray:
+    """Pairwise Spearman correlations of N maps (N x N), via ranks and one matrix product."""
+    flat = to_2d(maps).reshape(len(maps), -1)
+    ranks = np.apply_along_axis(stats.rankdata, 1, flat)
+    ranks -= ranks.mean(axis=1, keepdims=True)
+    norms = np.linalg.norm(ranks, axis=1, keepdims=True)
+    z = ranks / np.where(norms > 0, norms, 1.0)
+    return z @ z.T
+
+
+@dataclass(frozen=True)
+class Consistency:
+    within_a: float      # mean pairwise Spearman within class 0
+    within_b: float      # within class 1
+    across: float        # between classes
+    n_a: int
+    n_b: int
+
+
+def consistency(maps: np.ndarray, labels: np.ndarray) -> Consistency:
+    """Mean pairwise rank correlation of maps within each class and across the classes."""
+    labels = np.asarray(labels)
+    c = rank_corr_matrix(maps)
+    a, b = np.flatnonzero(labels == 0), np.flatnonzero(labels == 1)
+    if len(a) < 2 or len(b) < 2:
+        raise ValueError(f"consistency needs >= 2 maps per class, got {len(a)} and {len(b)}")
+
+    def mean_offdiag(idx):
+        sub = c[np.ix_(idx, idx)]
+        return float((sub.sum() - np.trace(sub)) / (len(idx) * (len(idx) - 1)))
+
+    return Consistency(mean_offdiag(a), mean_offdiag(b), float(c[np.ix_(a, b)].mean()),
+                       len(a), len(b))
+
+
+@dataclass(frozen=True)
+class Summary:
+    mean: float
+    std: float
+    n: int
+
+
+def summarize(values) -> Summary:
+    v = np.asarray(list(values), np.float64)
+    return Summary(float(np.mean(v)), float(np.std(v)), int(len(v)))
+
+
+def pairwise(maps_a: np.ndarray, maps_b: np.ndarray, measure) -> np.ndarray:
+    """``measure`` applied to corresponding 2-D maps of two stacks."""
+    a, b = to_2d(maps_a), to_2d(maps_b)
+    if a.shape != b.shape:
+        raise ValueError(f"map stacks differ in shape: {a.shape} vs {b.shape}")
+    return np.array([measure(x, y) for x, y in zip(a, b)])
