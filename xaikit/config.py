@@ -47,6 +47,9 @@ SCHEMA: Mapping[str, type] = MappingProxyType({
     "attribution.eval_per_class": int,
     "attribution.ig_steps": int,
     "attribution.ig_batch_size": int,
+    "attribution.ig_baseline": str,
+    "attribution.ig_tolerance": float,
+    "attribution.ig_max_steps": int,
     "attribution.noise_draws": int,
     "attribution.blur_sigma": float,
     "attribution.seed": int,
@@ -55,7 +58,8 @@ SCHEMA: Mapping[str, type] = MappingProxyType({
     "attribution.faithfulness_steps": int,
 })
 
-_CHOICES = {"train.class_weights": ("balanced", "none")}
+_CHOICES = {"train.class_weights": ("balanced", "none"),
+            "attribution.ig_baseline": ("black", "white", "blurred", "noise", "train_mean")}
 
 
 @dataclass(frozen=True)

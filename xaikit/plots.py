@@ -131,18 +131,21 @@ def training_curves(history: dict[str, list[float]]) -> Figure:
     return fig
 
 
-def confusion(cm: np.ndarray, labels: Sequence[str], title: str = "") -> Figure:
-    fig = Figure(figsize=(3.2, 2.8), layout="constrained")
-    ax = fig.subplots()
-    ax.imshow(cm, cmap="Blues")
-    for (i, j), v in np.ndenumerate(cm):
-        ax.text(j, i, str(v), ha="center", va="center",
-                color="white" if v > cm.max() / 2 else "black")
-    ax.set_xticks(range(len(labels)), labels, fontsize=8)
-    ax.set_yticks(range(len(labels)), labels, fontsize=8)
-    ax.set_xlabel("predicted")
-    ax.set_ylabel("true")
-    ax.set_title(title, fontsize=9)
+def confusion(matrices: dict[str, np.ndarray], labels: Sequence[str]) -> Figure:
+    """Confusion matrices side by side, ``title -> 2 x 2 counts`` (rows true, columns predicted)."""
+    fig = Figure(figsize=(3.2 * len(matrices), 2.8), layout="constrained")
+    axes = fig.subplots(1, len(matrices), squeeze=False)[0]
+    for ax, (title, cm) in zip(axes, matrices.items()):
+        cm = np.asarray(cm)
+        ax.imshow(cm, cmap="Blues")
+        for (i, j), v in np.ndenumerate(cm):
+            ax.text(j, i, str(v), ha="center", va="center",
+                    color="white" if v > cm.max() / 2 else "black")
+        ax.set_xticks(range(len(labels)), labels, fontsize=8)
+        ax.set_yticks(range(len(labels)), labels, fontsize=8)
+        ax.set_xlabel("predicted")
+        ax.set_ylabel("true")
+        ax.set_title(title, fontsize=9)
     return fig
 
 
@@ -213,3 +216,4 @@ def grouped_bars(values: dict[str, dict[str, tuple[float, float]]], *, ylabel: s
     ax.set_ylabel(ylabel)
     ax.legend(fontsize=7)
     return fig
+
