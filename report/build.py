@@ -40,6 +40,8 @@ def make_context(data: str | None, config: str | None, overrides=(), profile: st
     log(f"dataset {root}")
     listing = discover(root)
     build = Path(build)
+    if cfg.profile != "full":
+        build = build / cfg.profile      # a profile never overwrites the full build's artifacts
     build.mkdir(parents=True, exist_ok=True)
     return Context(cfg, listing, build)
 

@@ -45,7 +45,7 @@ def lung_mask(image: np.ndarray) -> np.ndarray:
     band = np.zeros_like(dark)
     band[int(0.08 * h):int(0.92 * h), int(0.08 * w):int(0.92 * w)] = True
     dark &= band
-    dark = morphology.binary_opening(dark, morphology.disk(max(1, h // 64)))
+    dark = ndimage.binary_opening(dark, structure=morphology.disk(max(1, h // 64)))
     labels = measure.label(dark)
     regions = sorted(measure.regionprops(labels), key=lambda r: r.area, reverse=True)
     mask = np.zeros_like(dark)
@@ -54,7 +54,7 @@ def lung_mask(image: np.ndarray) -> np.ndarray:
         if minr <= int(0.08 * h) or maxr >= int(0.92 * h) - 1:
             continue
         mask |= labels == r.label
-    mask = morphology.binary_closing(mask, morphology.disk(max(1, h // 32)))
+    mask = ndimage.binary_closing(mask, structure=morphology.disk(max(1, h // 32)))
     mask = ndimage.binary_fill_holes(mask)
     share = mask.mean()
     if share < 0.08 or share > 0.6:
