@@ -61,7 +61,7 @@ def test(c, k=None, fast=False):
         args += ["-k", k]
     if fast:
         args += ["-m", "not e2e"]
-    c.run(" ".join(args), pty=False)
+    c.run(" ".join(args), pty=False, echo=True)
 
 
 @task

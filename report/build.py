@@ -106,14 +106,15 @@ def run_sections(ctx: Context, force: tuple[str, ...] = ()) -> dict:
 
 def build_report(data: str | None = None, config: str | None = None, overrides=(),
                  profile: str | None = None, force: tuple[str, ...] = (),
-                 build: str | Path = ROOT / "build", pdf: bool = True) -> Path:
+                 build: str | Path = ROOT / "build", pdf: bool = True,
+                 templates: str | Path = ROOT / "templates") -> Path:
     """The whole job: returns the path of the HTML report (the PDF lies beside it)."""
     t0 = time.perf_counter()
     ctx = make_context(data, config, overrides, profile, build)
     results = run_sections(ctx, force)
     from .render import render
     t1 = time.perf_counter()
-    html_path = render(ctx, results, pdf=pdf)
+    html_path = render(ctx, results, pdf=pdf, templates=Path(templates))
     ctx.timings.append(("render", "computed", time.perf_counter() - t1))
     summary = "; ".join(f"{name} {how} {sec:.1f}s" for name, how, sec in ctx.timings)
     log(f"stages: {summary}")

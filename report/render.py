@@ -34,8 +34,8 @@ def _pct(value, digits: int = 1) -> str:
     return f"{100 * value:.{digits}f}%"
 
 
-def answer_env() -> SandboxedEnvironment:
-    env = SandboxedEnvironment(loader=jinja2.FileSystemLoader(TEMPLATES / "answers"),
+def answer_env(templates: Path = TEMPLATES) -> SandboxedEnvironment:
+    env = SandboxedEnvironment(loader=jinja2.FileSystemLoader(Path(templates) / "answers"),
                                undefined=jinja2.StrictUndefined, autoescape=False)
     env.filters.update(fmt=_fmt, pct=_pct)
     return env
@@ -45,7 +45,7 @@ def render_answer(env: SandboxedEnvironment, name: str, variables: dict) -> str:
     try:
         text = env.get_template(name).render(**variables)
     except jinja2.TemplateNotFound:
-        raise TemplateError(f"answer template {TEMPLATES / 'answers' / name} is missing") from None
+        raise TemplateError(f"answer template {name} is missing from {env.loader.searchpath}") from None
     except jinja2.UndefinedError as exc:
         raise TemplateError(f"answer template {name}: undefined variable ({exc.message})") from None
     except jinja2.TemplateSyntaxError as exc:
@@ -76,7 +76,7 @@ def build_only_fetcher(build: Path):
     return BuildOnlyFetcher(allowed_protocols=("file",))
 
 
-def render(ctx: Context, results: dict, *, pdf: bool = True) -> Path:
+def render(ctx: Context, results: dict, *, pdf: bool = True, templates: Path = TEMPLATES) -> Path:
     numbers = {name: res["numbers"] for name, res in results.items()}
     artifacts.atomic_write_json(ctx.build / "numbers.json", numbers)
     fig_no, tab_no = {}, {}
@@ -88,7 +88,7 @@ def render(ctx: Context, results: dict, *, pdf: bool = True) -> Path:
                 tab_no.setdefault(t, len(tab_no) + 1)
     variables = dict(numbers, fig=fig_no, tab=tab_no, config=ctx.cfg.as_dict(),
                      profile=ctx.cfg.profile)
-    env = answer_env()
+    env = answer_env(templates)
     sections = []
     for section in SECTIONS:
         res = results[section.name]
@@ -100,10 +100,10 @@ def render(ctx: Context, results: dict, *, pdf: bool = True) -> Path:
                 "figures": [dict(res["figures"][f], number=fig_no[f]) for f in sub.figures],
                 "tables": [dict(res["tables"][t], number=tab_no[t]) for t in sub.tables]})
         sections.append({"name": section.name, "title": section.title, "subs": subs})
-    page_env = jinja2.Environment(loader=jinja2.FileSystemLoader(TEMPLATES),
+    page_env = jinja2.Environment(loader=jinja2.FileSystemLoader(templates),
                                   autoescape=True, undefined=jinja2.StrictUndefined)
     html = page_env.get_template("report.html.j2").render(
-        sections=sections, css=(TEMPLATES / "report.css").read_text("utf-8"),
+        sections=sections, css=(Path(templates) / "report.css").read_text("utf-8"),
         profile=ctx.cfg.profile, dataset=ctx.listing.root,
         created=_dt.datetime.now().strftime("%Y-%m-%d %H:%M"),
         n_images=len(ctx.listing.records))

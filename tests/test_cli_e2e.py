@@ -1,0 +1,90 @@
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from .conftest import ROOT, make_dataset
+
+SMALL = ["data.image_size=48", "train.epochs=2", "random_labels.subset_size=24",
+         "random_labels.max_epochs=3", "attribution.eval_per_class=5", "attribution.ig_steps=8",
+         "attribution.ig_max_steps=16", "attribution.noise_draws=1", "attribution.faithfulness_steps=4"]
+
+
+def invoke(*args, cwd=ROOT):
+    return subprocess.run([sys.executable, "-m", "invoke", *args], cwd=cwd, capture_output=True,
+                          text=True, timeout=600)
+
+
+def test_missing_data_is_one_line(tmp_path):
+    r = invoke("build-report", "--data", str(tmp_path / "nonexistent"))
+    assert r.returncode == 2
+    assert "Traceback" not in r.stderr
+    lines = [l for l in r.stderr.splitlines() if l.startswith("xaikit: error")]
+    assert len(lines) == 1 and "does not exist" in lines[0] and "train/" in lines[0]
+
+
+def test_missing_class_folder_is_one_line(tmp_path):
+    root = make_dataset(tmp_path / "d", per_class={"train": 2, "test": 2})
+    shutil.rmtree(root / "train" / "NORMAL")
+    r = invoke("build-report", "--data", str(root))
+    assert r.returncode == 2 and "Traceback" not in r.stderr
+    assert "NORMAL is missing" in r.stderr
+
+
+def test_bad_override_is_one_line():
+    r = invoke("build-report", "--set", "train.epochs=many")
+    assert r.returncode == 2 and "Traceback" not in r.stderr and "expects int" in r.stderr
+
+
+def test_invoke_list_documents_tasks():
+    r = invoke("--list")
+    for name in ("build-report", "eda", "train", "test", "clean"):
+        assert name in r.stdout
+
+
+@pytest.mark.e2e
+def test_end_to_end_build_on_real_sample(real_sample, tmp_path, capfd):
+    from report.build import build_report, run_stage
+    templates = tmp_path / "templates"
+    shutil.copytree(ROOT / "templates", templates)
+    build = tmp_path / "build"
+    kwargs = dict(data=str(real_sample), overrides=SMALL, profile="quick", build=build,
+                  templates=templates)
+    html_path = build_report(**kwargs)
+    assert html_path == build / "quick" / "report.html"
+    html = html_path.read_text()
+    for heading in ("Q1.1", "Q1.4", "Q2.2", "Q3.1", "Q3.4", "Q4.4", "Q5.1", "Q5.3", "QUICK PROFILE"):
+        assert heading in html
+    assert html.count("<img") >= 20
+    numbers = json.loads((build / "quick" / "numbers.json").read_text())
+    assert set(numbers) == {"q1", "q2", "q3", "q4", "q5"}
+    assert numbers["q1"]["counts"]["test"] == {"NORMAL": 8, "PNEUMONIA": 8}
+    acc = numbers["q2"]["test"]["at_val"]["accuracy"]
+    assert f"accuracy {acc:.3f}" in html
+    pdf = (build / "quick" / "report.pdf").read_bytes()
+    assert pdf.startswith(b"%PDF") and len(pdf) > 100_000
+    if shutil.which("pdftotext"):
+        text = subprocess.run(["pdftotext", str(build / "quick" / "report.pdf"), "-"],
+                              capture_output=True, text=True).stdout
+        assert "Q1.3 Sources of bias" in text and "Q5.3" in text and "Figure 1." in text
+    for f in ("ig_main", "gradcam_main", "q5_maps", "ig_baselines"):
+        assert (build / "quick" / "attributions" / f"{f}.npz").exists()
+    capfd.readouterr()
+
+    # edit prose only: nothing is recomputed and the edit shows
+    answer = templates / "answers" / "q1_1.md"
+    answer.write_text("EDITED PROSE {{ q1.total }}.\n\n" + answer.read_text())
+    build_report(**kwargs)
+    err = capfd.readouterr().err
+    assert "computed" not in err.split("stages:")[1].replace("render computed", "")
+    assert "EDITED PROSE 48." in html_path.read_text()
+
+    # a truncated model file is detected and the model retrained, not loaded
+    model_file = build / "quick" / "models" / "main.keras"
+    model_file.write_bytes(model_file.read_bytes()[:100])
+    run_stage("main", **{k: v for k, v in kwargs.items() if k != "templates"})
+    err = capfd.readouterr().err
+    assert "could not be loaded" in err and "model main: trained" in err

@@ -1,0 +1,145 @@
+import io
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from xaikit import data
+from xaikit.errors import DataError
+
+from .conftest import chest_like, make_dataset, write_image
+
+
+def test_discover_generated(generated):
+    listing = data.discover(generated)
+    assert len(listing.split("train")) == 24 and len(listing.split("test")) == 12
+    assert {r.label for r in listing.records} == {0, 1}
+    assert listing.records[0].relpath.startswith("test/") or listing.records[0].relpath.startswith("train/")
+
+
+def test_digest_changes_with_content_not_with_touch(generated):
+    before = data.discover(generated).digest()
+    f = next((generated / "train" / "NORMAL").iterdir())
+    f.touch()
+    assert data.discover(generated).digest() == before
+    f.write_bytes(f.read_bytes() + b"\0")
+    assert data.discover(generated).digest() != before
+
+
+def test_ignores_non_images_and_counts_empty(generated):
+    (generated / "train" / "NORMAL" / ".DS_Store").write_bytes(b"junk")
+    (generated / "train" / "NORMAL" / "notes.txt").write_text("x")
+    (generated / "train" / "PNEUMONIA" / "empty.jpeg").write_bytes(b"")
+    listing = data.discover(generated)
+    assert len(listing.ignored) == 2
+    assert listing.empty == ("train/PNEUMONIA/empty.jpeg",)
+    assert len(listing.split("train")) == 24
+
+
+def test_case_insensitive_folders_and_nested_root(tmp_path):
+    root = tmp_path / "download" / "chest_xray"
+    make_dataset(root)
+    (root / "train" / "NORMAL").rename(root / "train" / "normal")
+    (root / "test" / "PNEUMONIA").rename(root / "test" / "Pneumonia")
+    listing = data.discover(tmp_path / "download")   # one level above, as Kaggle's zip unpacks
+    assert len(listing.records) == 36
+
+
+@pytest.mark.parametrize("breakage, fragment", [
+    (lambda r: None, None),
+    (lambda r: __import__("shutil").rmtree(r / "test"), "test is missing"),
+    (lambda r: __import__("shutil").rmtree(r / "train" / "NORMAL"), "NORMAL is missing"),
+    (lambda r: [f.unlink() for f in (r / "test" / "PNEUMONIA").iterdir()], "holds no images"),
+])
+def test_layout_errors_name_the_path(generated, breakage, fragment):
+    breakage(generated)
+    if fragment is None:
+        data.discover(generated)
+        return
+    with pytest.raises(DataError) as info:
+        data.discover(generated)
+    assert fragment in str(info.value) and str(generated) in str(info.value)
+    assert "\n" not in str(info.value)
+
+
+def test_missing_and_file_root(tmp_path):
+    with pytest.raises(DataError, match="does not exist"):
+        data.discover(tmp_path / "nope")
+    f = tmp_path / "file"
+    f.write_text("x")
+    with pytest.raises(DataError, match="is a file"):
+        data.discover(f)
+
+
+def _png_bytes(im: Image.Image, fmt: str = "PNG") -> bytes:
+    buf = io.BytesIO()
+    im.save(buf, format=fmt)
+    return buf.getvalue()
+
+
+@pytest.mark.parametrize("make", [
+    lambda a: Image.fromarray(a, "L"),
+    lambda a: Image.fromarray(a, "L").convert("RGB"),
+    lambda a: Image.fromarray(a, "L").convert("RGBA"),
+    lambda a: Image.fromarray(a.astype(np.uint16) * 257),
+])
+def test_decode_modes_to_same_gray(make):
+    arr = chest_like(np.random.default_rng(0), 80, False)
+    out, w, h, _ = data.decode_bytes(_png_bytes(make(arr)), 32)
+    ref, *_ = data.decode_bytes(_png_bytes(Image.fromarray(arr, "L")), 32)
+    assert out.shape == (32, 32) and out.dtype == np.uint8 and (w, h) == (80, 80)
+    assert np.abs(out.astype(int) - ref.astype(int)).max() <= 2
+
+
+def test_decode_cmyk_jpeg_and_large():
+    arr = chest_like(np.random.default_rng(0), 1200, True)
+    cmyk = Image.fromarray(arr, "L").convert("CMYK")
+    out, w, h, mode = data.decode_bytes(_png_bytes(cmyk, "JPEG"), 64)
+    ref, *_ = data.decode_bytes(_png_bytes(Image.fromarray(arr, "L"), "JPEG"), 64)
+    assert out.shape == (64, 64) and mode == "CMYK" and w == 1200
+    assert np.abs(out.astype(int) - ref.astype(int)).mean() < 8   # not inverted, not garbled
+
+
+def test_decode_listing_skips_corrupt(generated):
+    bad = generated / "train" / "NORMAL" / "broken.jpeg"
+    good = next((generated / "train" / "NORMAL").glob("*.jpeg")).read_bytes()
+    bad.write_bytes(good[: len(good) // 3])
+    (generated / "train" / "NORMAL" / "text.jpeg").write_text("not an image")
+    listing = data.discover(generated)
+    dec = data.decode_listing(listing, 32)
+    assert len(dec.failed) == 2 and all("NORMAL" in f for f in dec.failed)
+    assert dec.images.shape == (len(listing.records) - 2, 32, 32)
+
+
+def test_patient_id():
+    assert data.patient_id("person12_virus_3.jpeg") == "person12"
+    assert data.patient_id("IM-0115-0001.jpeg") == "IM-0115"
+    assert data.patient_id("NORMAL2-IM-1427-0001.jpeg") == "NORMAL2-IM-1427"
+    assert data.patient_id("odd.png") == "odd"
+
+
+def test_grouped_split_keeps_patients_together_and_is_seeded():
+    rng = np.random.default_rng(0)
+    groups = [f"p{rng.integers(0, 60)}" for _ in range(400)]
+    labels = np.array([int(g[1:]) % 3 == 0 for g in groups], int)
+    mask = data.grouped_stratified_split(labels, groups, 0.2, seed=5)
+    val = {g for g, m in zip(groups, mask) if m}
+    train = {g for g, m in zip(groups, mask) if not m}
+    assert not val & train
+    for k in (0, 1):
+        share = mask[labels == k].mean()
+        assert 0.12 < share < 0.35
+    assert np.array_equal(mask, data.grouped_stratified_split(labels, groups, 0.2, seed=5))
+    assert not np.array_equal(mask, data.grouped_stratified_split(labels, groups, 0.2, seed=6))
+
+
+def test_stratified_subset_keeps_proportions():
+    labels = np.array([0] * 300 + [1] * 700)
+    idx = data.stratified_subset(labels, 100, seed=1)
+    assert len(idx) == 100 and labels[idx].sum() == 70
+    assert np.array_equal(idx, data.stratified_subset(labels, 100, seed=1))
+
+
+def test_write_helper_roundtrip(tmp_path):
+    write_image(tmp_path / "a.png", np.zeros((4, 4), np.uint8))
+    assert (tmp_path / "a.png").exists()

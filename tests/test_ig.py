@@ -1,0 +1,129 @@
+import keras
+import numpy as np
+import pytest
+
+from xaikit import baselines as xb
+from xaikit.ig import (integrated_gradients, integrated_gradients_adaptive,
+                       integrated_gradients_expected, quadrature)
+
+
+def linear_model(shape, seed=0):
+    rng = np.random.default_rng(seed)
+    inp = keras.Input(shape)
+    out = keras.layers.Dense(2, name="logits")(keras.layers.Flatten()(inp))
+    model = keras.Model(inp, out)
+    w = rng.normal(size=(int(np.prod(shape)), 2)).astype(np.float32)
+    model.get_layer("logits").set_weights([w, np.array([0.3, -0.2], np.float32)])
+    return model, w
+
+
+def small_cnn(shape=(16, 16, 1), seed=0):
+    keras.utils.set_random_seed(seed)
+    inp = keras.Input(shape)
+    x = keras.layers.Conv2D(4, 3, activation="relu", padding="same")(inp)
+    x = keras.layers.Conv2D(4, 3, activation="tanh", padding="same")(x)
+    x = keras.layers.GlobalAveragePooling2D()(x)
+    return keras.Model(inp, keras.layers.Dense(2)(x))
+
+
+@pytest.mark.parametrize("steps, method", [(1, "trapezoid"), (7, "trapezoid"), (3, "gauss_legendre"),
+                                           (5, "riemann_left")])
+def test_linear_model_oracle(steps, method):
+    shape = (6, 5, 1)
+    model, w = linear_model(shape)
+    rng = np.random.default_rng(1)
+    x = rng.uniform(size=(3,) + shape).astype(np.float32)
+    b = rng.uniform(size=shape).astype(np.float32)
+    res = integrated_gradients(model, x, b, target=[0, 1, 1], steps=steps, batch_size=4, method=method)
+    for i, t in enumerate([0, 1, 1]):
+        expected = w[:, t].reshape(shape) * (x[i] - b)
+        np.testing.assert_allclose(res.attributions[i], expected, rtol=1e-4, atol=1e-5)
+    assert res.attributions.dtype == np.float32
+    assert np.all(res.gap < 1e-3)
+
+
+def test_completeness_on_nonlinear_cnn():
+    model = small_cnn()
+    x = np.random.default_rng(2).uniform(size=(4, 16, 16, 1)).astype(np.float32)
+    res = integrated_gradients(model, x, xb.black(x), target=1, steps=64, batch_size=50)
+    assert np.all(res.gap < 0.01), res.gap
+    delta = res.f_image - res.f_baseline
+    np.testing.assert_allclose(res.attributions.reshape(4, -1).sum(1), delta, rtol=0.01, atol=1e-4)
+
+
+def test_batching_does_not_change_result():
+    model = small_cnn()
+    x = np.random.default_rng(3).uniform(size=(3, 16, 16, 1)).astype(np.float32)
+    a = integrated_gradients(model, x, 0 * x, target=0, steps=16, batch_size=1).attributions
+    b = integrated_gradients(model, x, 0 * x, target=0, steps=16, batch_size=1000).attributions
+    np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-6)
+
+
+def test_adaptive_reduces_gap():
+    model = small_cnn()
+    x = np.random.default_rng(4).uniform(size=(2, 16, 16, 1)).astype(np.float32)
+    coarse = integrated_gradients(model, x, 0 * x, target=1, steps=2)
+    fine = integrated_gradients_adaptive(model, x, 0 * x, target=1, steps=2, tolerance=0.002, max_steps=256)
+    assert fine.gap.max() <= coarse.gap.max()
+    assert fine.steps > 2
+
+
+def test_expected_ig_over_noise_baselines():
+    model, w = linear_model((4, 4, 1))
+    x = np.random.default_rng(5).uniform(size=(2, 4, 4, 1)).astype(np.float32)
+    noise = xb.uniform_noise(x, 3, seed=0)
+    res = integrated_gradients_expected(model, x, noise, target=0, steps=4)
+    expected = w[:, 0].reshape(4, 4, 1) * (x - noise.mean(0))
+    np.testing.assert_allclose(res.attributions, expected, rtol=1e-4, atol=1e-5)
+
+
+@pytest.mark.parametrize("kwargs, fragment", [
+    (dict(images=np.zeros((2, 4, 4, 1), np.uint8)), "float dtype"),
+    (dict(images=np.zeros((4, 4, 1), np.float32)), "4-D array"),
+    (dict(baseline=np.zeros((3, 3, 1), np.float32)), "baseline expects shape"),
+    (dict(steps=0), "steps expects"),
+])
+def test_input_validation(kwargs, fragment):
+    model, _ = linear_model((4, 4, 1))
+    args = dict(images=np.zeros((2, 4, 4, 1), np.float32), baseline=np.zeros((4, 4, 1), np.float32),
+                target=0, steps=4)
+    args.update(kwargs)
+    with pytest.raises(ValueError, match=fragment):
+        integrated_gradients(model, **args)
+
+
+def test_quadrature_weights_sum_to_one():
+    for m in ("trapezoid", "riemann_left", "gauss_legendre"):
+        a, w = quadrature(9, m)
+        assert abs(w.sum() - 1) < 1e-6 and a.min() >= 0 and a.max() <= 1
+
+
+def test_baselines_shapes_and_seeds():
+    x = np.random.default_rng(0).uniform(size=(2, 8, 8, 1)).astype(np.float32)
+    assert xb.black(x).shape == x.shape and xb.white(x).max() == 1
+    assert xb.blurred(x, 2.0).std() < x.std()
+    n1, n2 = xb.uniform_noise(x, 3, seed=1), xb.uniform_noise(x, 3, seed=1)
+    assert n1.shape == (3,) + x.shape and np.array_equal(n1, n2)
+    assert not np.array_equal(n1, xb.uniform_noise(x, 3, seed=2))
+    assert xb.train_mean(x, x.mean(0)).shape == x.shape
+    with pytest.raises(ValueError, match="mean_image expects shape"):
+        xb.train_mean(x, np.zeros((4, 4, 1)))
+
+
+def test_agrees_with_pair_saliency():
+    saliency = pytest.importorskip("saliency.core")
+    import tensorflow as tf
+    model = small_cnn(seed=3)
+    x = np.random.default_rng(6).uniform(size=(16, 16, 1)).astype(np.float32)
+
+    def call_model(images, call_model_args=None, expected_keys=None):
+        images = tf.convert_to_tensor(images)
+        with tf.GradientTape() as tape:
+            tape.watch(images)
+            out = model(images)[:, 1]
+        return {saliency.INPUT_OUTPUT_GRADIENTS: tape.gradient(out, images).numpy()}
+
+    ref = saliency.IntegratedGradients().GetMask(x, call_model, x_steps=64,
+                                                 x_baseline=np.zeros_like(x), batch_size=16)
+    ours = integrated_gradients(model, x[None], np.zeros_like(x), target=1, steps=64).attributions[0]
+    assert np.corrcoef(ref.ravel(), ours.ravel())[0, 1] >= 0.99
