@@ -14,6 +14,8 @@ HELP = {
     "quick": "quick profile: fewer images and epochs, marked on the report's title page",
     "force": "recompute a stage even if fresh: main, random, control, q1..q5 or all (repeatable)",
     "no_pdf": "write only the HTML",
+    "strategy": "training placement: default (TensorFlow picks a GPU if any), mirrored (all GPUs, "
+                "tf.distribute.MirroredStrategy) or one-device",
 }
 
 
@@ -29,12 +31,14 @@ def _call(fn, *args, **kwargs):
     return friendly(fn)(*args, **kwargs)
 
 
-@task(default=True, help=_help(*COMMON, "no_pdf"), iterable=["set_", "force"])
-def build_report(c, data=None, config=None, set_=None, quick=False, force=None, no_pdf=False):
+@task(default=True, help=_help(*COMMON, "no_pdf", "strategy"), iterable=["set_", "force"])
+def build_report(c, data=None, config=None, set_=None, quick=False, force=None, no_pdf=False,
+                 strategy="default"):
     """Build build/report.html and build/report.pdf, recomputing only what is stale."""
     from report.build import build_report as run
     _call(run, data=data, config=config, overrides=tuple(set_ or ()),
-          profile="quick" if quick else None, force=tuple(force or ()), pdf=not no_pdf)
+          profile="quick" if quick else None, force=tuple(force or ()), pdf=not no_pdf,
+          strategy=strategy)
 
 
 @task(help=_help(*COMMON), iterable=["set_", "force"])
@@ -45,12 +49,14 @@ def eda(c, data=None, config=None, set_=None, quick=False, force=None):
           profile="quick" if quick else None, force=tuple(force or ()))
 
 
-@task(help=_help(*COMMON, model="main, random or control (default main)"), iterable=["set_", "force"])
-def train(c, model="main", data=None, config=None, set_=None, quick=False, force=None):
+@task(help=_help(*COMMON, "strategy", model="main, random or control (default main)"),
+      iterable=["set_", "force"])
+def train(c, model="main", data=None, config=None, set_=None, quick=False, force=None,
+          strategy="default"):
     """Train a model if its cached copy is missing or stale (--force MODEL to retrain)."""
     from report.build import run_stage
     _call(run_stage, model, data=data, config=config, overrides=tuple(set_ or ()),
-          profile="quick" if quick else None, force=tuple(force or ()))
+          profile="quick" if quick else None, force=tuple(force or ()), strategy=strategy)
 
 
 @task(help={"k": "only tests matching this expression", "fast": "skip the end-to-end build"})

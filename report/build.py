@@ -15,19 +15,29 @@ from xaikit.config import load_config
 from xaikit.data import discover
 
 from . import artifacts, models
-from .context import ROOT, Context, log
+from .context import ROOT, Context, log, make_strategy
 from .registry import SECTIONS
 
 DEFAULT_DATA = "data/chest_xray"
 
 
+KAGGLEHUB = Path.home() / ".cache" / "kagglehub" / "datasets" / "paultimothymooney" / "chest-xray-pneumonia"
+
+
 def data_path(cli_value: str | None) -> str:
-    """--data, else $XAIKIT_DATA, else ./data/chest_xray."""
-    return cli_value or os.environ.get("XAIKIT_DATA") or DEFAULT_DATA
+    """--data, else $XAIKIT_DATA, else ./data/chest_xray, else a kagglehub download if present."""
+    chosen = cli_value or os.environ.get("XAIKIT_DATA")
+    if chosen:
+        return chosen
+    if not (ROOT / DEFAULT_DATA).exists():
+        cached = sorted(KAGGLEHUB.glob("versions/*/chest_xray"))
+        if cached:
+            return str(cached[-1])
+    return str(ROOT / DEFAULT_DATA)
 
 
 def make_context(data: str | None, config: str | None, overrides=(), profile: str | None = None,
-                 build: str | Path = ROOT / "build") -> Context:
+                 build: str | Path = ROOT / "build", strategy: str = "default") -> Context:
     cfg_path = Path(config) if config else ROOT / "xaikit.toml"
     try:
         text = cfg_path.read_text("utf-8")
@@ -43,7 +53,8 @@ def make_context(data: str | None, config: str | None, overrides=(), profile: st
     if cfg.profile != "full":
         build = build / cfg.profile      # a profile never overwrites the full build's artifacts
     build.mkdir(parents=True, exist_ok=True)
-    return Context(cfg, listing, build)
+    make_strategy(strategy)      # validate the name early
+    return Context(cfg, listing, build, strategy_name=strategy)
 
 
 def section_key(ctx: Context, section, keys: dict) -> str:
@@ -107,10 +118,10 @@ def run_sections(ctx: Context, force: tuple[str, ...] = ()) -> dict:
 def build_report(data: str | None = None, config: str | None = None, overrides=(),
                  profile: str | None = None, force: tuple[str, ...] = (),
                  build: str | Path = ROOT / "build", pdf: bool = True,
-                 templates: str | Path = ROOT / "templates") -> Path:
+                 templates: str | Path = ROOT / "templates", strategy: str = "default") -> Path:
     """The whole job: returns the path of the HTML report (the PDF lies beside it)."""
     t0 = time.perf_counter()
-    ctx = make_context(data, config, overrides, profile, build)
+    ctx = make_context(data, config, overrides, profile, build, strategy)
     results = run_sections(ctx, force)
     from .render import render
     t1 = time.perf_counter()
@@ -124,9 +135,9 @@ def build_report(data: str | None = None, config: str | None = None, overrides=(
 
 def run_stage(stage: str, data: str | None = None, config: str | None = None, overrides=(),
               profile: str | None = None, force: tuple[str, ...] = (),
-              build: str | Path = ROOT / "build") -> None:
+              build: str | Path = ROOT / "build", strategy: str = "default") -> None:
     """Bring one model or section (and what it needs) up to date without rendering."""
-    ctx = make_context(data, config, overrides, profile, build)
+    ctx = make_context(data, config, overrides, profile, build, strategy)
     if stage in models.NAMES:
         if stage in force:
             for p in models.paths(ctx, stage):

@@ -16,7 +16,7 @@ import numpy as np
 
 from xaikit import data as xdata
 from xaikit.config import Config
-from xaikit.errors import DataError
+from xaikit.errors import DataError, XaikitError
 
 from . import artifacts
 
@@ -95,12 +95,30 @@ def prepare(listing: xdata.Listing, cfg: Config) -> Prepared:
                     decoded.failed)
 
 
+STRATEGIES = ("default", "mirrored", "one-device")
+
+
+def make_strategy(name: str):
+    """None (default: TensorFlow uses a visible GPU by itself), MirroredStrategy over all GPUs,
+    or a one-device strategy (the first GPU, else the CPU; used by the tests)."""
+    if name not in STRATEGIES:
+        raise XaikitError(f"strategy expects one of {STRATEGIES}, got {name!r}")
+    if name == "default":
+        return None
+    import tensorflow as tf
+    if name == "mirrored":
+        return tf.distribute.MirroredStrategy()
+    gpus = tf.config.list_logical_devices("GPU")
+    return tf.distribute.OneDeviceStrategy(gpus[0].name if gpus else "/cpu:0")
+
+
 @dataclass
 class Context:
     cfg: Config
     listing: xdata.Listing
     build: Path
     timings: list = field(default_factory=list)   # (stage, "reused"/"computed", seconds)
+    strategy_name: str = "default"                 # default, mirrored or one-device
     _prepared: Prepared | None = None
     _models: dict = field(default_factory=dict)
 
@@ -140,6 +158,10 @@ class Context:
         self._prepared = p
         self.timings.append(("data", "computed", time.perf_counter() - t0))
         return p
+
+    def strategy(self):
+        """The tf.distribute strategy for training, or None for TensorFlow's default placement."""
+        return make_strategy(self.strategy_name)
 
     def model(self, name: str):
         """(keras model, model card) for ``main``, ``random`` or ``control``; trained if stale."""

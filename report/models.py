@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import time
+from contextlib import nullcontext
 from pathlib import Path
 
 import keras
@@ -104,9 +105,12 @@ def _train_main(ctx: Context):
         label_smoothing=t["label_smoothing"], class_weights=t["class_weights"],
         schedule="cosine", select="val_loss", seed=t["seed"],
         augment=AugmentParams(**cfg.section("augment")) if t["augment"] else None)
-    model = build_cnn(cfg["data.image_size"], 1, dropout=t["dropout"], seed=t["seed"])
+    strategy = ctx.strategy()
+    with strategy.scope() if strategy is not None else nullcontext():
+        model = build_cnn(cfg["data.image_size"], 1, dropout=t["dropout"], seed=t["seed"])
     log(f"training model main on {len(p.idx('train'))} images, validating on {len(p.idx('val'))}")
-    res = train_classifier(model, p.x("train"), p.y("train"), p.x("val"), p.y("val"), settings)
+    res = train_classifier(model, p.x("train"), p.y("train"), p.x("val"), p.y("val"), settings,
+                           strategy=strategy)
     p_val = predict_probs(model, p.x("val"))
     threshold = xmetrics.youden_threshold(p.y("val"), p_val)
     card = {"history": res.history, "epochs_run": res.epochs_run, "best_epoch": res.best_epoch,
@@ -137,8 +141,10 @@ def _memorise(ctx: Context, labels: np.ndarray, seed: int, epochs: int, stop: fl
         epochs=epochs, batch_size=cfg["train.batch_size"], learning_rate=r["learning_rate"],
         label_smoothing=0.0, class_weights="none", schedule="constant", select="last",
         stop_at_train_accuracy=stop, seed=seed, augment=None)
-    model = build_cnn(cfg["data.image_size"], 1, dropout=0.0, seed=seed)
-    res = train_classifier(model, p.images[sub], labels, None, None, settings)
+    strategy = ctx.strategy()
+    with strategy.scope() if strategy is not None else nullcontext():
+        model = build_cnn(cfg["data.image_size"], 1, dropout=0.0, seed=seed)
+    res = train_classifier(model, p.images[sub], labels, None, None, settings, strategy=strategy)
     train_acc = float(np.mean((predict_probs(model, p.images[sub]) >= 0.5) == (labels == 1)))
     card = {"history": res.history, "epochs_run": res.epochs_run, "seconds": res.seconds,
             "stopped": res.stopped, "train_accuracy": train_acc, "n_train": int(len(sub))}

@@ -10,6 +10,7 @@ from sklearn.metrics import roc_curve
 
 from xaikit import plots
 from xaikit.model import architecture_table
+from xaikit.robustness import blur_sensitivity
 from xaikit.train import predict_probs
 
 
@@ -74,6 +75,11 @@ def run(ctx: Context) -> Result:
     res.figure("q2_roc", plots.roc(curves, {
         "test at validation threshold": (1 - testv["specificity"], testv["sensitivity"])}),
         "ROC curves on the test and validation splits; the dot marks the operating point.")
+    sigma = 2.0 * ctx.cfg["data.image_size"] / 128
+    yv = p.y("val")
+    n["blur"] = {"sigma": sigma,
+                 **{c: blur_sensitivity(model, p.x("val")[yv == k], sigma).__dict__
+                    for k, c in enumerate(labels)}}
     return res
 
 
@@ -84,7 +90,7 @@ def _cols(m: dict) -> dict:
 
 SECTION = Section(
     name="q2", title="Q2 A CNN classifier", run=run,
-    sources=tuple(lib("plots", "model") + [Path(__file__)]),
+    sources=tuple(lib("plots", "model", "robustness") + [Path(__file__)]),
     config=("train.", "augment.", "data."), models=("main",),
     subs=(
         Sub("Q2.1", "Architecture and training", "q2_1.md", tables=("q2_arch",), figures=("q2_curves",)),

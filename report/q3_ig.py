@@ -17,6 +17,7 @@ from xaikit.train import predict_probs
 
 from . import measures, samples
 from .context import Context, lib, log
+from .progress import bar
 from .section import Result, Section, Sub
 
 
@@ -40,12 +41,14 @@ def explain_ig(ctx: Context, model, x: np.ndarray, target: np.ndarray, baseline:
     """IG of the logit of ``target`` with the named baseline (adaptive steps)."""
     a = ctx.cfg.section("attribution")
     b = baseline_images(baseline, x, ctx)
-    if baseline == "noise":
-        return integrated_gradients_expected(model, x, b, target, steps=a["ig_steps"],
-                                             batch_size=a["ig_batch_size"])
-    return integrated_gradients_adaptive(model, x, b, target, steps=a["ig_steps"],
-                                         tolerance=a["ig_tolerance"], max_steps=a["ig_max_steps"],
-                                         batch_size=a["ig_batch_size"])
+    draws = len(b) if baseline == "noise" else 1
+    with bar(f"IG {baseline}", draws * len(x) * (a["ig_steps"] + 1), "pts") as update:
+        if baseline == "noise":
+            return integrated_gradients_expected(model, x, b, target, steps=a["ig_steps"],
+                                                 batch_size=a["ig_batch_size"], progress=update)
+        return integrated_gradients_adaptive(model, x, b, target, steps=a["ig_steps"],
+                                             tolerance=a["ig_tolerance"], max_steps=a["ig_max_steps"],
+                                             batch_size=a["ig_batch_size"], progress=update)
 
 
 def run(ctx: Context) -> Result:
@@ -87,15 +90,17 @@ def run(ctx: Context) -> Result:
     n["delta_median_over_tol"] = float(np.median(delta[over])) if over.any() else 0.0
     caps = measures.caption_rows(names[rp], y[rp], probs[rp], target[rp])
     for k, c in enumerate(CLASSES):
-        rows = []
+        rows, titles = [], []
         for j in np.flatnonzero(y[rp] == k):
             i = rp[j]
-            rows.append([plots.Panel(x[i], "gray", caps[j] + f"\ngap {ig.gap[i]:.2%}"),
+            titles.append(caps[j] + f"\ngap {ig.gap[i]:.2%}")
+            rows.append([plots.Panel(x[i], "gray"),
                          plots.Panel(ig.attributions[i], "heat"),
                          plots.Panel(ig.attributions[i], "signed"),
                          plots.Panel(ig.attributions[i], "overlay", under=x[i])])
         res.figure(f"q3_maps_{c.lower()}", plots.panel_grid(
-            rows, col_titles=("image", "|IG|", "signed IG (red +, blue -)", "overlay")),
+            rows, row_titles=titles, col_titles=("image", "|IG|", "signed IG (red +, blue -)", "overlay"),
+            cell=1.45),
             f"IG maps of the five {c} report images (target: predicted class, {a['ig_baseline']} "
             "baseline). Captions: file, true label, P(PNEUMONIA), target, completeness gap.")
     masks = measures.masks_for(x)
@@ -161,12 +166,16 @@ def _baselines(ctx: Context, logits, model, x, target, res: Result) -> None:
     n["baseline_least_similar"] = [names[i], names[j], float(spear[i, j])]
     n["baseline_black_p"] = n["baselines"]["black"]["p_baseline"]
     n["baseline_sensitive"] = bool(n["baseline_spearman_mean"] < 0.5)
+    # any constant image standardises to the same all-zero input inside the model
+    bl, wh = n["baselines"]["black"], n["baselines"]["white"]
+    n["constant_baselines_equal"] = bool(abs(bl["p_baseline"] - wh["p_baseline"]) < 1e-4)
+    n["black_gap_problem"] = bool(bl["median_gap"] > ctx.cfg["attribution.ig_tolerance"])
 
 
 SECTION = Section(
     name="q3", title="Q3 Integrated Gradients", run=run,
     sources=tuple(lib("ig", "baselines", "model", "train") + measures.SOURCES +
-                  [Path(__file__), Path(samples.__file__)]),
+                  [Path(__file__), Path(samples.__file__), Path(__file__).parent / "progress.py"]),
     config=("data.", "attribution."), models=("main",),
     subs=(
         Sub("Q3.1", "IG maps of 5 NORMAL and 5 PNEUMONIA test images", "q3_1.md",

@@ -14,6 +14,7 @@ from xaikit.gradcam import GradcamExplainer
 
 from . import measures, samples
 from .context import Context, lib, log
+from .progress import bar
 from .q3_ig import region_table
 from .section import Result, Section, Sub
 
@@ -49,13 +50,14 @@ def run(ctx: Context) -> Result:
     n["flat_maps"] = int(np.sum(cam.reshape(len(cam), -1).max(1) == 0))
     caps = measures.caption_rows(names[rp], y[rp], probs[rp], target[rp])
     for k, c in enumerate(CLASSES):
-        rows = []
+        rows, titles = [], []
         for j in np.flatnonzero(y[rp] == k):
             i = rp[j]
-            rows.append([plots.Panel(x[i], "gray", caps[j]), plots.Panel(cam[i], "heat", clip=100),
+            titles.append(caps[j])
+            rows.append([plots.Panel(x[i], "gray"), plots.Panel(cam[i], "heat", clip=100),
                          plots.Panel(cam[i], "overlay", under=x[i], clip=100),
                          plots.Panel(early[j], "overlay", under=x[i], clip=100)])
-        res.figure(f"q4_maps_{c.lower()}", plots.panel_grid(rows, col_titles=(
+        res.figure(f"q4_maps_{c.lower()}", plots.panel_grid(rows, row_titles=titles, cell=1.45, col_titles=(
             "image", f"Grad-CAM {a['gradcam_layer']}", "overlay", f"overlay, {a['gradcam_early_layer']}")),
             f"Grad-CAM of the five {c} report images for the predicted class, at `{a['gradcam_layer']}` "
             f"({n['grid']}x{n['grid']} feature map) and at the earlier `{a['gradcam_early_layer']}` "
@@ -94,8 +96,10 @@ def run(ctx: Context) -> Result:
     rand = rng.uniform(size=cam.shape)
     curves = {}
     for name, maps in (("IG", similarity.to_2d(ig["attributions"])), ("Grad-CAM", cam), ("random", rand)):
-        curves[name] = deletion_insertion(model, x, maps, target, steps=a["faithfulness_steps"],
-                                          blur_sigma=a["blur_sigma"] * x.shape[1] / 128)
+        with bar(f"deletion/insertion {name}", len(x), "img") as update:
+            curves[name] = deletion_insertion(model, x, maps, target, steps=a["faithfulness_steps"],
+                                              blur_sigma=a["blur_sigma"] * x.shape[1] / 128,
+                                              progress=update)
     fr = curves["IG"].fractions
     res.figure("q4_deletion", plots.mean_curves(fr, {k: v.deletion for k, v in curves.items()},
                                                 title="deletion (lower is better)",

@@ -71,7 +71,6 @@ def run(ctx: Context) -> Result:
     res = Result()
     n = res.numbers
     _, _, permuted = models.random_subset(ctx)
-    majority = max(np.mean(y == 0), np.mean(y == 1))
     p = ctx.prepared()
     n["random_model"] = {"train_accuracy": rand_card["train_accuracy"], "epochs": rand_card["epochs_run"],
                          "max_epochs": ctx.cfg["random_labels.max_epochs"],
@@ -88,7 +87,6 @@ def run(ctx: Context) -> Result:
     n["n_images"] = int(len(x))
     n["n_subset_total"] = int(len(p.idx("train")))
     n["permuted_positive_share"] = float(np.mean(permuted))
-    del majority
     rows, bars, refs = [], {}, {}
     for meth in ("IG", "Grad-CAM"):
         main_maps = maps[(meth, "main")]

@@ -76,6 +76,16 @@ def build_only_fetcher(build: Path):
     return BuildOnlyFetcher(allowed_protocols=("file",))
 
 
+def _width_in(png: Path, dpi: int = 130) -> float:
+    """Printed width of a figure PNG saved at ``dpi``, so small charts stay small."""
+    from PIL import Image
+    try:
+        with Image.open(png) as im:
+            return round(im.width / dpi, 2)
+    except OSError:
+        return 6.0
+
+
 def render(ctx: Context, results: dict, *, pdf: bool = True, templates: Path = TEMPLATES) -> Path:
     numbers = {name: res["numbers"] for name, res in results.items()}
     artifacts.atomic_write_json(ctx.build / "numbers.json", numbers)
@@ -97,7 +107,9 @@ def render(ctx: Context, results: dict, *, pdf: bool = True, templates: Path = T
             subs.append({
                 "number": sub.number, "title": sub.title,
                 "answer": render_answer(env, sub.answer, variables),
-                "figures": [dict(res["figures"][f], number=fig_no[f]) for f in sub.figures],
+                "figures": [dict(res["figures"][f], number=fig_no[f],
+                                 width_in=_width_in(ctx.build / res["figures"][f]["file"]))
+                            for f in sub.figures],
                 "tables": [dict(res["tables"][t], number=tab_no[t]) for t in sub.tables]})
         sections.append({"name": section.name, "title": section.title, "subs": subs})
     page_env = jinja2.Environment(loader=jinja2.FileSystemLoader(templates),

@@ -123,3 +123,19 @@ def test_metrics_and_validation_threshold():
     assert youden_threshold(y, p) == t
     with pytest.raises(ValueError, match="both classes"):
         youden_threshold(np.ones(3), np.ones(3))
+
+
+def test_distribution_strategy_code_path():
+    """The --strategy path (build and compile inside a tf.distribute scope) on one CPU device."""
+    from report.context import make_strategy
+    x, y = synthetic(32, 32)
+    strategy = make_strategy("one-device")
+    with strategy.scope():
+        model = build_cnn(32, 1, dropout=0.0, seed=0)
+    settings = TrainSettings(epochs=2, batch_size=16, warmup_epochs=0, seed=0)
+    res = train_classifier(model, x, y, x, y, settings, verbose=False, strategy=strategy)
+    assert res.epochs_run == 2 and np.isfinite(res.history["loss"]).all()
+    assert make_strategy("default") is None
+    from xaikit.errors import XaikitError
+    with pytest.raises(XaikitError, match="strategy expects"):
+        make_strategy("quantum")

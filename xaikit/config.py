@@ -36,6 +36,7 @@ SCHEMA: Mapping[str, type] = MappingProxyType({
     "augment.shift": float,
     "augment.gamma": float,
     "augment.blur_mix": float,
+    "augment.blur_sigma": float,
     "random_labels.subset_size": int,
     "random_labels.target_accuracy": float,
     "random_labels.max_epochs": int,

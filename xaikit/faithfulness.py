@@ -25,11 +25,12 @@ class Curves:
 
 
 def deletion_insertion(model: keras.Model, images: np.ndarray, maps: np.ndarray, target,
-                       *, steps: int = 16, blur_sigma: float = 8.0) -> Curves:
+                       *, steps: int = 16, blur_sigma: float = 8.0, progress=None) -> Curves:
     """RISE curves for N images (N x H x W x C, float) ranked by N x H x W ``maps``.
 
     Deletion replaces the top-ranked pixels by 0; insertion starts from a Gaussian-blurred
     copy and puts the top-ranked original pixels back. ``model`` outputs probabilities.
+    ``progress`` (optional) is called with 1 after each image.
     """
     images = np.asarray(images, np.float32)
     maps = np.asarray(maps, np.float64)
@@ -55,4 +56,6 @@ def deletion_insertion(model: keras.Model, images: np.ndarray, maps: np.ndarray,
         batch = np.concatenate([deleted, inserted]).astype(np.float32)
         probs = np.asarray(model.predict(batch, batch_size=len(batch), verbose=0))[:, target[i]]
         dele[i], ins[i] = probs[:steps + 1], probs[steps + 1:]
+        if progress is not None:
+            progress(1)
     return Curves(fractions, dele, ins)

@@ -8,6 +8,7 @@ passes the pre-softmax ``logits`` model, so attributions explain the target's lo
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Callable
 
 import keras
 import numpy as np
@@ -71,12 +72,14 @@ def scores(model: keras.Model, images: np.ndarray, target: np.ndarray,
 
 def integrated_gradients(model: keras.Model, images: np.ndarray, baseline: np.ndarray,
                          target, *, steps: int = 64, batch_size: int = 64,
-                         method: str = "trapezoid") -> IGResult:
+                         method: str = "trapezoid",
+                         progress: Callable[[int], None] | None = None) -> IGResult:
     """IG of ``model``'s ``target`` output along the straight line from ``baseline`` to ``images``.
 
     ``baseline`` is one image (H x W x C) or one per image; ``target`` an int or one per
     image. Returns attributions and the completeness gap
-    ``|sum(attr) - (F(x) - F(b))| / |F(x) - F(b)|`` per image.
+    ``|sum(attr) - (F(x) - F(b))| / |F(x) - F(b)|`` per image. ``progress`` is called with
+    the number of path points done after each batch (for a progress bar).
     """
     x, b, target = _check(images, baseline, target)
     if batch_size < 1:
@@ -99,6 +102,8 @@ def integrated_gradients(model: keras.Model, images: np.ndarray, baseline: np.nd
             chosen = tf.gather(out, tf.constant(target[img]), axis=1, batch_dims=1)
         grads = tape.gradient(chosen, path).numpy()
         np.add.at(total, img, grads * weights[stp][:, None, None, None])
+        if progress is not None:
+            progress(len(img))
     attributions = ((x - b) * total).astype(np.float32)
     f_x = scores(model, x, target)
     f_b = scores(model, b, target)
@@ -110,20 +115,22 @@ def integrated_gradients(model: keras.Model, images: np.ndarray, baseline: np.nd
 def integrated_gradients_adaptive(model: keras.Model, images: np.ndarray, baseline: np.ndarray,
                                   target, *, steps: int = 64, tolerance: float = 0.01,
                                   max_steps: int = 512, batch_size: int = 64,
-                                  method: str = "trapezoid") -> IGResult:
+                                  method: str = "trapezoid",
+                                  progress: Callable[[int], None] | None = None) -> IGResult:
     """As :func:`integrated_gradients`, doubling steps for images whose gap exceeds ``tolerance``.
 
     ``steps`` in the result is the largest step count used.
     """
     x, b, t = _check(images, baseline, target)
-    res = integrated_gradients(model, x, b, t, steps=steps, batch_size=batch_size, method=method)
+    res = integrated_gradients(model, x, b, t, steps=steps, batch_size=batch_size, method=method,
+                               progress=progress)
     attr, gap = res.attributions.copy(), res.gap.copy()
     used = steps
     while used < max_steps and np.any(gap > tolerance):
         used *= 2
         redo = np.flatnonzero(gap > tolerance)
         again = integrated_gradients(model, x[redo], b[redo], t[redo], steps=used,
-                                     batch_size=batch_size, method=method)
+                                     batch_size=batch_size, method=method, progress=progress)
         attr[redo], gap[redo] = again.attributions, again.gap
     return IGResult(attr, gap, res.f_image, res.f_baseline, used, method)
 

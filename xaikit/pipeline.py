@@ -20,6 +20,7 @@ class AugmentParams:
     shift: float = 0.1
     gamma: float = 0.3
     blur_mix: float = 0.7
+    blur_sigma: float = 1.5      # Gaussian blur of the sharpness augmentation, px at 128 px
 
 
 def to_float(images: np.ndarray) -> np.ndarray:
@@ -76,7 +77,8 @@ def augment_batch(x: tf.Tensor, seed: tf.Tensor, params: AugmentParams) -> tf.Te
         x = tf.pow(tf.clip_by_value(x, 1e-6, 1.0), g[:, None, None, None])
     if params.blur_mix > 0:
         channels = x.shape[-1]
-        kernel = tf.tile(_gaussian_kernel(1.5), [1, 1, channels, 1])
+        sigma = params.blur_sigma * x.shape[1] / 128.0
+        kernel = tf.tile(_gaussian_kernel(sigma), [1, 1, channels, 1])
         blurred = tf.nn.depthwise_conv2d(x, kernel, [1, 1, 1, 1], "SAME")
         a = uniform(6, -params.blur_mix / 2.0, params.blur_mix)
         x = x + a[:, None, None, None] * (blurred - x)

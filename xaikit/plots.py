@@ -40,7 +40,10 @@ def _show(ax, p: Panel) -> None:
         under = under[..., 0] if under.ndim == 3 else under
         ax.imshow(under, cmap="gray", vmin=0, vmax=1)
         top = np.percentile(np.abs(d), p.clip) or 1.0
-        ax.imshow(np.clip(np.abs(d) / top, 0, 1), cmap="jet", alpha=0.45, vmin=0, vmax=1)
+        level = np.clip(np.abs(d) / top, 0, 1)
+        rgba = matplotlib.colormaps["jet"](level)
+        rgba[..., 3] = 0.85 * level          # transparent where the map is low
+        ax.imshow(rgba)
     elif p.kind == "mask":
         under = np.asarray(p.under, np.float64)
         under = under[..., 0] if under.ndim == 3 else under
@@ -58,7 +61,8 @@ def panel_grid(rows: Sequence[Sequence[Panel]], *, col_titles: Sequence[str] = (
                row_titles: Sequence[str] = (), cell: float = 1.6) -> Figure:
     """A grid of image panels; all rows must have the same length."""
     nrows, ncols = len(rows), max(len(r) for r in rows)
-    fig = Figure(figsize=(cell * ncols, cell * nrows * 1.08), layout="constrained")
+    extra = 1.2 if row_titles else 0.0
+    fig = Figure(figsize=(cell * ncols + extra, cell * nrows * 1.05 + 0.3), layout="constrained")
     axes = fig.subplots(nrows, ncols, squeeze=False)
     for i, row in enumerate(rows):
         for j in range(ncols):
@@ -71,7 +75,8 @@ def panel_grid(rows: Sequence[Sequence[Panel]], *, col_titles: Sequence[str] = (
                 ax.set_title((col_titles[j] + "\n" + (row[j].title if j < len(row) else "")).strip(),
                              fontsize=8)
             if j == 0 and i < len(row_titles):
-                ax.set_ylabel(row_titles[i], fontsize=7)
+                ax.set_ylabel(row_titles[i], fontsize=6.5, rotation=0, ha="right", va="center",
+                              labelpad=4)
     return fig
 
 
@@ -167,7 +172,7 @@ def roc(curves: dict[str, tuple[np.ndarray, np.ndarray, float]],
 
 def matrix(values: np.ndarray, labels: Sequence[str], *, title: str = "",
            vmin: float = -1.0, vmax: float = 1.0) -> Figure:
-    fig = Figure(figsize=(3.8, 3.3), layout="constrained")
+    fig = Figure(figsize=(3.2, 2.9), layout="constrained")
     ax = fig.subplots()
     ax.imshow(values, cmap="viridis", vmin=vmin, vmax=vmax)
     for (i, j), v in np.ndenumerate(values):

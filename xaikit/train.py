@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import sys
 import time
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 
 import keras
@@ -103,11 +104,14 @@ class _Watch(keras.callbacks.Callback):
 
 def train_classifier(model: keras.Model, x_train: np.ndarray, y_train: np.ndarray,
                      x_val: np.ndarray | None, y_val: np.ndarray | None,
-                     settings: TrainSettings, *, verbose: bool = True) -> TrainResult:
+                     settings: TrainSettings, *, verbose: bool = True,
+                     strategy=None) -> TrainResult:
     """Train ``model`` (in place: it is freshly built for this) on ``y_train`` labels (0/1).
 
     Returns the history and which epoch's weights were kept (best validation loss, or the
-    last epoch with ``select="last"``).
+    last epoch with ``select="last"``). With a ``tf.distribute`` ``strategy`` (e.g.
+    MirroredStrategy over several GPUs), build the model inside ``strategy.scope()`` and pass
+    the strategy here: the optimizer and metrics are created in the same scope.
     """
     y_train = np.asarray(y_train).astype(int)
     if len(x_train) != len(y_train):
@@ -133,10 +137,11 @@ def train_classifier(model: keras.Model, x_train: np.ndarray, y_train: np.ndarra
         lr = settings.learning_rate
     else:
         raise ValueError(f"schedule expects 'cosine' or 'constant', got {settings.schedule!r}")
-    model.compile(optimizer=keras.optimizers.Adam(lr),
-                  loss=keras.losses.CategoricalCrossentropy(label_smoothing=settings.label_smoothing),
-                  metrics=[keras.metrics.CategoricalAccuracy(name="accuracy"),
-                           keras.metrics.AUC(name="auc")])
+    with strategy.scope() if strategy is not None else nullcontext():
+        model.compile(optimizer=keras.optimizers.Adam(lr),
+                      loss=keras.losses.CategoricalCrossentropy(label_smoothing=settings.label_smoothing),
+                      metrics=[keras.metrics.CategoricalAccuracy(name="accuracy"),
+                               keras.metrics.AUC(name="auc")])
     watch = _Watch(settings, x_train, y_train, verbose)
     t0 = time.perf_counter()
     hist = model.fit(train_ds, validation_data=val_ds, epochs=settings.epochs, verbose=0,

@@ -1,0 +1,54 @@
+"""Interrupting a real build leaves nothing half-written that a later build would trust."""
+
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+
+from .conftest import ROOT, make_dataset
+
+SETTINGS = ["data.image_size=48", "train.epochs=150", "random_labels.subset_size=16",
+            "random_labels.max_epochs=2", "attribution.eval_per_class=5", "attribution.ig_steps=4",
+            "attribution.ig_max_steps=4", "attribution.noise_draws=1", "attribution.faithfulness_steps=2"]
+
+
+def build_cmd(root, build):
+    code = ("import sys; from report.build import build_report; from report.cli import friendly; "
+            f"friendly(build_report)(data={str(root)!r}, overrides={SETTINGS!r}, build={str(build)!r}, pdf=False)")
+    return [sys.executable, "-c", code]
+
+
+@pytest.mark.e2e
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
+def test_interrupt_during_training_then_resume(tmp_path, sig):
+    root = make_dataset(tmp_path / "d", per_class={"train": 10, "test": 6})
+    build = tmp_path / "build"
+    env = dict(os.environ, PYTHONUNBUFFERED="1", TF_CPP_MIN_LOG_LEVEL="3")
+    proc = subprocess.Popen(build_cmd(root, build), cwd=ROOT, stderr=subprocess.PIPE, text=True, env=env)
+    seen = []
+    deadline = time.time() + 240
+    for line in proc.stderr:
+        seen.append(line)
+        if line.startswith("epoch 3/"):
+            proc.send_signal(sig)
+            break
+        assert time.time() < deadline, "".join(seen)
+    rest = proc.stderr.read()
+    proc.wait(timeout=120)
+    assert proc.returncode == 130, "".join(seen) + rest
+    assert "interrupted" in rest and "Traceback" not in rest
+    assert not (build / "models" / "main.keras").exists()
+    assert not (build / "models" / "main.json").exists()
+    assert not (build / "report.html").exists()
+    assert not list(build.rglob("*.tmp")) and not list(build.rglob(".*.tmp*"))
+    assert (build / "sections" / "q1" / "result.json").exists()   # finished before the signal
+
+    again = subprocess.run(build_cmd(root, build), cwd=ROOT, capture_output=True, text=True,
+                           env=env, timeout=600)
+    assert again.returncode == 0, again.stderr[-3000:]
+    summary = [l for l in again.stderr.splitlines() if "stages:" in l][0]
+    assert "q1 reused" in summary and "model main computed" in summary
+    assert (build / "report.html").exists()

@@ -1,0 +1,60 @@
+"""Staleness is decided by content: config values, data files and source files."""
+
+import dataclasses
+import os
+import time
+
+from report import models
+from report.build import make_context, section_key
+from report.registry import SECTIONS
+
+from .conftest import make_dataset, write_image, chest_like
+
+
+def keys(root, build, overrides=()):
+    ctx = make_context(str(root), None, overrides, None, build)
+    out = {m: models.key(ctx, m) for m in models.NAMES}
+    done = {}
+    for s in SECTIONS:
+        done[s.name] = section_key(ctx, s, done)
+    out.update(done)
+    return out
+
+
+def changed(a, b):
+    return {k for k in a if a[k] != b[k]}
+
+
+def test_config_changes_invalidate_exactly_their_dependents(tmp_path):
+    root = make_dataset(tmp_path / "d", per_class={"train": 4, "test": 2})
+    base = keys(root, tmp_path / "b")
+    assert changed(base, keys(root, tmp_path / "b", ["attribution.ig_steps=32"])) == {"q3", "q4", "q5"}
+    assert changed(base, keys(root, tmp_path / "b", ["train.epochs=5"])) == {"main", "q2", "q3", "q4", "q5"}
+    assert changed(base, keys(root, tmp_path / "b", ["random_labels.max_epochs=9"])) == {
+        "random", "control", "q5"}
+    assert changed(base, keys(root, tmp_path / "b", ["data.image_size=64"])) == set(base)
+
+
+def test_data_changes_by_content_not_timestamp(tmp_path):
+    root = make_dataset(tmp_path / "d", per_class={"train": 4, "test": 2})
+    base = keys(root, tmp_path / "b")
+    f = next((root / "train" / "NORMAL").iterdir())
+    later = time.time() + 100
+    os.utime(f, (later, later))
+    assert changed(base, keys(root, tmp_path / "b")) == set()
+    write_image(root / "train" / "NORMAL" / "IM-9999-0001.jpeg",
+                chest_like(__import__("numpy").random.default_rng(9), 48, False))
+    assert changed(base, keys(root, tmp_path / "b")) == set(base)
+
+
+def test_source_change_invalidates_the_section(tmp_path):
+    root = make_dataset(tmp_path / "d", per_class={"train": 4, "test": 2})
+    ctx = make_context(str(root), None, (), None, tmp_path / "b")
+    src = tmp_path / "module.py"
+    src.write_text("x = 1\n")
+    section = dataclasses.replace(SECTIONS[0], sources=(src,))
+    k1 = section_key(ctx, section, {})
+    os.utime(src, (time.time() + 50, time.time() + 50))
+    assert section_key(ctx, section, {}) == k1
+    src.write_text("x = 2\n")
+    assert section_key(ctx, section, {}) != k1
