@@ -14,7 +14,7 @@ from xaikit.model import logits_model
 
 from . import measures, models, samples
 from .context import Context, lib, log
-from .q3_ig import explain_ig
+from .q3_ig import baseline_images, explain_ig
 from .section import Result, Section, Sub
 
 METRICS = ("spearman_abs", "spearman_signed", "ssim", "hog")
@@ -109,9 +109,11 @@ def run(ctx: Context) -> Result:
             bars[label] = {"main vs random-label": (vs_random[m].mean(), vs_random[m].std()),
                            "main vs control": (vs_control[m].mean(), vs_control[m].std())}
             refs[label] = float(vs_pairs[m].mean())
-    # IG "looks like the input": similarity of |IG| with the input image itself
+    # IG "looks like the input": the (x - baseline) factor imprints the image on any model's map
+    b = baseline_images(a["ig_baseline"], x, ctx)
+    input_term = np.abs(similarity.to_2d(x - (b.mean(0) if b.ndim == 5 else b)))
     n["input_likeness"] = {tag: float(similarity.pairwise(np.abs(similarity.to_2d(maps[("IG", tag)])),
-                                                          x[..., 0], similarity.spearman).mean())
+                                                          input_term, similarity.spearman).mean())
                            for tag in ("main", "random", "control")}
     n["se_factor"] = SE_FACTOR
     n["both_pass"] = n["ig"]["overall"] == "pass" and n["gradcam"]["overall"] == "pass"

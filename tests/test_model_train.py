@@ -40,7 +40,7 @@ def test_save_load_safe_mode(tmp_path):
 def test_training_learns_and_is_seeded():
     x, y = synthetic(96)
     xv, yv = synthetic(32, seed=1)
-    settings = TrainSettings(epochs=6, batch_size=16, learning_rate=3e-3, warmup_epochs=0, seed=3,
+    settings = TrainSettings(epochs=8, batch_size=16, learning_rate=1e-3, warmup_epochs=1, seed=3,
                              augment=AugmentParams(rotation_deg=5, zoom=0.05, shift=0.05, gamma=0.1,
                                                    blur_mix=0.2))
     runs = []
@@ -52,7 +52,7 @@ def test_training_learns_and_is_seeded():
     assert acc >= 0.9, acc
     assert runs[0][0].history["loss"] == runs[1][0].history["loss"]
     np.testing.assert_allclose(runs[0][1], runs[1][1], atol=1e-6)
-    assert 1 <= runs[0][0].best_epoch <= 6
+    assert 1 <= runs[0][0].best_epoch <= 8
     # a trained model gives non-flat Grad-CAM maps at the default layer (measured pitfall: all zeros)
     cams = GradcamExplainer(model)(x[:8].astype(np.float32)[..., None] / 255, (runs[1][1][:8] >= 0.5).astype(int))
     assert np.all(cams.reshape(8, -1).max(1) > 0)

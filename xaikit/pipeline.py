@@ -50,6 +50,7 @@ def augment_batch(x: tf.Tensor, seed: tf.Tensor, params: AugmentParams) -> tf.Te
     ``seed`` is a shape-[2] int tensor; the same seed gives the same batch.
     """
     n = tf.shape(x)[0]
+    size = x.shape[1] or 128                     # static size, for the blur's pixel scale
     h = tf.cast(tf.shape(x)[1], tf.float32)
     w = tf.cast(tf.shape(x)[2], tf.float32)
 
@@ -77,7 +78,7 @@ def augment_batch(x: tf.Tensor, seed: tf.Tensor, params: AugmentParams) -> tf.Te
         x = tf.pow(tf.clip_by_value(x, 1e-6, 1.0), g[:, None, None, None])
     if params.blur_mix > 0:
         channels = x.shape[-1]
-        sigma = params.blur_sigma * x.shape[1] / 128.0
+        sigma = params.blur_sigma * size / 128.0
         kernel = tf.tile(_gaussian_kernel(sigma), [1, 1, channels, 1])
         blurred = tf.nn.depthwise_conv2d(x, kernel, [1, 1, 1, 1], "SAME")
         a = uniform(6, -params.blur_mix / 2.0, params.blur_mix)

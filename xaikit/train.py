@@ -128,11 +128,14 @@ def train_classifier(model: keras.Model, x_train: np.ndarray, y_train: np.ndarra
     steps = int(np.ceil(len(x_train) / settings.batch_size))
     if settings.schedule == "cosine":
         warm = settings.warmup_epochs * steps
-        lr = keras.optimizers.schedules.CosineDecay(
-            initial_learning_rate=settings.final_learning_rate,
-            decay_steps=max(1, settings.epochs * steps - warm),
-            alpha=settings.final_learning_rate / settings.learning_rate,
-            warmup_target=settings.learning_rate, warmup_steps=warm)
+        decay = max(1, settings.epochs * steps - warm)
+        alpha = settings.final_learning_rate / settings.learning_rate
+        if warm > 0:   # linear warm-up from the final rate to learning_rate, then cosine decay
+            lr = keras.optimizers.schedules.CosineDecay(
+                initial_learning_rate=settings.final_learning_rate, decay_steps=decay, alpha=alpha,
+                warmup_target=settings.learning_rate, warmup_steps=warm)
+        else:
+            lr = keras.optimizers.schedules.CosineDecay(settings.learning_rate, decay, alpha=alpha)
     elif settings.schedule == "constant":
         lr = settings.learning_rate
     else:
