@@ -15,6 +15,7 @@ from xaikit.data import CLASSES
 from .context import lib
 
 SOURCES = lib("regions", "similarity", "plots") + [Path(__file__)]
+BORDER_FRAC = 0.1     # the border zone: this share of the size from each edge
 LUNG_MARGIN = 0.2      # "concentrated in the lungs" when lung share >= (1 + margin) x lung area
 CONSISTENCY_CELLS = 16  # maps are average-pooled to 16 x 16 cells before rank correlation
 HIGH, MODERATE = 0.5, 0.2
@@ -27,7 +28,7 @@ def masks_for(images: np.ndarray) -> np.ndarray:
 
 def region_numbers(maps: np.ndarray, masks: np.ndarray, labels: np.ndarray) -> dict:
     """Lung and border shares per class and overall, with verdict words."""
-    border = regions.border_zone(masks.shape[1:])
+    border = regions.border_zone(masks.shape[1:], BORDER_FRAC)
     out = {}
     for name, sel in (("all", np.ones(len(labels), bool)), *((c, labels == k) for k, c in enumerate(CLASSES))):
         r = regions.region_shares(maps[sel], masks[sel], border)
@@ -40,6 +41,7 @@ def region_numbers(maps: np.ndarray, masks: np.ndarray, labels: np.ndarray) -> d
     out["border_verdict"] = ("over-represented in the image border" if out["all"]["border_ratio"] > 1
                              else "under-represented in the image border")
     out["margin"] = LUNG_MARGIN
+    out["border_frac"] = BORDER_FRAC
     return out
 
 
@@ -64,7 +66,7 @@ def mean_map_figure(maps: np.ndarray, labels: np.ndarray, images: np.ndarray, me
 
 
 def mask_figure(images: np.ndarray, masks: np.ndarray):
-    border = regions.border_zone(masks.shape[1:])
+    border = regions.border_zone(masks.shape[1:], BORDER_FRAC)
     rows = [[plots.Panel(m.astype(float), "mask", under=im) for im, m in zip(images[i:i + 5], masks[i:i + 5])]
             for i in range(0, len(images), 5)]
     rows.append([plots.Panel(border.astype(float), "mask", "border zone", under=images[0])])

@@ -79,6 +79,8 @@ def run(ctx: Context) -> Result:
     n["report_images"] = [{"name": str(nm), "label": CLASSES[yy], "p_pneumonia": float(pp),
                            "misclassified": bool((pp >= 0.5) != (yy == 1)), "gap": float(g)}
                           for nm, yy, pp, g in zip(names[rp], y[rp], probs[rp], ig.gap[rp])]
+    n["n_report"] = int(len(rp))
+    n["heat_clip"] = 99
     n["report_misclassified"] = int(sum(r["misclassified"] for r in n["report_images"]))
     n["gap_report_max"] = float(ig.gap[rp].max())
     n["gap_median"] = float(np.median(ig.gap))
@@ -101,7 +103,7 @@ def run(ctx: Context) -> Result:
         res.figure(f"q3_maps_{c.lower()}", plots.panel_grid(
             rows, row_titles=titles, col_titles=("image", "|IG|", "signed IG (red +, blue -)", "overlay"),
             cell=1.45),
-            f"IG maps of the five {c} report images (target: predicted class, {a['ig_baseline']} "
+            f"IG maps of the {len(rows)} {c} report images (target: predicted class, {a['ig_baseline']} "
             "baseline). Captions: file, true label, P(PNEUMONIA), target, completeness gap.")
     masks = measures.masks_for(x)
     n["regions"] = measures.region_numbers(ig.attributions, masks, y)
@@ -146,11 +148,11 @@ def _baselines(ctx: Context, logits, model, x, target, res: Result) -> None:
             ssim[i, j] = similarity.pairwise(a2, b2, similarity.ssim).mean()
     table = pd.DataFrame(rows)
     res.table("q3_baselines", table, "Baselines: the model's P(PNEUMONIA) for the baseline image, the "
-              "explained logit difference and the completeness gap, over the 10 report images.")
+              f"explained logit difference and the completeness gap, over the {len(x)} report images.")
     grid = [[plots.Panel(x[i], "gray")] + [plots.Panel(maps[b][i], "heat") for b in names]
             for i in range(len(x))]
     res.figure("q3_baseline_grid", plots.panel_grid(grid, col_titles=("image",) + names, cell=1.25),
-               "|IG| of the 10 report images for each baseline (rows: 5 NORMAL, then 5 PNEUMONIA).")
+               f"|IG| of the {len(x)} report images for each baseline (rows: NORMAL first, then PNEUMONIA).")
     fig = plots.matrix(spear, names, title="Spearman of |IG|")
     res.figure("q3_baseline_spearman", fig, "Mean Spearman correlation of |IG| maps between baselines.")
     res.figure("q3_baseline_ssim", plots.matrix(ssim, names, title="SSIM of |IG|", vmin=0),

@@ -59,7 +59,7 @@ def run(ctx: Context) -> Result:
                          plots.Panel(early[j], "overlay", under=x[i], clip=100)])
         res.figure(f"q4_maps_{c.lower()}", plots.panel_grid(rows, row_titles=titles, cell=1.45, col_titles=(
             "image", f"Grad-CAM {a['gradcam_layer']}", "overlay", f"overlay, {a['gradcam_early_layer']}")),
-            f"Grad-CAM of the five {c} report images for the predicted class, at `{a['gradcam_layer']}` "
+            f"Grad-CAM of the {len(rows)} {c} report images for the predicted class, at `{a['gradcam_layer']}` "
             f"({n['grid']}x{n['grid']} feature map) and at the earlier `{a['gradcam_early_layer']}` "
             f"({n['early_grid']}x{n['early_grid']}).")
     masks = measures.masks_for(x)
@@ -89,7 +89,7 @@ def run(ctx: Context) -> Result:
     titles = [f"rho {rho_grid[i]:.2f}" for i in rp]
     res.figure("q4_side", plots.panel_grid(side, col_titles=(
         "image", "|IG|", f"|IG| pooled to {g}x{g}", "Grad-CAM"), row_titles=titles, cell=1.5),
-        f"IG and Grad-CAM side by side for the 10 report images; rho is the Spearman correlation at "
+        f"IG and Grad-CAM side by side for the {len(rp)} report images; rho is the Spearman correlation at "
         f"the {g}x{g} Grad-CAM resolution.")
     log(f"deletion/insertion curves for {len(x)} images x 3 maps")
     rng = np.random.default_rng(a["seed"])

@@ -116,6 +116,8 @@ def run(ctx: Context) -> Result:
                                                           input_term, similarity.spearman).mean())
                            for tag in ("main", "random", "control")}
     n["se_factor"] = SE_FACTOR
+    n["n_metrics"] = len(METRICS)
+    n["n_report"] = int(len(rp))
     n["both_pass"] = n["ig"]["overall"] == "pass" and n["gradcam"]["overall"] == "pass"
     res.table("q5_models", pd.DataFrame([
         {"model": "main (Q2)", "labels": "true", "train images": ctx.model("main")[1]["n_train"],
@@ -140,7 +142,7 @@ def run(ctx: Context) -> Result:
     res.figure("q5_grid", plots.panel_grid(grid, col_titles=(
         "image", "IG main", "IG random-label", "IG control", "Grad-CAM main", "Grad-CAM random-label",
         "Grad-CAM control"), cell=1.15),
-        "Maps of the 10 report images under the main, random-label and control models (|IG| and Grad-CAM).")
+        f"Maps of the {len(rp)} report images under the main, random-label and control models (|IG| and Grad-CAM).")
     res.figure("q5_bars", plots.grouped_bars(bars, ylabel="similarity to the main model's map",
                                              reference=refs),
                "Similarity to the main model's maps (mean ± std); dashed lines: random pairs of "

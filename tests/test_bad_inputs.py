@@ -1,0 +1,113 @@
+"""A corpus of broken datasets, generated here: each gives a one-line error or a counted skip."""
+
+import os
+import shutil
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from report.build import make_context
+from xaikit.errors import DataError
+
+from .conftest import ROOT, chest_like, make_dataset
+
+QUICK = ["data.image_size=48"]
+
+
+def prepared(root, tmp_path):
+    ctx = make_context(str(root), None, QUICK, None, tmp_path / "build")
+    return ctx, ctx.prepared()
+
+
+def cli(root):
+    return subprocess.run([sys.executable, "-m", "invoke", "build-report", "--data", str(root)],
+                          cwd=ROOT, capture_output=True, text=True, timeout=300,
+                          env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3"))
+
+
+ERRORS = {
+    "missing folder": (lambda r: shutil.rmtree(r), "does not exist"),
+    "file instead of folder": (lambda r: (shutil.rmtree(r), r.write_text("x")), "is a file"),
+    "missing train": (lambda r: shutil.rmtree(r / "train"), "train is missing"),
+    "missing test": (lambda r: shutil.rmtree(r / "test"), "test is missing"),
+    "missing class": (lambda r: shutil.rmtree(r / "test" / "NORMAL"), "NORMAL is missing"),
+    "empty class": (lambda r: [f.unlink() for f in (r / "train" / "PNEUMONIA").iterdir()], "holds no images"),
+    "only broken images in a class": (
+        lambda r: [f.write_bytes(b"not a jpeg") for f in (r / "test" / "NORMAL").iterdir()],
+        "expected both NORMAL and PNEUMONIA"),
+}
+
+
+@pytest.mark.parametrize("case", list(ERRORS))
+def test_errors_are_one_line(tmp_path, case):
+    root = make_dataset(tmp_path / "d", per_class={"train": 6, "test": 3})
+    breakage, fragment = ERRORS[case]
+    breakage(root)
+    with pytest.raises(DataError) as info:
+        prepared(root, tmp_path)
+    assert fragment in str(info.value) and "\n" not in str(info.value)
+
+
+def test_cli_error_exit_code_and_no_report(tmp_path):
+    root = make_dataset(tmp_path / "d", per_class={"train": 4, "test": 2})
+    for f in (root / "test" / "NORMAL").iterdir():
+        f.write_bytes(b"")
+    r = cli(root)
+    assert r.returncode == 2 and "Traceback" not in r.stderr
+    assert len([l for l in r.stderr.splitlines() if l.startswith("xaikit: error")]) == 1
+
+
+def _save(path, im, **kw):
+    path.parent.mkdir(parents=True, exist_ok=True)
+    im.save(path, **kw)
+
+
+def test_odd_files_are_decoded_or_skipped_and_counted(tmp_path):
+    root = make_dataset(tmp_path / "d", per_class={"train": 6, "test": 3})
+    n_dir = root / "train" / "NORMAL"
+    arr = chest_like(np.random.default_rng(1), 64, False)
+    good = next(n_dir.glob("*.jpeg"))
+    # skipped: empty, truncated, text named .jpeg
+    (n_dir / "empty.jpeg").write_bytes(b"")
+    data = good.read_bytes()
+    (n_dir / "truncated.jpeg").write_bytes(data[: len(data) // 2])
+    (n_dir / "text.jpeg").write_text("hello")
+    # ignored: hidden and non-image files
+    (n_dir / ".DS_Store").write_bytes(b"\0\1")
+    (n_dir / "Thumbs.db").write_bytes(b"\0")
+    (n_dir / "notes.txt").write_text("x")
+    # decoded: alpha PNG, 16-bit PNG, CMYK JPEG, 1x1, 4000x4000, symlink
+    _save(n_dir / "alpha.png", Image.fromarray(arr).convert("RGBA"))
+    _save(n_dir / "deep.png", Image.fromarray(arr.astype(np.uint16) * 257))
+    _save(n_dir / "cmyk.jpeg", Image.fromarray(arr).convert("CMYK"))
+    _save(n_dir / "tiny.png", Image.fromarray(np.full((1, 1), 90, np.uint8)))
+    _save(n_dir / "huge.jpeg", Image.fromarray(arr).resize((4000, 4000)), quality=50)
+    (n_dir / "link.jpeg").symlink_to(good)
+    ctx, p = prepared(root, tmp_path)
+    names = {str(n).rsplit("/", 1)[-1] for n in p.names}
+    assert {"alpha.png", "deep.png", "cmyk.jpeg", "tiny.png", "huge.jpeg", "link.jpeg"} <= names
+    assert {"empty.jpeg", "truncated.jpeg", "text.jpeg"}.isdisjoint(names)
+    assert len(ctx.listing.ignored) == 3
+    skipped = (tmp_path / "build" / "skipped.txt").read_text().splitlines()
+    assert len(skipped) == 3 and any("truncated.jpeg" in s for s in skipped)
+    assert p.images.shape[1:] == (48, 48) and p.images.dtype == np.uint8
+
+
+def test_unreadable_file_is_ignored_and_counted(tmp_path):
+    if os.geteuid() == 0:
+        pytest.skip("running as root: file permissions cannot make a file unreadable")
+    root = make_dataset(tmp_path / "d", per_class={"train": 4, "test": 2})
+    f = next((root / "train" / "NORMAL").iterdir())
+    f.chmod(0)
+    ctx, _ = prepared(root, tmp_path)
+    assert any("unreadable" in s for s in ctx.listing.ignored)
+
+
+def test_tiny_val_folder_is_used(tmp_path):
+    root = make_dataset(tmp_path / "d", per_class={"train": 6, "test": 3, "val": 1})
+    ctx, p = prepared(root, tmp_path)
+    assert np.sum(p.source_split == "val") == 2
+    assert np.all(p.split[p.source_split == "val"] == "val")
