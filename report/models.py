@@ -56,7 +56,10 @@ def load_cached(ctx: Context, name: str):
     try:
         model = keras.saving.load_model(model_path, safe_mode=True, compile=False)
     except Exception as exc:  # a truncated or foreign file: never trusted, retrained
-        log(f"model {model_path} could not be loaded ({type(exc).__name__}); training again")
+        reason = str(exc).splitlines()[0][:200] if str(exc) else type(exc).__name__
+        if "lambda" in str(exc).lower() or "safe_mode" in str(exc):
+            reason = "it contains a Lambda layer (arbitrary code), which Keras safe mode refuses"
+        log(f"model {model_path} could not be loaded: {reason}; training again")
         return None
     return model, card
 

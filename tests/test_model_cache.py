@@ -1,0 +1,51 @@
+"""Cached models are trusted only when their key matches and they load in Keras safe mode."""
+
+import json
+
+import keras
+import numpy as np
+
+from report import models
+from report.build import make_context
+from xaikit.model import build_cnn
+
+from .conftest import make_dataset
+
+
+def context(tmp_path):
+    root = make_dataset(tmp_path / "d", per_class={"train": 4, "test": 2})
+    return make_context(str(root), None, ["data.image_size=32"], None, tmp_path / "build")
+
+
+def write(ctx, model, key):
+    model_path, card_path = models.paths(ctx, "main")
+    model_path.parent.mkdir(parents=True, exist_ok=True)
+    model.save(model_path)
+    card_path.write_text(json.dumps({"key": key, "epochs_run": 1}))
+
+
+def test_fresh_model_round_trip(tmp_path):
+    ctx = context(tmp_path)
+    model = build_cnn(32, 1, seed=0)
+    write(ctx, model, models.key(ctx, "main"))
+    loaded, card = models.load_cached(ctx, "main")
+    x = np.random.default_rng(0).uniform(size=(2, 32, 32, 1)).astype(np.float32)
+    np.testing.assert_allclose(loaded.predict(x, verbose=0), model.predict(x, verbose=0), rtol=1e-5)
+    assert card["epochs_run"] == 1
+
+
+def test_stale_key_is_not_trusted(tmp_path):
+    ctx = context(tmp_path)
+    write(ctx, build_cnn(32, 1, seed=0), "some-other-key")
+    assert models.load_cached(ctx, "main") is None
+
+
+def test_lambda_layer_is_refused_with_a_clear_message(tmp_path, capfd):
+    ctx = context(tmp_path)
+    inp = keras.Input((32, 32, 1))
+    out = keras.layers.Lambda(lambda t: t * 2.0)(inp)
+    evil = keras.Model(inp, keras.layers.Dense(2)(keras.layers.Flatten()(out)))
+    write(ctx, evil, models.key(ctx, "main"))
+    assert models.load_cached(ctx, "main") is None
+    err = capfd.readouterr().err
+    assert "Lambda layer" in err and "training again" in err
