@@ -37,8 +37,10 @@ def baseline_images(name: str, x: np.ndarray, ctx: Context) -> np.ndarray:
     raise ValueError(f"baseline expects one of {xb.BASELINES}, got {name!r}")
 
 
-def explain_ig(ctx: Context, model, x: np.ndarray, target: np.ndarray, baseline: str):
-    """IG of the logit of ``target`` with the named baseline (adaptive steps)."""
+def explain_ig(ctx: Context, model, x: np.ndarray, target: np.ndarray, baseline: str,
+               adaptive: bool = True):
+    """IG of the logit of ``target`` with the named baseline (steps doubled where the
+    completeness gap exceeds the tolerance, unless ``adaptive`` is False)."""
     a = ctx.cfg.section("attribution")
     b = baseline_images(baseline, x, ctx)
     draws = len(b) if baseline == "noise" else 1
@@ -46,9 +48,10 @@ def explain_ig(ctx: Context, model, x: np.ndarray, target: np.ndarray, baseline:
         if baseline == "noise":
             return integrated_gradients_expected(model, x, b, target, steps=a["ig_steps"],
                                                  batch_size=a["ig_batch_size"], progress=update)
-        return integrated_gradients_adaptive(model, x, b, target, steps=a["ig_steps"],
-                                             tolerance=a["ig_tolerance"], max_steps=a["ig_max_steps"],
-                                             batch_size=a["ig_batch_size"], progress=update)
+        return integrated_gradients_adaptive(
+            model, x, b, target, steps=a["ig_steps"], tolerance=a["ig_tolerance"],
+            max_steps=a["ig_max_steps"] if adaptive else a["ig_steps"],
+            batch_size=a["ig_batch_size"], progress=update)
 
 
 def run(ctx: Context) -> Result:
