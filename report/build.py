@@ -105,6 +105,8 @@ def run_sections(ctx: Context, force: tuple[str, ...] = ()) -> dict:
             ctx.timings.append((section.name, "reused", 0.0))
             results[section.name] = stored
             continue
+        for m in section.models:          # train/load models first: their time is their own
+            ctx.model(m)
         log(f"section {section.name}: computing")
         t0 = time.perf_counter()
         result = section.run(ctx)

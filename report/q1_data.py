@@ -116,7 +116,11 @@ def run(ctx: Context) -> Result:
         {"measure": "median sharpness (train)", **n["visible"]["sharpness_train"]},
         {"measure": "median sharpness (test)", **n["visible"]["sharpness_test"]},
     ]
-    res.table("q1_bias", pd.DataFrame(bias_rows).astype({"NORMAL": object, "PNEUMONIA": object}),
+    for row in bias_rows:
+        for c in CLASSES:
+            v = float(row[c])
+            row[c] = f"{v:.0f}" if v.is_integer() else f"{v:.3f}"
+    res.table("q1_bias", pd.DataFrame(bias_rows),
               "Per-class measures behind the bias discussion.")
     res.figure("q1_sizes", plots.scatter_groups(
         {c: (wd[p.labels == k], ht[p.labels == k]) for k, c in enumerate(CLASSES)},

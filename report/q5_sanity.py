@@ -19,6 +19,7 @@ from .section import Result, Section, Sub
 
 METRICS = ("spearman_abs", "spearman_signed", "ssim", "hog")
 SE_FACTOR = 2.0   # "clearly below": the gap exceeds 2 standard errors
+WEAK_REFERENCE = 0.1   # a metric whose main-vs-control similarity is below this has little power
 
 
 def _measures(a: np.ndarray, b: np.ndarray) -> dict[str, np.ndarray]:
@@ -103,6 +104,9 @@ def run(ctx: Context) -> Result:
                       "control": similarity.summarize(vs_control[m]).__dict__,
                       "pairs": similarity.summarize(vs_pairs[m]).__dict__, **v[m]} for m in METRICS}
         n[key]["overall"], n[key]["passes"] = v["overall"], v["passes"]
+        n[key]["verb"] = {"pass": "passes", "fail": "fails", "mixed": "gives a mixed result in"}[v["overall"]]
+        n[key]["weak_references"] = [m for m in METRICS
+                                     if similarity.summarize(vs_control[m]).mean < WEAK_REFERENCE]
         for m in METRICS:
             rows.append({"method": meth, "metric": m,
                          "main vs random": f"{vs_random[m].mean():.3f} ± {vs_random[m].std():.3f}",
@@ -121,6 +125,7 @@ def run(ctx: Context) -> Result:
                            for tag in ("main", "random", "control")}
     n["ig_median_gap"] = gaps
     n["se_factor"] = SE_FACTOR
+    n["weak_reference"] = WEAK_REFERENCE
     n["n_metrics"] = len(METRICS)
     n["n_report"] = int(len(rp))
     n["both_pass"] = n["ig"]["overall"] == "pass" and n["gradcam"]["overall"] == "pass"
