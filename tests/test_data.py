@@ -100,7 +100,10 @@ def test_decode_cmyk_jpeg_and_large():
     assert np.abs(out.astype(int) - ref.astype(int)).mean() < 8   # not inverted, not garbled
 
 
-def test_decode_listing_skips_corrupt(generated):
+@pytest.mark.parametrize("load_truncated", [False, True])
+def test_decode_listing_skips_corrupt(generated, load_truncated, monkeypatch):
+    from PIL import ImageFile
+    monkeypatch.setattr(ImageFile, "LOAD_TRUNCATED_IMAGES", load_truncated)   # as WeasyPrint sets it
     bad = generated / "train" / "NORMAL" / "broken.jpeg"
     good = next((generated / "train" / "NORMAL").glob("*.jpeg")).read_bytes()
     bad.write_bytes(good[: len(good) // 3])

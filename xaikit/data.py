@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
-from PIL import Image, UnidentifiedImageError
+from PIL import Image, ImageFile, UnidentifiedImageError
 
 from .errors import DataError
 
@@ -150,7 +150,20 @@ def _to_gray(im: Image.Image) -> Image.Image:
 
 
 def decode_bytes(data: bytes, size: int) -> tuple[np.ndarray, int, int, str]:
-    """Decode one image file's bytes to a ``size x size`` uint8 grayscale array."""
+    """Decode one image file's bytes to a ``size x size`` uint8 grayscale array.
+
+    A truncated file raises ``OSError`` even when another library (WeasyPrint does) has set
+    Pillow's process-wide ``LOAD_TRUNCATED_IMAGES``.
+    """
+    previous = ImageFile.LOAD_TRUNCATED_IMAGES
+    ImageFile.LOAD_TRUNCATED_IMAGES = False
+    try:
+        return _decode(data, size)
+    finally:
+        ImageFile.LOAD_TRUNCATED_IMAGES = previous
+
+
+def _decode(data: bytes, size: int) -> tuple[np.ndarray, int, int, str]:
     with Image.open(io.BytesIO(data)) as im:
         width, height, mode = im.width, im.height, im.mode
         if im.format == "JPEG":
