@@ -14,6 +14,7 @@ HELP = {
     "quick": "quick profile: fewer images and epochs, marked on the report's title page",
     "force": "recompute a stage even if fresh: main, random, control, q1..q5 or all (repeatable)",
     "no_pdf": "write only the HTML",
+    "build": "output folder (default: build/ in this project)",
     "strategy": "training placement: default (TensorFlow picks a GPU if any), mirrored (all GPUs, "
                 "tf.distribute.MirroredStrategy) or one-device",
 }
@@ -23,7 +24,11 @@ def _help(*names, **extra):
     return dict({n: HELP[n] for n in names}, **extra)
 
 
-COMMON = ("data", "config", "set_", "quick", "force")
+COMMON = ("data", "config", "set_", "quick", "force", "build")
+
+
+def _build(folder):
+    return {"build": folder} if folder else {}
 
 
 def _call(fn, *args, **kwargs):
@@ -33,30 +38,31 @@ def _call(fn, *args, **kwargs):
 
 @task(default=True, help=_help(*COMMON, "no_pdf", "strategy"), iterable=["set_", "force"])
 def build_report(c, data=None, config=None, set_=None, quick=False, force=None, no_pdf=False,
-                 strategy="default"):
+                 strategy="default", build=None):
     """Build build/report.html and build/report.pdf, recomputing only what is stale."""
     from report.build import build_report as run
     _call(run, data=data, config=config, overrides=tuple(set_ or ()),
           profile="quick" if quick else None, force=tuple(force or ()), pdf=not no_pdf,
-          strategy=strategy)
+          strategy=strategy, **_build(build))
 
 
 @task(help=_help(*COMMON), iterable=["set_", "force"])
-def eda(c, data=None, config=None, set_=None, quick=False, force=None):
+def eda(c, data=None, config=None, set_=None, quick=False, force=None, build=None):
     """Compute the Q1 data analysis (cached under build/sections/q1)."""
     from report.build import run_stage
     _call(run_stage, "q1", data=data, config=config, overrides=tuple(set_ or ()),
-          profile="quick" if quick else None, force=tuple(force or ()))
+          profile="quick" if quick else None, force=tuple(force or ()), **_build(build))
 
 
 @task(help=_help(*COMMON, "strategy", model="main, random or control (default main)"),
       iterable=["set_", "force"])
 def train(c, model="main", data=None, config=None, set_=None, quick=False, force=None,
-          strategy="default"):
+          strategy="default", build=None):
     """Train a model if its cached copy is missing or stale (--force MODEL to retrain)."""
     from report.build import run_stage
     _call(run_stage, model, data=data, config=config, overrides=tuple(set_ or ()),
-          profile="quick" if quick else None, force=tuple(force or ()), strategy=strategy)
+          profile="quick" if quick else None, force=tuple(force or ()), strategy=strategy,
+          **_build(build))
 
 
 @task(help={"k": "only tests matching this expression", "fast": "skip the end-to-end build"})
@@ -70,8 +76,8 @@ def test(c, k=None, fast=False):
     c.run(" ".join(args), pty=False, echo=True)
 
 
-@task
-def clean(c):
+@task(help={"build": HELP["build"]})
+def clean(c, build=None):
     """Remove build/ (generated files only)."""
     from report.build import clean as run
-    run()
+    run(**_build(build))

@@ -37,7 +37,8 @@ def data_path(cli_value: str | None) -> str:
 
 
 def make_context(data: str | None, config: str | None, overrides=(), profile: str | None = None,
-                 build: str | Path = ROOT / "build", strategy: str = "default") -> Context:
+                 build: str | Path = ROOT / "build", strategy: str = "default",
+                 invalidate_report: bool = False) -> Context:
     cfg_path = Path(config) if config else ROOT / "xaikit.toml"
     try:
         text = cfg_path.read_text("utf-8")
@@ -46,12 +47,15 @@ def make_context(data: str | None, config: str | None, overrides=(), profile: st
         raise ConfigError(f"config file {cfg_path} could not be read ({exc.strerror}); expected "
                           "a TOML file like xaikit.toml") from None
     cfg = load_config(text, source=str(cfg_path), overrides=overrides, profile=profile)
-    root = data_path(data)
-    log(f"dataset {root}")
-    listing = discover(root)
     build = Path(build)
     if cfg.profile != "full":
         build = build / cfg.profile      # a profile never overwrites the full build's artifacts
+    if invalidate_report:                # a failed build must not leave an old report looking current
+        for name in ("report.html", "report.pdf"):
+            (build / name).unlink(missing_ok=True)
+    root = data_path(data)
+    log(f"dataset {root}")
+    listing = discover(root)
     build.mkdir(parents=True, exist_ok=True)
     make_strategy(strategy)      # validate the name early
     return Context(cfg, listing, build, strategy_name=strategy)
@@ -123,7 +127,7 @@ def build_report(data: str | None = None, config: str | None = None, overrides=(
                  templates: str | Path = ROOT / "templates", strategy: str = "default") -> Path:
     """The whole job: returns the path of the HTML report (the PDF lies beside it)."""
     t0 = time.perf_counter()
-    ctx = make_context(data, config, overrides, profile, build, strategy)
+    ctx = make_context(data, config, overrides, profile, build, strategy, invalidate_report=True)
     results = run_sections(ctx, force)
     from .render import render
     t1 = time.perf_counter()

@@ -23,7 +23,8 @@ def prepared(root, tmp_path):
 
 
 def cli(root):
-    return subprocess.run([sys.executable, "-m", "invoke", "build-report", "--data", str(root)],
+    return subprocess.run([sys.executable, "-m", "invoke", "build-report", "--data", str(root),
+                           "--build", str(root.parent / "build")],
                           cwd=ROOT, capture_output=True, text=True, timeout=300,
                           env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3"))
 
@@ -51,7 +52,21 @@ def test_errors_are_one_line(tmp_path, case):
     assert fragment in str(info.value) and "\n" not in str(info.value)
 
 
-def test_cli_error_exit_code_and_no_report(tmp_path):
+def test_failed_build_leaves_no_report(tmp_path):
+    from report.build import build_report
+    root = make_dataset(tmp_path / "d", per_class={"train": 4, "test": 2})
+    build = tmp_path / "build"
+    build.mkdir()
+    (build / "report.html").write_text("an old report")
+    (build / "report.pdf").write_bytes(b"%PDF old")
+    for f in (root / "test" / "NORMAL").iterdir():
+        f.write_bytes(b"")
+    with pytest.raises(DataError):
+        build_report(data=str(root), overrides=QUICK, build=build)
+    assert not (build / "report.html").exists() and not (build / "report.pdf").exists()
+
+
+def test_cli_error_exit_code(tmp_path):
     root = make_dataset(tmp_path / "d", per_class={"train": 4, "test": 2})
     for f in (root / "test" / "NORMAL").iterdir():
         f.write_bytes(b"")

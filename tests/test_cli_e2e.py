@@ -13,7 +13,10 @@ SMALL = ["data.image_size=48", "train.epochs=2", "random_labels.subset_size=24",
          "attribution.ig_max_steps=16", "attribution.noise_draws=1", "attribution.faithfulness_steps=4"]
 
 
-def invoke(*args, cwd=ROOT):
+def invoke(*args, cwd=ROOT, build=None):
+    """Run an invoke task; build-report writes into a temporary build folder, never build/."""
+    if args and args[0] == "build-report":
+        args = (*args, "--build", str(build or Path(__import__("tempfile").mkdtemp()) / "build"))
     return subprocess.run([sys.executable, "-m", "invoke", *args], cwd=cwd, capture_output=True,
                           text=True, timeout=600)
 
@@ -82,9 +85,25 @@ def test_end_to_end_build_on_real_sample(real_sample, tmp_path, capfd):
     assert "computed" not in err.split("stages:")[1].replace("render computed", "")
     assert "EDITED PROSE 48." in html_path.read_text()
 
+    # --force recomputes exactly the named stage
+    build_report(**kwargs, force=("q1",))
+    summary = capfd.readouterr().err.split("stages:")[1]
+    assert "q1 computed" in summary and "q3 reused" in summary and "q5 reused" in summary
+
     # a truncated model file is detected and the model retrained, not loaded
     model_file = build / "quick" / "models" / "main.keras"
     model_file.write_bytes(model_file.read_bytes()[:100])
     run_stage("main", **{k: v for k, v in kwargs.items() if k != "templates"})
     err = capfd.readouterr().err
     assert "could not be loaded" in err and "model main: trained" in err
+
+
+def test_clean_removes_only_the_build_folder(tmp_path):
+    from report.build import clean
+    build = tmp_path / "build"
+    (build / "models").mkdir(parents=True)
+    (build / "models" / "main.keras").write_bytes(b"x")
+    keep = tmp_path / "keep.txt"
+    keep.write_text("x")
+    clean(build)
+    assert not build.exists() and keep.exists()
