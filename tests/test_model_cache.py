@@ -49,3 +49,17 @@ def test_lambda_layer_is_refused_with_a_clear_message(tmp_path, capfd):
     assert models.load_cached(ctx, "main") is None
     err = capfd.readouterr().err
     assert "Lambda layer" in err and "training again" in err
+
+
+def test_random_label_permutation(tmp_path):
+    root = make_dataset(tmp_path / "d", per_class={"train": 30, "test": 2})
+    ctx = make_context(str(root), None, ["data.image_size=32", "random_labels.subset_size=40"], None,
+                       tmp_path / "build")
+    sub, y, permuted = models.random_subset(ctx)
+    assert len(sub) == 40 and np.bincount(y).tolist() == np.bincount(permuted).tolist()   # same class counts
+    assert np.mean(permuted != y) > 0.3          # far from the identity
+    sub2, _, permuted2 = models.random_subset(ctx)
+    assert np.array_equal(sub, sub2) and np.array_equal(permuted, permuted2)   # seeded
+    other = make_context(str(root), None, ["data.image_size=32", "random_labels.subset_size=40",
+                                           "random_labels.permutation_seed=5"], None, tmp_path / "build")
+    assert not np.array_equal(models.random_subset(other)[2], permuted)
