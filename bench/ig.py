@@ -67,6 +67,8 @@ def main() -> None:
     ap.add_argument("--images", type=int, default=8)
     ap.add_argument("--steps", type=int, default=64)
     ap.add_argument("--size", type=int, default=128)
+    ap.add_argument("--baseline", choices=("blurred", "black"), default="blurred",
+                    help="blurred (the report's main baseline) or black (degenerate for this model, Q3.4)")
     args = ap.parse_args()
     path = Path(__file__).resolve().parent.parent / "build" / "models" / "main.keras"
     if path.exists():
@@ -83,7 +85,11 @@ def main() -> None:
         with np.load(data) as z:
             x = z["inputs"][: args.images]
             where += ", real test images"
-    b = np.zeros_like(x)
+    if args.baseline == "black":
+        b = np.zeros_like(x)
+    else:
+        from xaikit.baselines import blurred
+        b = blurred(x, 8.0 * size / 128)
     target = np.argmax(logits.predict(x, verbose=0), 1)
     integrated_gradients(logits, x[:1], b[:1], target[:1], steps=4)   # warm up tracing
     runs = {}
@@ -100,7 +106,7 @@ def main() -> None:
     except ImportError:
         print("PAIR saliency not installed: skipped")
     ref = runs["per-step loop"][0]
-    print(f"{where}; {args.images} images at {size} px, {args.steps} steps")
+    print(f"{where}; {args.images} images at {size} px, {args.steps} steps, {args.baseline} baseline")
     print(f"{'method':<18} {'s/image':>8} {'speed-up vs loop':>17} {'median gap':>11} {'max gap':>9} {'corr w/ ours':>12}")
     for name, (sec, attr) in runs.items():
         g = gaps(logits, x, b, target, attr)
