@@ -135,6 +135,12 @@ def test_distribution_strategy_code_path():
     settings = TrainSettings(epochs=2, batch_size=16, warmup_epochs=0, seed=0)
     res = train_classifier(model, x, y, x, y, settings, verbose=False, strategy=strategy)
     assert res.epochs_run == 2 and np.isfinite(res.history["loss"]).all()
+    mirrored = make_strategy("mirrored")            # all GPUs; on a CPU-only machine, the CPU
+    with mirrored.scope():
+        model = build_cnn(32, 1, dropout=0.0, seed=0)
+    res = train_classifier(model, x, y, None, None, TrainSettings(epochs=1, batch_size=16, seed=0),
+                           verbose=False, strategy=mirrored)
+    assert res.epochs_run == 1 and np.isfinite(res.history["loss"]).all()
     assert make_strategy("default") is None
     from xaikit.errors import XaikitError
     with pytest.raises(XaikitError, match="strategy expects"):
