@@ -17,11 +17,8 @@ import json
 import sys
 from pathlib import Path
 
-import numpy as np
-
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from report import models  # noqa: E402
 from report.build import make_context  # noqa: E402
 from xaikit.robustness import blur_sensitivity  # noqa: E402
 from xaikit.train import predict_probs  # noqa: E402

@@ -2,14 +2,11 @@
 
 from __future__ import annotations
 
-
 import os
 import shutil
 import tempfile
 import time
 from pathlib import Path
-
-
 
 from xaikit.config import load_config
 from xaikit.data import discover
@@ -19,8 +16,6 @@ from .context import ROOT, Context, log, make_strategy
 from .registry import SECTIONS
 
 DEFAULT_DATA = "data/chest_xray"
-
-
 KAGGLEHUB = Path.home() / ".cache" / "kagglehub" / "datasets" / "paultimothymooney" / "chest-xray-pneumonia"
 
 
@@ -160,9 +155,3 @@ def run_stage(stage: str, data: str | None = None, config: str | None = None, ov
 
 def clean(build: str | Path = ROOT / "build") -> None:
     shutil.rmtree(build, ignore_errors=True)
-
-
-def numbers_json(results: dict) -> dict:
-    return {name: res["numbers"] for name, res in results.items()}
-
-
