@@ -88,16 +88,24 @@ def load_result(ctx: Context, name: str, key: str | None = None) -> dict | None:
     return res
 
 
-def run_sections(ctx: Context, force: tuple[str, ...] = ()) -> dict:
-    """Run every stale section (in registry order); return name -> stored result."""
+def forget_models(ctx: Context, force: tuple[str, ...]) -> None:
+    """Delete the cached models that ``force`` names (or all, with "all") so they retrain."""
+    for m in models.NAMES:
+        if "all" in force or m in force or f"model-{m}" in force:
+            for p in models.paths(ctx, m):
+                p.unlink(missing_ok=True)
+
+
+def run_sections(ctx: Context, force: tuple[str, ...] = (), until: str | None = None) -> dict:
+    """Run every stale section in registry order (up to and including ``until``);
+    return name -> stored result."""
     keys: dict[str, str] = {}
     results: dict[str, dict] = {}
     force_all = "all" in force
-    for m in models.NAMES:
-        if force_all or m in force or f"model-{m}" in force:
-            for p in models.paths(ctx, m):
-                p.unlink(missing_ok=True)
-    for section in SECTIONS:
+    forget_models(ctx, force)
+    names = [s.name for s in SECTIONS]
+    last = names.index(until) + 1 if until else len(names)
+    for section in SECTIONS[:last]:
         keys[section.name] = key = section_key(ctx, section, keys)
         stored = None if (force_all or section.name in force) else load_result(ctx, section.name, key)
         if stored is not None:
@@ -140,9 +148,7 @@ def run_stage(stage: str, data: str | None = None, config: str | None = None, ov
     """Bring one model or section (and what it needs) up to date without rendering."""
     ctx = make_context(data, config, overrides, profile, build, strategy)
     if stage in models.NAMES:
-        if stage in force:
-            for p in models.paths(ctx, stage):
-                p.unlink(missing_ok=True)
+        forget_models(ctx, force)
         _, card = ctx.model(stage)
         log(f"model {stage}: {models.card_summary(card)}")
         return
@@ -150,7 +156,7 @@ def run_stage(stage: str, data: str | None = None, config: str | None = None, ov
     if stage not in names:
         from xaikit.errors import XaikitError
         raise XaikitError(f"unknown stage {stage!r}; expected one of {list(models.NAMES) + names}")
-    run_sections(ctx, force)
+    run_sections(ctx, force, until=stage)
 
 
 def clean(build: str | Path = ROOT / "build") -> None:

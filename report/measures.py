@@ -8,6 +8,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 
 from xaikit import plots, regions, similarity
 from xaikit.data import CLASSES
@@ -43,6 +44,14 @@ def region_numbers(maps: np.ndarray, masks: np.ndarray, labels: np.ndarray) -> d
     out["margin"] = LUNG_MARGIN
     out["border_frac"] = BORDER_FRAC
     return out
+
+
+def region_table(r: dict) -> pd.DataFrame:
+    """The numbers of :func:`region_numbers` as a table, one row per image group."""
+    return pd.DataFrame([{"images": k, "n": r[k]["n"], "lung share": r[k]["lung_share"],
+                          "lung area": r[k]["lung_area"], "lung ratio": r[k]["lung_ratio"],
+                          "border share": r[k]["border_share"], "border area": r[k]["border_area"],
+                          "border ratio": r[k]["border_ratio"]} for k in ("all",) + CLASSES])
 
 
 def consistency_numbers(maps: np.ndarray, labels: np.ndarray) -> dict:

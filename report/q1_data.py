@@ -43,7 +43,8 @@ def run(ctx: Context) -> Result:
     per = 8
     grid = []
     for k, cls in enumerate(CLASSES):
-        idx = rng.choice(np.flatnonzero((p.split == "train") & (p.labels == k)), per, replace=False)
+        pool = np.flatnonzero((p.split == "train") & (p.labels == k))
+        idx = rng.choice(pool, min(per, len(pool)), replace=False)   # tiny datasets have fewer
         grid.append([plots.Panel(p.images[i] / 255.0, "gray", Path(str(p.names[i])).name[:22])
                      for i in idx])
     res.figure("q1_examples", plots.panel_grid(grid, row_titles=CLASSES, cell=1.3),

@@ -38,11 +38,12 @@ def baseline_images(name: str, x: np.ndarray, ctx: Context) -> np.ndarray:
 
 
 def explain_ig(ctx: Context, model, x: np.ndarray, target: np.ndarray, baseline: str,
-               adaptive: bool = True):
+               adaptive: bool = True, b: np.ndarray | None = None):
     """IG of the logit of ``target`` with the named baseline (steps doubled where the
-    completeness gap exceeds the tolerance, unless ``adaptive`` is False)."""
+    completeness gap exceeds the tolerance, unless ``adaptive`` is False). ``b``: the
+    baseline images when the caller already made them."""
     a = ctx.cfg.section("attribution")
-    b = baseline_images(baseline, x, ctx)
+    b = baseline_images(baseline, x, ctx) if b is None else b
     draws = len(b) if baseline == "noise" else 1
     with bar(f"IG {baseline}", draws * len(x) * (a["ig_steps"] + 1), "pts") as update:
         if baseline == "noise":
@@ -67,9 +68,10 @@ def run(ctx: Context) -> Result:
     names = p.names[s.eval_idx]
     log(f"IG ({a['ig_baseline']} baseline) for {len(x)} test images")
     ig = explain_ig(ctx, logits, x, target, a["ig_baseline"])
+    masks = measures.masks_for(x)
     ctx.save_arrays("ig_main", names=names, inputs=x, labels=y, targets=target, probs=probs,
                     attributions=ig.attributions, gaps=ig.gap, f_image=ig.f_image,
-                    f_baseline=ig.f_baseline, baseline=np.array(a["ig_baseline"]))
+                    f_baseline=ig.f_baseline, baseline=np.array(a["ig_baseline"]), masks=masks)
     res = Result()
     n = res.numbers
     rp = s.report_pos
@@ -108,7 +110,6 @@ def run(ctx: Context) -> Result:
             cell=1.45),
             f"IG maps of the {len(rows)} {c} report images (target: predicted class, {a['ig_baseline']} "
             "baseline). Captions: file, true label, P(PNEUMONIA), target, completeness gap.")
-    masks = measures.masks_for(x)
     n["regions"] = measures.region_numbers(ig.attributions, masks, y)
     res.figure("q3_masks", measures.mask_figure(x[rp], masks[rp]),
                "Heuristic lung masks (green contours) of the report images, and the border zone.")
@@ -116,25 +117,18 @@ def run(ctx: Context) -> Result:
     res.figure("q3_mean", measures.mean_map_figure(ig.attributions, y, x, "|IG|"),
                f"Mean image and mean |IG| map per class over {len(x)} test images.")
     _baselines(ctx, logits, model, x[rp], target[rp], res)
-    res.table("q3_regions", region_table(n["regions"]),
+    res.table("q3_regions", measures.region_table(n["regions"]),
               "Share of |attribution| in the lung mask and the border zone against their area share.")
     return res
-
-
-def region_table(r: dict) -> pd.DataFrame:
-    return pd.DataFrame([{"images": k, "n": r[k]["n"], "lung share": r[k]["lung_share"],
-                          "lung area": r[k]["lung_area"], "lung ratio": r[k]["lung_ratio"],
-                          "border share": r[k]["border_share"], "border area": r[k]["border_area"],
-                          "border ratio": r[k]["border_ratio"]} for k in ("all",) + CLASSES])
 
 
 def _baselines(ctx: Context, logits, model, x, target, res: Result) -> None:
     names = xb.BASELINES
     maps, rows = {}, []
     for name in names:
-        r = explain_ig(ctx, logits, x, target, name)
-        maps[name] = r.attributions
         b = baseline_images(name, x, ctx)
+        r = explain_ig(ctx, logits, x, target, name, b=b)
+        maps[name] = r.attributions
         pb = np.mean([predict_probs(model, bb) for bb in (b if b.ndim == 5 else [b])], axis=0)
         rows.append({"baseline": name, "P(PNEUMONIA) of baseline": float(pb.mean()),
                      "F(x) - F(baseline)": float(np.mean(r.f_image - r.f_baseline)),

@@ -15,7 +15,6 @@ from xaikit.gradcam import GradcamExplainer
 from . import measures, samples
 from .context import Context, lib, log
 from .progress import bar
-from .q3_ig import region_table
 from .section import Result, Section, Sub
 
 
@@ -62,9 +61,8 @@ def run(ctx: Context) -> Result:
             f"Grad-CAM of the {len(rows)} {c} report images for the predicted class, at `{a['gradcam_layer']}` "
             f"({n['grid']}x{n['grid']} feature map) and at the earlier `{a['gradcam_early_layer']}` "
             f"({n['early_grid']}x{n['early_grid']}).")
-    masks = measures.masks_for(x)
-    n["regions"] = measures.region_numbers(cam, masks, y)
-    res.table("q4_regions", region_table(n["regions"]),
+    n["regions"] = measures.region_numbers(cam, ig["masks"], y)   # the masks of Q3
+    res.table("q4_regions", measures.region_table(n["regions"]),
               "Share of Grad-CAM mass in the lung mask and the border zone against their area share.")
     n["consistency"] = measures.consistency_numbers(cam, y)
     res.figure("q4_mean", measures.mean_map_figure(cam, y, x, "Grad-CAM"),
@@ -82,10 +80,8 @@ def run(ctx: Context) -> Result:
                     "agree": bool(rho_grid.mean() >= 0.5)}
     side = [[plots.Panel(x[i], "gray"), plots.Panel(ig_abs[i], "heat"),
              plots.Panel(similarity.pool(ig_abs[i:i + 1], g)[0], "heat", clip=100),
-             plots.Panel(cam[i], "heat", clip=100), plots.Panel(rho_grid[i:i + 1], "gray",
-                                                                f"rho = {rho_grid[i]:.2f}")]
+             plots.Panel(cam[i], "heat", clip=100)]
             for i in rp]
-    side = [row[:4] for row in side]
     titles = [f"rho {rho_grid[i]:.2f}" for i in rp]
     res.figure("q4_side", plots.panel_grid(side, col_titles=(
         "image", "|IG|", f"|IG| pooled to {g}x{g}", "Grad-CAM"), row_titles=titles, cell=1.5),

@@ -51,7 +51,7 @@ def verdicts(random: dict, control: dict, pairs: dict) -> dict:
 
 
 def run(ctx: Context) -> Result:
-    main, _ = ctx.model("main")
+    _, main_card = ctx.model("main")
     rand_model, rand_card = ctx.model("random")
     ctrl_model, ctrl_card = ctx.model("control")
     a = ctx.cfg.section("attribution")
@@ -62,10 +62,11 @@ def run(ctx: Context) -> Result:
     rp = s.report_pos
     maps = {("IG", "main"): ig["attributions"], ("Grad-CAM", "main"): cam["maps"]}
     gaps = {"main": float(np.median(ig["gaps"]))}
+    b = baseline_images(a["ig_baseline"], x, ctx)
     for tag, m in (("random", rand_model), ("control", ctrl_model)):
         log(f"IG and Grad-CAM of model {tag} for {len(x)} images")
         # fixed steps: these maps feed similarity measures, not completeness claims
-        ig_tag = explain_ig(ctx, logits_model(m), x, target, a["ig_baseline"], adaptive=False)
+        ig_tag = explain_ig(ctx, logits_model(m), x, target, a["ig_baseline"], adaptive=False, b=b)
         maps[("IG", tag)] = ig_tag.attributions
         gaps[tag] = float(np.median(ig_tag.gap))
         maps[("Grad-CAM", tag)] = GradcamExplainer(m, a["gradcam_layer"])(x, target)
@@ -118,7 +119,6 @@ def run(ctx: Context) -> Result:
                            "main vs control": (vs_control[m].mean(), vs_control[m].std())}
             refs[label] = float(vs_pairs[m].mean())
     # IG "looks like the input": the (x - baseline) factor imprints the image on any model's map
-    b = baseline_images(a["ig_baseline"], x, ctx)
     input_term = np.abs(similarity.to_2d(x - (b.mean(0) if b.ndim == 5 else b)))
     n["input_likeness"] = {tag: float(similarity.pairwise(np.abs(similarity.to_2d(maps[("IG", tag)])),
                                                           input_term, similarity.spearman).mean())
@@ -130,10 +130,10 @@ def run(ctx: Context) -> Result:
     n["n_report"] = int(len(rp))
     n["both_pass"] = n["ig"]["overall"] == "pass" and n["gradcam"]["overall"] == "pass"
     res.table("q5_models", pd.DataFrame([
-        {"model": "main (Q2)", "labels": "true", "train images": ctx.model("main")[1]["n_train"],
-         "epochs": ctx.model("main")[1]["epochs_run"], "train accuracy": np.nan,
-         "test accuracy": ctx.model("main")[1]["test"]["at_0.5"]["accuracy"],
-         "test AUC": ctx.model("main")[1]["test"]["at_0.5"]["auc"]},
+        {"model": "main (Q2)", "labels": "true", "train images": main_card["n_train"],
+         "epochs": main_card["epochs_run"], "train accuracy": np.nan,
+         "test accuracy": main_card["test"]["at_0.5"]["accuracy"],
+         "test AUC": main_card["test"]["at_0.5"]["auc"]},
         {"model": "random-label", "labels": "permuted", "train images": rand_card["n_train"],
          "epochs": rand_card["epochs_run"], "train accuracy": rand_card["train_accuracy"],
          "test accuracy": n["random_model"]["test_accuracy"], "test AUC": n["random_model"]["test_auc"]},

@@ -107,3 +107,12 @@ def test_clean_removes_only_the_build_folder(tmp_path):
     keep.write_text("x")
     clean(build)
     assert not build.exists() and keep.exists()
+
+
+def test_stage_task_runs_only_what_the_stage_needs(tmp_path):
+    from report.build import run_stage
+    root = make_dataset(tmp_path / "d", per_class={"train": 4, "test": 2})
+    build = tmp_path / "build"
+    run_stage("q1", data=str(root), overrides=["data.image_size=32"], build=build)
+    assert (build / "sections" / "q1" / "result.json").exists()
+    assert not (build / "sections" / "q2").exists() and not (build / "models").exists()
