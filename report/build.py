@@ -59,7 +59,7 @@ def make_context(data: str | None, config: str | None, overrides=(), profile: st
 def section_key(ctx: Context, section, keys: dict) -> str:
     return artifacts.digest(section.name, ctx.data_key, ctx.cfg.digest(section.config),
                             artifacts.source_digest(list(section.sources)),
-                            [models.key(ctx, m) for m in section.models],
+                            [models.key(ctx, m) for g in section.models for m in models.expand(ctx, g)],
                             [keys[a] for a in section.after], ctx.cfg.profile)
 
 
@@ -90,8 +90,9 @@ def load_result(ctx: Context, name: str, key: str | None = None) -> dict | None:
 
 def forget_models(ctx: Context, force: tuple[str, ...]) -> None:
     """Delete the cached models that ``force`` names (or all, with "all") so they retrain."""
-    for m in models.NAMES:
-        if "all" in force or m in force or f"model-{m}" in force:
+    for m in models.names(ctx):
+        kind = m.partition("-")[0]
+        if "all" in force or m in force or kind in force or f"model-{m}" in force:
             for p in models.paths(ctx, m):
                 p.unlink(missing_ok=True)
 
@@ -112,8 +113,8 @@ def run_sections(ctx: Context, force: tuple[str, ...] = (), until: str | None = 
             ctx.timings.append((section.name, "reused", 0.0))
             results[section.name] = stored
             continue
-        for m in section.models:          # train/load models first: their time is their own
-            ctx.model(m)
+        for m in (m for g in section.models for m in models.expand(ctx, g)):
+            ctx.model(m)                  # train/load models first: their time is their own
         log(f"section {section.name}: computing")
         t0 = time.perf_counter()
         result = section.run(ctx)
@@ -147,15 +148,16 @@ def run_stage(stage: str, data: str | None = None, config: str | None = None, ov
               build: str | Path = ROOT / "build", strategy: str = "default") -> None:
     """Bring one model or section (and what it needs) up to date without rendering."""
     ctx = make_context(data, config, overrides, profile, build, strategy)
-    if stage in models.NAMES:
+    if stage in models.names(ctx) or stage in models.KINDS:
         forget_models(ctx, force)
-        _, card = ctx.model(stage)
-        log(f"model {stage}: {models.card_summary(card)}")
+        for name in models.expand(ctx, stage):
+            _, card = ctx.model(name)
+            log(f"model {name}: {models.card_summary(card)}")
         return
     names = [s.name for s in SECTIONS]
     if stage not in names:
         from xaikit.errors import XaikitError
-        raise XaikitError(f"unknown stage {stage!r}; expected one of {list(models.NAMES) + names}")
+        raise XaikitError(f"unknown stage {stage!r}; expected one of {list(models.KINDS + models.names(ctx)) + names}")
     run_sections(ctx, force, until=stage)
 
 

@@ -1,9 +1,10 @@
-"""The three models of the study, trained once and cached with a JSON model card.
+"""The models of the study, trained once and cached with a JSON model card.
 
 - ``main``: the classifier of Q2 (true labels, augmentation, checkpoint on validation loss).
-- ``random``: same architecture on permuted training labels until it memorises them (Q5).
-- ``control``: same architecture, same subset and recipe as ``random`` but true labels and
-  another seed, for as many epochs as ``random`` ran (Q5's "same concept" reference).
+- ``random-i`` (i = 1..``random_labels.seeds``): same architecture on permuted training labels
+  (permutation and initialisation seeded by i) until it memorises them (Q5).
+- ``control-i``: the matched arm: same subset, recipe and number of epochs as ``random-i``,
+  true labels, its own seed (Q5's "same labels" reference and seed-to-seed ceiling).
 
 A model is reused only if its card's key (data listing, config keys, training code) matches
 and the file loads in Keras safe mode; otherwise it is trained again.
@@ -29,17 +30,48 @@ from . import artifacts
 from .context import DATA_SOURCES, Context, lib, log
 
 SOURCES = DATA_SOURCES + lib("model", "train", "pipeline", "metrics") + [Path(__file__)]
+_ARM_KEYS = tuple(f"random_labels.{k}" for k in (
+    "subset_size", "target_accuracy", "max_epochs", "permutation_seed", "train_seed",
+    "control_seed", "learning_rate"))       # not random_labels.seeds: adding a seed keeps the others
 CONFIG = {"main": ("data.", "train.", "augment."),
-          "random": ("data.", "train.batch_size", "random_labels."),
-          "control": ("data.", "train.batch_size", "random_labels.")}
-NAMES = tuple(CONFIG)
+          "random": ("data.", "train.batch_size") + _ARM_KEYS,
+          "control": ("data.", "train.batch_size") + _ARM_KEYS}
+KINDS = tuple(CONFIG)
+
+
+def arm(kind: str, i: int) -> str:
+    """Name of seed ``i`` (1-based) of the ``random`` or ``control`` arm, e.g. ``random-2``."""
+    return f"{kind}-{i}"
+
+
+def names(ctx: Context) -> tuple[str, ...]:
+    """Every model of this config: main, then random-1..k and control-1..k."""
+    k = ctx.cfg["random_labels.seeds"]
+    return ("main",) + tuple(arm(kind, i) for kind in ("random", "control") for i in range(1, k + 1))
+
+
+def expand(ctx: Context, name: str) -> tuple[str, ...]:
+    """``random`` / ``control`` stand for all seeds of that arm; other names for themselves."""
+    if name in ("random", "control"):
+        return tuple(n for n in names(ctx) if n.startswith(name + "-"))
+    return (name,)
+
+
+def parse(ctx: Context, name: str) -> tuple[str, int]:
+    """(kind, seed index) of a model name; index 0 for main."""
+    kind, _, idx = name.partition("-")
+    if name == "main":
+        return "main", 0
+    k = ctx.cfg["random_labels.seeds"]
+    if kind in ("random", "control") and idx.isdigit() and 1 <= int(idx) <= k:
+        return kind, int(idx)
+    raise ValueError(f"model name expects one of {names(ctx)}, got {name!r}")
 
 
 def key(ctx: Context, name: str) -> str:
-    if name not in CONFIG:
-        raise ValueError(f"model name expects one of {NAMES}, got {name!r}")
-    upstream = key(ctx, "random") if name == "control" else ""
-    return artifacts.digest(name, ctx.listing.digest(), ctx.cfg.digest(CONFIG[name]),
+    kind, i = parse(ctx, name)
+    upstream = key(ctx, arm("random", i)) if kind == "control" else ""
+    return artifacts.digest(name, ctx.listing.digest(), ctx.cfg.digest(CONFIG[kind]),
                             artifacts.source_digest(SOURCES), upstream)
 
 
@@ -80,11 +112,12 @@ def get(ctx: Context, name: str):
         ctx.timings.append((f"model {name}", "reused", 0.0))
         return cached
     t0 = time.perf_counter()
+    kind, i = parse(ctx, name)
     model, card = {"main": _train_main, "random": _train_random,
-                   "control": _train_control}[name](ctx)
+                   "control": _train_control}[kind](ctx, i)
     card.update(key=key(ctx, name), name=name, params=int(model.count_params()),
                 config={k: v for k, v in ctx.cfg.as_dict().items()
-                        if any(k.startswith(p) for p in CONFIG[name])})
+                        if any(k.startswith(p) for p in CONFIG[kind])})
     _save(ctx, name, model, card)
     ctx.timings.append((f"model {name}", "computed", time.perf_counter() - t0))
     log(f"model {name}: trained in {card['seconds']:.0f} s, {card['epochs_run']} epochs "
@@ -99,7 +132,7 @@ def _evaluate(model, ctx: Context, threshold: float) -> dict:
             "at_val_threshold": xmetrics.binary_metrics(p.y("test"), probs, threshold).as_dict()}
 
 
-def _train_main(ctx: Context):
+def _train_main(ctx: Context, _: int = 0):
     cfg, p = ctx.cfg, ctx.prepared()
     t = cfg.section("train")
     settings = TrainSettings(
@@ -126,13 +159,17 @@ def _train_main(ctx: Context):
     return model, card
 
 
-def random_subset(ctx: Context) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(indices into Prepared, true labels, permuted labels) of the random-label subset."""
+def random_subset(ctx: Context, i: int = 1) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(indices into Prepared, true labels, permuted labels) of seed ``i``'s random-label arm.
+
+    The subset is the same for every seed (seeded by ``permutation_seed``); the permutation of
+    its labels is seeded by ``permutation_seed + i - 1``.
+    """
     p, r = ctx.prepared(), ctx.cfg.section("random_labels")
     train = p.idx("train")
     sub = train[stratified_subset(p.labels[train], r["subset_size"], r["permutation_seed"])]
     y = p.labels[sub]
-    permuted = np.random.default_rng(r["permutation_seed"]).permutation(y)
+    permuted = np.random.default_rng(r["permutation_seed"] + i - 1).permutation(y)
     return sub, y, permuted
 
 
@@ -150,31 +187,33 @@ def _memorise(ctx: Context, labels: np.ndarray, seed: int, epochs: int, stop: fl
     res = train_classifier(model, p.images[sub], labels, None, None, settings, strategy=strategy)
     train_acc = float(np.mean((predict_probs(model, p.images[sub]) >= 0.5) == (labels == 1)))
     card = {"history": res.history, "epochs_run": res.epochs_run, "seconds": res.seconds,
-            "stopped": res.stopped, "train_accuracy": train_acc, "n_train": int(len(sub))}
+            "stopped": res.stopped, "train_accuracy": train_acc, "n_train": int(len(sub)),
+            "seed": seed}
     card["test"] = _evaluate(model, ctx, 0.5)
     return model, card
 
 
-def _train_random(ctx: Context):
+def _train_random(ctx: Context, i: int):
     r = ctx.cfg.section("random_labels")
-    sub, y, permuted = random_subset(ctx)
-    log(f"training model random on {len(sub)} images with permuted labels "
+    sub, y, permuted = random_subset(ctx, i)
+    log(f"training model {arm('random', i)} on {len(sub)} images with permuted labels "
         f"(until train accuracy >= {r['target_accuracy']}, at most {r['max_epochs']} epochs)")
-    model, card = _memorise(ctx, permuted, r["train_seed"], r["max_epochs"], r["target_accuracy"])
+    model, card = _memorise(ctx, permuted, r["train_seed"] + i - 1, r["max_epochs"],
+                            r["target_accuracy"])
     card["changed_labels"] = float(np.mean(permuted != y))
     card["target_accuracy"] = r["target_accuracy"]
     card["reached_target"] = card["train_accuracy"] >= r["target_accuracy"]
     return model, card
 
 
-def _train_control(ctx: Context):
+def _train_control(ctx: Context, i: int):
     r = ctx.cfg.section("random_labels")
-    _, random_card = ctx.model("random")
-    sub, y, _ = random_subset(ctx)
+    _, random_card = ctx.model(arm("random", i))
+    sub, y, _ = random_subset(ctx, i)
     epochs = int(random_card["epochs_run"])
-    log(f"training model control on the same {len(sub)} images, true labels, {epochs} epochs")
-    model, card = _memorise(ctx, y, r["control_seed"], epochs, None)
-    return model, card
+    log(f"training model {arm('control', i)} on the same {len(sub)} images, true labels, "
+        f"{epochs} epochs (as {arm('random', i)})")
+    return _memorise(ctx, y, r["control_seed"] + i - 1, epochs, None)
 
 
 def card_summary(card: dict) -> str:

@@ -2,7 +2,7 @@ import keras
 import numpy as np
 import pytest
 
-from report.q5_sanity import verdicts
+from report.q5_sanity import overall
 from xaikit import regions, similarity
 from xaikit.faithfulness import deletion_insertion
 
@@ -86,13 +86,10 @@ def test_deletion_beats_random_on_known_model():
     assert cg.deletion[:, 0] == pytest.approx(cr.deletion[:, 0])
 
 
-def test_randomization_verdict_rule():
-    rng = np.random.default_rng(0)
-    low = {m: rng.normal(0.05, 0.05, 60) for m in ("spearman_abs", "spearman_signed", "ssim", "hog")}
-    high = {m: rng.normal(0.7, 0.05, 60) for m in low}
-    floor = {m: rng.normal(0.06, 0.05, 60) for m in low}
-    assert verdicts(low, high, floor)["overall"] == "pass"
-    assert verdicts(high, high, floor)["overall"] == "fail"
-    mixed = dict(low, ssim=high["ssim"])
-    v = verdicts(mixed, high, floor)
-    assert v["overall"] == "mixed" and not v["ssim"]["pass"] and v["hog"]["pass"]
+def test_overall_verdict_over_metrics():
+    # catches: "mixed" reported as pass, or an all-fail reported as mixed
+    assert overall({"a": True, "b": True}) == "pass"
+    assert overall({"a": False, "b": False}) == "fail"
+    assert overall({"a": True, "b": False}) == "mixed"
+    with pytest.raises(ValueError):
+        overall({})

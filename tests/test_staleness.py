@@ -13,7 +13,7 @@ from .conftest import make_dataset, write_image, chest_like
 
 def keys(root, build, overrides=()):
     ctx = make_context(str(root), None, overrides, None, build)
-    out = {m: models.key(ctx, m) for m in models.NAMES}
+    out = {m: models.key(ctx, m) for m in models.names(ctx)}
     done = {}
     for s in SECTIONS:
         done[s.name] = section_key(ctx, s, done)
@@ -30,8 +30,12 @@ def test_config_changes_invalidate_exactly_their_dependents(tmp_path):
     base = keys(root, tmp_path / "b")
     assert changed(base, keys(root, tmp_path / "b", ["attribution.ig_steps=32"])) == {"q3", "q4", "q5"}
     assert changed(base, keys(root, tmp_path / "b", ["train.epochs=5"])) == {"main", "q2", "q3", "q4", "q5"}
-    assert changed(base, keys(root, tmp_path / "b", ["random_labels.max_epochs=9"])) == {
-        "random", "control", "q5"}
+    arms = {"random-1", "random-2", "random-3", "control-1", "control-2", "control-3"}
+    assert changed(base, keys(root, tmp_path / "b", ["random_labels.max_epochs=9"])) == arms | {"q5"}
+    # a fourth seed adds two models; the three seeds already trained keep their keys
+    more = keys(root, tmp_path / "b", ["random_labels.seeds=4"])
+    assert set(more) - set(base) == {"random-4", "control-4"}
+    assert changed(base, {k: more[k] for k in base}) == {"q5"}
     assert changed(base, keys(root, tmp_path / "b", ["data.image_size=64"])) == set(base)
 
 

@@ -44,6 +44,12 @@ SCHEMA: Mapping[str, type] = MappingProxyType({
     "random_labels.train_seed": int,
     "random_labels.control_seed": int,
     "random_labels.learning_rate": float,
+    "random_labels.seeds": int,
+    "sanity.images_per_class": int,
+    "sanity.equivalence_margin": float,
+    "sanity.bootstrap": int,
+    "sanity.seed": int,
+    "sanity.cascade_images_per_class": int,
     "attribution.samples_per_class": int,
     "attribution.eval_per_class": int,
     "attribution.ig_steps": int,
@@ -151,6 +157,9 @@ def load_config(text: str, *, source: str = "xaikit.toml", overrides: Iterable[s
         values[key] = _coerce(key, value)
     if not 0.0 < values["data.val_fraction"] < 0.5:
         raise ConfigError(f"data.val_fraction expects a value in (0, 0.5), got {values['data.val_fraction']}")
+    if values["random_labels.seeds"] < 2:
+        raise ConfigError(f"random_labels.seeds expects >= 2 (the control ceiling compares two "
+                          f"control seeds), got {values['random_labels.seeds']}")
     if values["data.image_size"] < 32:
         raise ConfigError(f"data.image_size expects >= 32, got {values['data.image_size']}")
     return Config(MappingProxyType(values), profile or "full")

@@ -70,6 +70,25 @@ def scores(model: keras.Model, images: np.ndarray, target: np.ndarray,
     return out[np.arange(len(images)), np.asarray(target)]
 
 
+def _path_gradients(model: keras.Model) -> Callable:
+    """A compiled function: gradients of the target score at points b + alpha (x - b).
+
+    One graph per call of :func:`integrated_gradients` (traced once per batch shape), which
+    runs the model about twice as fast as eager calls on the CPU (``bench/build.py``).
+    """
+
+    @tf.function(reduce_retracing=True)
+    def path_gradients(x, b, alpha, target):
+        path = b + alpha[:, None, None, None] * (x - b)
+        with tf.GradientTape() as tape:
+            tape.watch(path)
+            out = model(path, training=False)
+            chosen = tf.gather(out, target, axis=1, batch_dims=1)
+        return tape.gradient(chosen, path)
+
+    return path_gradients
+
+
 def integrated_gradients(model: keras.Model, images: np.ndarray, baseline: np.ndarray,
                          target, *, steps: int = 64, batch_size: int = 64,
                          method: str = "trapezoid",
@@ -90,17 +109,12 @@ def integrated_gradients(model: keras.Model, images: np.ndarray, baseline: np.nd
     pair_image = np.repeat(np.arange(n), k)
     pair_step = np.tile(np.arange(k), n)
     x_t, b_t = tf.constant(x), tf.constant(b)
+    path_gradients = _path_gradients(model)
     for start in range(0, n * k, batch_size):
         img = pair_image[start:start + batch_size]
         stp = pair_step[start:start + batch_size]
-        a = tf.constant(alphas[stp])[:, None, None, None]
-        xb = tf.gather(b_t, img)
-        path = xb + a * (tf.gather(x_t, img) - xb)
-        with tf.GradientTape() as tape:
-            tape.watch(path)
-            out = model(path, training=False)
-            chosen = tf.gather(out, tf.constant(target[img]), axis=1, batch_dims=1)
-        grads = tape.gradient(chosen, path).numpy()
+        grads = path_gradients(tf.gather(x_t, img), tf.gather(b_t, img),
+                               tf.constant(alphas[stp]), tf.constant(target[img])).numpy()
         np.add.at(total, img, grads * weights[stp][:, None, None, None])
         if progress is not None:
             progress(len(img))

@@ -35,13 +35,27 @@ def to_float(images: np.ndarray) -> np.ndarray:
     return images.astype(np.float32)
 
 
-def _gaussian_kernel(sigma: float) -> tf.Tensor:
+def gaussian_taps(sigma: float) -> np.ndarray:
+    """Normalised 1-D Gaussian taps over +-ceil(2.5 sigma) pixels (at least +-1)."""
+    if not sigma > 0:
+        raise ValueError(f"sigma expects > 0, got {sigma}")
     radius = max(1, int(math.ceil(2.5 * sigma)))
-    xs = np.arange(-radius, radius + 1, dtype=np.float32)
+    xs = np.arange(-radius, radius + 1, dtype=np.float64)
     k1 = np.exp(-0.5 * (xs / sigma) ** 2)
-    k2 = np.outer(k1, k1)
-    k2 /= k2.sum()
-    return tf.constant(k2[:, :, None, None], tf.float32)
+    return (k1 / k1.sum()).astype(np.float32)
+
+
+def gaussian_blur(x: tf.Tensor, sigma: float) -> tf.Tensor:
+    """Gaussian blur of an N x H x W x C batch with zero padding ("SAME").
+
+    The 2-D Gaussian is separable: a vertical then a horizontal 1-D pass (2(2r+1) taps per
+    pixel) equals the dense (2r+1)^2 kernel exactly, also at the zero-padded border.
+    """
+    taps = gaussian_taps(sigma)
+    column = np.tile(taps[:, None, None, None], (1, 1, x.shape[-1], 1))   # k x 1 x C x 1
+    vertical, horizontal = tf.constant(column), tf.constant(column.transpose(1, 0, 2, 3))
+    x = tf.nn.depthwise_conv2d(x, vertical, [1, 1, 1, 1], "SAME")
+    return tf.nn.depthwise_conv2d(x, horizontal, [1, 1, 1, 1], "SAME")
 
 
 def augment_batch(x: tf.Tensor, seed: tf.Tensor, params: AugmentParams) -> tf.Tensor:
@@ -77,10 +91,7 @@ def augment_batch(x: tf.Tensor, seed: tf.Tensor, params: AugmentParams) -> tf.Te
         g = uniform(5, 1.0 - params.gamma, 1.0 + params.gamma)
         x = tf.pow(tf.clip_by_value(x, 1e-6, 1.0), g[:, None, None, None])
     if params.blur_mix > 0:
-        channels = x.shape[-1]
-        sigma = params.blur_sigma * size / 128.0
-        kernel = tf.tile(_gaussian_kernel(sigma), [1, 1, channels, 1])
-        blurred = tf.nn.depthwise_conv2d(x, kernel, [1, 1, 1, 1], "SAME")
+        blurred = gaussian_blur(x, params.blur_sigma * size / 128.0)
         a = uniform(6, -params.blur_mix / 2.0, params.blur_mix)
         x = x + a[:, None, None, None] * (blurred - x)
     return tf.clip_by_value(x, 0.0, 1.0)

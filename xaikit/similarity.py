@@ -108,3 +108,53 @@ def pairwise(maps_a: np.ndarray, maps_b: np.ndarray, measure) -> np.ndarray:
     if a.shape != b.shape:
         raise ValueError(f"map stacks differ in shape: {a.shape} vs {b.shape}")
     return np.array([measure(x, y) for x, y in zip(a, b)])
+
+
+def adebayo_normalize(m: np.ndarray, percentile: float = 99.0) -> np.ndarray:
+    """Adebayo et al. (2018) normalisation before SSIM/HOG: absolute value, clipped at its
+    ``percentile``-th percentile, scaled to [0, 1] (a flat map stays all zeros)."""
+    a = np.abs(np.asarray(m, np.float64))
+    top = float(np.percentile(a, percentile))
+    return np.clip(a, 0.0, top) / top if top > 0 else np.zeros_like(a)
+
+
+def is_flat(maps: np.ndarray) -> np.ndarray:
+    """True for each map with no variation (e.g. a dead, all-zero Grad-CAM)."""
+    flat = to_2d(maps).reshape(len(maps), -1)
+    return np.ptp(flat, axis=1) == 0
+
+
+def edge_map(images: np.ndarray) -> np.ndarray:
+    """Sobel gradient magnitude of each image: what a 'method' that ignores the model shows."""
+    from skimage.filters import sobel
+    return np.stack([sobel(im) for im in to_2d(images)]).astype(np.float32)
+
+
+MEASURES = ("spearman_abs", "spearman_signed", "ssim", "hog")
+
+
+def measure_pair(a: np.ndarray, b: np.ndarray, name: str) -> float:
+    """One of :data:`MEASURES` between two 2-D maps, NaN when either map is flat.
+
+    Spearman |.| ranks absolute values, signed Spearman the raw maps; SSIM and HOG compare the
+    maps after :func:`adebayo_normalize` (Adebayo et al. 2018, section 3).
+    """
+    if np.ptp(a) == 0 or np.ptp(b) == 0:
+        return float("nan")
+    if name == "spearman_abs":
+        return spearman(np.abs(a), np.abs(b))
+    if name == "spearman_signed":
+        return spearman(a, b)
+    if name == "ssim":
+        return float(structural_similarity(adebayo_normalize(a), adebayo_normalize(b), data_range=1.0))
+    if name == "hog":
+        return hog_pearson(adebayo_normalize(a), adebayo_normalize(b))
+    raise ValueError(f"measure expects one of {MEASURES}, got {name!r}")
+
+
+def measure_stack(maps_a: np.ndarray, maps_b: np.ndarray, name: str) -> np.ndarray:
+    """:func:`measure_pair` over corresponding maps of two N-stacks (NaN where either is flat)."""
+    a, b = to_2d(maps_a), to_2d(maps_b)
+    if a.shape != b.shape:
+        raise ValueError(f"map stacks differ in shape: {a.shape} vs {b.shape}")
+    return np.array([measure_pair(x, y, name) for x, y in zip(a, b)])
