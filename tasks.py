@@ -5,8 +5,6 @@ import sys
 
 from invoke import task
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-
 HELP = {
     "data": "dataset folder in the Kaggle layout (default: $XAIKIT_DATA, else data/chest_xray)",
     "config": "TOML config file (default: xaikit.toml)",
@@ -15,6 +13,7 @@ HELP = {
     "force": "recompute a stage even if fresh: main, random, control, q1..q5 or all (repeatable)",
     "no_pdf": "write only the HTML",
     "build": "output folder (default: build/ in this project)",
+    "verbose": "also show TensorFlow's start-up log lines and library warnings",
     "strategy": "training placement: default (TensorFlow picks a GPU if any), mirrored (all GPUs, "
                 "tf.distribute.MirroredStrategy) or one-device",
 }
@@ -24,7 +23,7 @@ def _help(*names, **extra):
     return dict({n: HELP[n] for n in names}, **extra)
 
 
-COMMON = ("data", "config", "set_", "quick", "force", "build")
+COMMON = ("data", "config", "set_", "quick", "force", "build", "verbose")
 
 
 def _build(folder):
@@ -36,10 +35,20 @@ def _call(fn, *args, **kwargs):
     return friendly(fn)(*args, **kwargs)
 
 
+def _start(data, config, set_, quick, verbose):
+    """Check the inputs before TensorFlow is imported (a typo answers at once), quietly."""
+    from report.cli import quiet
+    from report.preflight import check_inputs
+    quiet(verbose)
+    _call(check_inputs, data=data, config=config, overrides=tuple(set_ or ()),
+          profile="quick" if quick else None)
+
+
 @task(default=True, help=_help(*COMMON, "no_pdf", "strategy"), iterable=["set_", "force"])
 def build_report(c, data=None, config=None, set_=None, quick=False, force=None, no_pdf=False,
-                 strategy="default", build=None):
+                 strategy="default", build=None, verbose=False):
     """Build build/report.html and build/report.pdf, recomputing only what is stale."""
+    _start(data, config, set_, quick, verbose)
     from report.build import build_report as run
     _call(run, data=data, config=config, overrides=tuple(set_ or ()),
           profile="quick" if quick else None, force=tuple(force or ()), pdf=not no_pdf,
@@ -47,18 +56,21 @@ def build_report(c, data=None, config=None, set_=None, quick=False, force=None, 
 
 
 @task(help=_help(*COMMON), iterable=["set_", "force"])
-def eda(c, data=None, config=None, set_=None, quick=False, force=None, build=None):
+def eda(c, data=None, config=None, set_=None, quick=False, force=None, build=None, verbose=False):
     """Compute the Q1 data analysis (cached under build/sections/q1)."""
+    _start(data, config, set_, quick, verbose)
     from report.build import run_stage
     _call(run_stage, "q1", data=data, config=config, overrides=tuple(set_ or ()),
           profile="quick" if quick else None, force=tuple(force or ()), **_build(build))
 
 
-@task(help=_help(*COMMON, "strategy", model="main, random or control (default main)"),
+@task(help=_help(*COMMON, "strategy", model="main, random, control (every seed of that arm) or one "
+                                            "model such as random-2 (default main)"),
       iterable=["set_", "force"])
 def train(c, model="main", data=None, config=None, set_=None, quick=False, force=None,
-          strategy="default", build=None):
+          strategy="default", build=None, verbose=False):
     """Train a model if its cached copy is missing or stale (--force MODEL to retrain)."""
+    _start(data, config, set_, quick, verbose)
     from report.build import run_stage
     _call(run_stage, model, data=data, config=config, overrides=tuple(set_ or ()),
           profile="quick" if quick else None, force=tuple(force or ()), strategy=strategy,

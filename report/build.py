@@ -8,52 +8,32 @@ import tempfile
 import time
 from pathlib import Path
 
-from xaikit.config import load_config
 from xaikit.data import discover
 
 from . import artifacts, models
 from .context import ROOT, Context, log, make_strategy
+from .preflight import data_path, read_config
 from .registry import SECTIONS
 
-DEFAULT_DATA = "data/chest_xray"
-KAGGLEHUB = Path.home() / ".cache" / "kagglehub" / "datasets" / "paultimothymooney" / "chest-xray-pneumonia"
-
-
-def data_path(cli_value: str | None) -> str:
-    """--data, else $XAIKIT_DATA, else ./data/chest_xray, else a kagglehub download if present."""
-    chosen = cli_value or os.environ.get("XAIKIT_DATA")
-    if chosen:
-        return chosen
-    if not (ROOT / DEFAULT_DATA).exists():
-        cached = sorted(KAGGLEHUB.glob("versions/*/chest_xray"))
-        if cached:
-            return str(cached[-1])
-    return str(ROOT / DEFAULT_DATA)
-
-
 def make_context(data: str | None, config: str | None, overrides=(), profile: str | None = None,
-                 build: str | Path = ROOT / "build", strategy: str = "default",
-                 invalidate_report: bool = False) -> Context:
-    cfg_path = Path(config) if config else ROOT / "xaikit.toml"
-    try:
-        text = cfg_path.read_text("utf-8")
-    except OSError as exc:
-        from xaikit.errors import ConfigError
-        raise ConfigError(f"config file {cfg_path} could not be read ({exc.strerror}); expected "
-                          "a TOML file like xaikit.toml") from None
-    cfg = load_config(text, source=str(cfg_path), overrides=overrides, profile=profile)
+                 build: str | Path = ROOT / "build", strategy: str = "default") -> Context:
+    cfg = read_config(config, overrides, profile)
     build = Path(build)
     if cfg.profile != "full":
         build = build / cfg.profile      # a profile never overwrites the full build's artifacts
-    if invalidate_report:                # a failed build must not leave an old report looking current
-        for name in ("report.html", "report.pdf"):
-            (build / name).unlink(missing_ok=True)
     root = data_path(data)
     log(f"dataset {root}")
     listing = discover(root)
-    build.mkdir(parents=True, exist_ok=True)
     make_strategy(strategy)      # validate the name early
+    build.mkdir(parents=True, exist_ok=True)
     return Context(cfg, listing, build, strategy_name=strategy)
+
+
+def retire_report(build: Path) -> None:
+    """Delete the previous report once a build really starts: if it then fails, no stale
+    report looks current. An input error (raised before this) leaves it in place."""
+    for name in ("report.html", "report.pdf"):
+        (build / name).unlink(missing_ok=True)
 
 
 def section_key(ctx: Context, section, keys: dict) -> str:
@@ -131,7 +111,8 @@ def build_report(data: str | None = None, config: str | None = None, overrides=(
                  templates: str | Path = ROOT / "templates", strategy: str = "default") -> Path:
     """The whole job: returns the path of the HTML report (the PDF lies beside it)."""
     t0 = time.perf_counter()
-    ctx = make_context(data, config, overrides, profile, build, strategy, invalidate_report=True)
+    ctx = make_context(data, config, overrides, profile, build, strategy)
+    retire_report(ctx.build)
     results = run_sections(ctx, force)
     from .render import render
     t1 = time.perf_counter()

@@ -1,13 +1,17 @@
 """Turn project errors into one line on stderr and exit status 2 (no traceback).
 
-SIGTERM is handled like Ctrl-C: the build stops; every artifact is written atomically, so
-nothing half-written is left where a later build would trust it.
+SIGINT and SIGTERM stop the build: every artifact is written atomically, so nothing
+half-written is left where a later build would trust it. The SIGINT handler is installed
+explicitly: a background job of a non-interactive shell inherits SIGINT as ignored, and
+Python then installs none, so Ctrl-C / ``kill -INT`` would do nothing.
 """
 
 from __future__ import annotations
 
+import os
 import signal
 import sys
+import warnings
 from functools import wraps
 
 from xaikit.errors import XaikitError
@@ -17,10 +21,21 @@ def _terminate(signum, frame):
     raise KeyboardInterrupt
 
 
+def quiet(verbose: bool) -> None:
+    """Keep TensorFlow's C++ start-up lines and Keras' harmless dataset warning out of the
+    normal output (``--verbose`` keeps them)."""
+    if verbose:
+        os.environ["TF_CPP_MIN_LOG_LEVEL"] = "0"
+        return
+    os.environ["TF_CPP_MIN_LOG_LEVEL"] = "3"
+    warnings.filterwarnings("ignore", message=r".*`shuffle=True` was passed.*")
+
+
 def friendly(fn):
     @wraps(fn)
     def wrapper(*args, **kwargs):
         previous = signal.signal(signal.SIGTERM, _terminate)
+        previous_int = signal.signal(signal.SIGINT, signal.default_int_handler)
         try:
             return fn(*args, **kwargs)
         except XaikitError as exc:
@@ -32,4 +47,5 @@ def friendly(fn):
             raise SystemExit(130) from None
         finally:
             signal.signal(signal.SIGTERM, previous)
+            signal.signal(signal.SIGINT, previous_int)
     return wrapper

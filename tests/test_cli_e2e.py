@@ -29,6 +29,24 @@ def test_missing_data_is_one_line(tmp_path):
     assert len(lines) == 1 and "does not exist" in lines[0] and "train/" in lines[0]
 
 
+def test_input_errors_answer_before_tensorflow_and_keep_the_report(tmp_path):
+    # catches: the data/config check moved after the TensorFlow import, or the old report
+    # deleted by a build that never started
+    build = tmp_path / "build"
+    build.mkdir()
+    for name in ("report.html", "report.pdf"):
+        (build / name).write_text("previous report")
+    for bad in (["--data", str(tmp_path / "nonexistent")], ["--set", "train.epochs=many"]):
+        r = subprocess.run([sys.executable, "-X", "importtime", "-m", "invoke", "build-report", *bad,
+                            "--build", str(build)], cwd=ROOT, capture_output=True, text=True, timeout=120)
+        assert r.returncode == 2
+        assert "tensorflow" not in r.stderr and "keras" not in r.stderr
+        errors = [l for l in r.stderr.splitlines() if not l.startswith("import time:")]
+        assert len(errors) == 1 and errors[0].startswith("xaikit: error:"), errors
+        assert (build / "report.pdf").read_text() == "previous report"
+        assert (build / "report.html").read_text() == "previous report"
+
+
 def test_missing_class_folder_is_one_line(tmp_path):
     root = make_dataset(tmp_path / "d", per_class={"train": 2, "test": 2})
     shutil.rmtree(root / "train" / "NORMAL")

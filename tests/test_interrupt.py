@@ -21,13 +21,22 @@ def build_cmd(root, build):
     return [sys.executable, "-c", code]
 
 
+def _ignore_sigint():
+    """What a non-interactive shell does to a background job: SIGINT starts out ignored, and
+    Python then installs no KeyboardInterrupt handler of its own."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
 @pytest.mark.e2e
-@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
-def test_interrupt_during_training_then_resume(tmp_path, sig):
+@pytest.mark.parametrize("sig,background", [(signal.SIGINT, False), (signal.SIGTERM, False),
+                                            (signal.SIGINT, True)])
+def test_interrupt_during_training_then_resume(tmp_path, sig, background):
+    # catches: SIGINT handled only when inherited as default (background jobs ignore it)
     root = make_dataset(tmp_path / "d", per_class={"train": 10, "test": 6})
     build = tmp_path / "build"
     env = dict(os.environ, PYTHONUNBUFFERED="1", TF_CPP_MIN_LOG_LEVEL="3")
-    proc = subprocess.Popen(build_cmd(root, build), cwd=ROOT, stderr=subprocess.PIPE, text=True, env=env)
+    proc = subprocess.Popen(build_cmd(root, build), cwd=ROOT, stderr=subprocess.PIPE, text=True, env=env,
+                            preexec_fn=_ignore_sigint if background else None)
     seen = []
     deadline = time.time() + 240
     for line in proc.stderr:
