@@ -76,18 +76,28 @@ def build_only_fetcher(build: Path):
     return BuildOnlyFetcher(allowed_protocols=("file",))
 
 
-def _width_in(png: Path, dpi: int = 130) -> float:
-    """Printed width of a figure PNG saved at ``dpi``, so small charts stay small."""
+# Figures are scaled to fit the page's text block (A4, margins of report.css) with room for
+# their caption, so a figure and its caption always fit on one page.
+MAX_WIDTH_IN, MAX_HEIGHT_IN = 7.0, 8.6
+
+
+def _size_in(png: Path, dpi: int = 130) -> float:
+    """Printed width of a figure PNG saved at ``dpi`` (small charts stay small), reduced so
+    that neither its width nor its height exceeds the text block."""
     from PIL import Image
     try:
         with Image.open(png) as im:
-            return round(im.width / dpi, 2)
+            w, h = im.width / dpi, im.height / dpi
     except OSError:
         return 6.0
+    scale = min(1.0, MAX_WIDTH_IN / w, MAX_HEIGHT_IN / h)
+    return round(w * scale, 2)
 
 
 def render(ctx: Context, results: dict, *, pdf: bool = True, templates: Path = TEMPLATES) -> Path:
+    from .provenance import collect
     numbers = {name: res["numbers"] for name, res in results.items()}
+    numbers["provenance"] = collect(ctx)
     artifacts.atomic_write_json(ctx.build / "numbers.json", numbers)
     fig_no, tab_no = {}, {}
     for section in SECTIONS:
@@ -108,14 +118,15 @@ def render(ctx: Context, results: dict, *, pdf: bool = True, templates: Path = T
                 "number": sub.number, "title": sub.title,
                 "answer": render_answer(env, sub.answer, variables),
                 "figures": [dict(res["figures"][f], number=fig_no[f],
-                                 width_in=_width_in(ctx.build / res["figures"][f]["file"]))
+                                 width_in=_size_in(ctx.build / res["figures"][f]["file"]))
                             for f in sub.figures],
                 "tables": [dict(res["tables"][t], number=tab_no[t]) for t in sub.tables]})
         sections.append({"name": section.name, "title": section.title, "subs": subs})
     page_env = jinja2.Environment(loader=jinja2.FileSystemLoader(templates),
                                   autoescape=True, undefined=jinja2.StrictUndefined)
+    findings = render_answer(env, "findings.md", variables)
     html = page_env.get_template("report.html.j2").render(
-        sections=sections, css=(Path(templates) / "report.css").read_text("utf-8"),
+        sections=sections, findings=findings, provenance=numbers["provenance"], css=(Path(templates) / "report.css").read_text("utf-8"),
         profile=ctx.cfg.profile, dataset=ctx.listing.root,
         created=_dt.datetime.now().strftime("%Y-%m-%d %H:%M"),
         n_images=len(ctx.listing.records))

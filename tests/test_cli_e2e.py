@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 
 from .conftest import ROOT, make_dataset
+from .pdf_layout import layout_problems
 
 SMALL = ["data.image_size=48", "train.epochs=2", "random_labels.subset_size=24",
          "random_labels.max_epochs=3", "attribution.eval_per_class=5", "attribution.ig_steps=8",
@@ -81,7 +82,7 @@ def test_end_to_end_build_on_real_sample(real_sample, tmp_path, capfd):
         assert heading in html
     assert html.count("<img") >= 20
     numbers = json.loads((build / "quick" / "numbers.json").read_text())
-    assert set(numbers) == {"q1", "q2", "q3", "q4", "q5"}
+    assert set(numbers) == {"q1", "q2", "q3", "q4", "q5", "provenance"}
     assert numbers["q1"]["counts"]["test"] == {"NORMAL": 8, "PNEUMONIA": 8}
     acc = numbers["q2"]["test"]["at_val"]["accuracy"]
     assert f"accuracy {acc:.3f}" in html
@@ -91,6 +92,9 @@ def test_end_to_end_build_on_real_sample(real_sample, tmp_path, capfd):
         text = subprocess.run(["pdftotext", str(build / "quick" / "report.pdf"), "-"],
                               capture_output=True, text=True).stdout
         assert "Q1.3 Sources of bias" in text and "Q5.3" in text and "Figure 1." in text
+        assert "Findings" in text and "provenance of this build" in text
+        # every figure sits on one page with its caption, nothing runs into the bottom margin
+        assert layout_problems(build / "quick" / "report.pdf") == []
     for f in ("ig_main", "gradcam_main", "q5_maps", "ig_baselines"):
         assert (build / "quick" / "attributions" / f"{f}.npz").exists()
     capfd.readouterr()

@@ -1,0 +1,56 @@
+"""Layout facts of a rendered report PDF, read with poppler (pdfimages, pdftotext)."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+from html import unescape
+from pathlib import Path
+
+BOTTOM_MARGIN_PT = 20 / 25.4 * 72      # report.css: @page margin-bottom 20mm
+
+
+def image_pages(pdf: Path) -> list[int]:
+    """Page of each embedded image, in document order (one image per figure)."""
+    out = subprocess.run(["pdfimages", "-list", str(pdf)], capture_output=True, text=True,
+                         check=True).stdout.splitlines()[2:]
+    return [int(line.split()[0]) for line in out if line.split() and line.split()[2] == "image"]
+
+
+def caption_pages(pdf: Path) -> dict[int, int]:
+    """Figure number -> page of its caption ("Figure N. Capitalised text" at a line start)."""
+    text = subprocess.run(["pdftotext", "-layout", str(pdf), "-"], capture_output=True, text=True,
+                          check=True).stdout
+    pages = {}
+    for i, page in enumerate(text.split("\f"), start=1):
+        for m in re.finditer(r"^\s*Figure (\d+)\. [A-Z|]", page, re.M):
+            pages.setdefault(int(m.group(1)), i)
+    return pages
+
+
+def blocks_in_bottom_margin(pdf: Path) -> list[tuple[int, str]]:
+    """(page, text) of text blocks that reach into the bottom margin, the page footer excepted."""
+    html = subprocess.run(["pdftotext", "-bbox-layout", str(pdf), "-"], capture_output=True,
+                          text=True, check=True).stdout
+    bad = []
+    for i, page in enumerate(re.findall(r"<page (.*?)</page>", html, re.S), start=1):
+        height = float(re.search(r'height="([\d.]+)"', page).group(1))
+        for block in re.findall(r"<block (.*?)</block>", page, re.S):
+            y_max = float(re.search(r'yMax="([\d.]+)"', block).group(1))
+            words = " ".join(unescape(w) for w in re.findall(r">([^<]+)</word>", block))
+            if y_max > height - BOTTOM_MARGIN_PT + 2 and not re.fullmatch(r"Page \d+ of \d+", words):
+                bad.append((i, words[:80]))
+    return bad
+
+
+def layout_problems(pdf: Path) -> list[str]:
+    """Figures whose caption is not on their image's page, and text in the bottom margin."""
+    problems = []
+    images, captions = image_pages(pdf), caption_pages(pdf)
+    if len(images) != len(captions):
+        problems.append(f"{len(images)} images but {len(captions)} figure captions")
+    for number, page in captions.items():
+        if number <= len(images) and images[number - 1] != page:
+            problems.append(f"Figure {number}: image on page {images[number - 1]}, caption on page {page}")
+    problems += [f"page {p}: text in the bottom margin: {t!r}" for p, t in blocks_in_bottom_margin(pdf)]
+    return problems
