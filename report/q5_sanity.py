@@ -273,9 +273,10 @@ def _cascade(ctx: Context, model, x, target, b, res: Result) -> None:
 
 SECTION = Section(
     name="q5", title="Q5 Sanity checks", run=run,
-    sources=tuple(lib("similarity", "gradcam", "ig", "model", "sanity", "randomization", "plots") +
+    sources=tuple(lib("similarity", "gradcam", "ig", "model", "sanity", "randomization", "plots",
+                      "baselines") +
                   measures.SOURCES + [Path(__file__), Path(samples.__file__),
-                                      Path(models.__file__)]),
+                                      Path(models.__file__), Path(__file__).parent / "q3_ig.py"]),
     config=("data.", "attribution.", "random_labels.", "sanity."), models=("main", "random", "control"),
     after=("q3", "q4"),
     subs=(
