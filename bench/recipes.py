@@ -6,7 +6,7 @@ build/ when its cached key matches) and scored on the validation split:
   - blur sensitivity: mean change of P(PNEUMONIA) when validation NORMAL images are blurred
     (the sharpness shortcut measured in Q1.2; smaller is better).
 Selection rule, fixed before running: among variants whose validation AUC is within 0.01 of the
-best, take the one with the smallest blur sensitivity. The test split is only reported.
+best, take the one with the smallest blur sensitivity. No test metric is read or printed.
 
     XAIKIT_DATA=... .venv/bin/python bench/recipes.py "augment.blur_sigma=2.5 augment.blur_mix=1.0"
 """
@@ -34,8 +34,7 @@ def score(overrides: list[str], build: Path) -> dict:
     sens = blur_sensitivity(model, p.x("val")[yv == 0], 2.0 * ctx.cfg["data.image_size"] / 128)
     return {"overrides": overrides, "val_auc": binary_metrics(yv, pv).auc, "val_loss_best": min(card["history"]["val_loss"]),
             "blur_shift_val_normal": sens.mean_shift, "blur_flips": sens.flipped_to_pneumonia,
-            "best_epoch": card["best_epoch"], "seconds": card["seconds"],
-            "test_for_the_record": card["test"]["at_val_threshold"]}
+            "best_epoch": card["best_epoch"], "seconds": card["seconds"]}
 
 
 def main() -> None:
