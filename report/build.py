@@ -8,7 +8,10 @@ import tempfile
 import time
 from pathlib import Path
 
+import numpy as np
+
 from xaikit.data import discover
+from xaikit.errors import DataError
 
 from . import artifacts, models
 from .context import ROOT, Context, log, make_strategy
@@ -27,6 +30,23 @@ def make_context(data: str | None, config: str | None, overrides=(), profile: st
     make_strategy(strategy)      # validate the name early
     build.mkdir(parents=True, exist_ok=True)
     return Context(cfg, listing, build, strategy_name=strategy)
+
+
+SPLIT_MINIMUM = {"train": 1, "val": 1, "test": 2}   # per class: Youden needs both classes in
+                                                   # val, consistency two maps per class in test
+
+
+def check_splits(ctx: Context) -> None:
+    """Refuse, with one line, a dataset too small for the study once validation is carved."""
+    p = ctx.prepared()
+    for split, k in SPLIT_MINIMUM.items():
+        counts = [int(np.sum(p.labels[p.split == split] == c)) for c in (0, 1)]
+        if min(counts) < k:
+            hint = ("add training images of more patients or raise data.val_fraction" if split == "val"
+                    else f"add {split} images")
+            raise DataError(f"{ctx.listing.root}: after decoding and carving validation from train, the "
+                            f"{split} split has {counts[0]} NORMAL and {counts[1]} PNEUMONIA images; "
+                            f"expected at least {k} of each ({hint})")
 
 
 def retire_report(build: Path) -> None:
@@ -112,6 +132,7 @@ def build_report(data: str | None = None, config: str | None = None, overrides=(
     """The whole job: returns the path of the HTML report (the PDF lies beside it)."""
     t0 = time.perf_counter()
     ctx = make_context(data, config, overrides, profile, build, strategy)
+    check_splits(ctx)
     retire_report(ctx.build)
     results = run_sections(ctx, force)
     from .render import render
@@ -129,6 +150,8 @@ def run_stage(stage: str, data: str | None = None, config: str | None = None, ov
               build: str | Path = ROOT / "build", strategy: str = "default") -> None:
     """Bring one model or section (and what it needs) up to date without rendering."""
     ctx = make_context(data, config, overrides, profile, build, strategy)
+    if stage != "q1":
+        check_splits(ctx)
     if stage in models.names(ctx) or stage in models.KINDS:
         forget_models(ctx, force)
         for name in models.expand(ctx, stage):

@@ -52,7 +52,8 @@ def test_errors_are_one_line(tmp_path, case):
     assert fragment in str(info.value) and "\n" not in str(info.value)
 
 
-def test_failed_build_leaves_no_report(tmp_path):
+def test_input_error_keeps_the_previous_report(tmp_path):
+    # catches: the old report retired before the inputs were checked
     from report.build import build_report
     root = make_dataset(tmp_path / "d", per_class={"train": 4, "test": 2})
     build = tmp_path / "build"
@@ -63,7 +64,35 @@ def test_failed_build_leaves_no_report(tmp_path):
         f.write_bytes(b"")
     with pytest.raises(DataError):
         build_report(data=str(root), overrides=QUICK, build=build)
-    assert not (build / "report.html").exists() and not (build / "report.pdf").exists()
+    assert (build / "report.html").read_text() == "an old report"
+    assert (build / "report.pdf").read_bytes() == b"%PDF old"
+
+
+def _keep_one(folder):
+    for f in sorted(folder.iterdir())[1:]:
+        f.unlink()
+
+
+TOO_SMALL = {
+    # one NORMAL training image: the validation quota rounds to 0, validation has no NORMAL
+    "no NORMAL image left for validation": (lambda r: _keep_one(r / "train" / "NORMAL"),
+                                            "the val split has 0 NORMAL"),
+    "one test image of a class": (lambda r: _keep_one(r / "test" / "PNEUMONIA"),
+                                  "the test split has 3 NORMAL and 1 PNEUMONIA"),
+}
+
+
+@pytest.mark.parametrize("case", list(TOO_SMALL))
+def test_too_small_splits_are_one_line(tmp_path, case):
+    # catches: a ValueError traceback from Youden's threshold or the consistency measure
+    from report.build import check_splits
+    root = make_dataset(tmp_path / "d", per_class={"train": 12, "test": 3})
+    breakage, fragment = TOO_SMALL[case]
+    breakage(root)
+    ctx, _ = prepared(root, tmp_path)
+    with pytest.raises(DataError) as info:
+        check_splits(ctx)
+    assert fragment in str(info.value) and "\n" not in str(info.value)
 
 
 def test_cli_error_exit_code(tmp_path):
