@@ -29,7 +29,7 @@ def make_context(data: str | None, config: str | None, overrides=(), profile: st
     listing = discover(root)
     make_strategy(strategy)      # validate the name early
     build.mkdir(parents=True, exist_ok=True)
-    return Context(cfg, listing, build, strategy_name=strategy)
+    return Context(cfg, listing, build, strategy_name=strategy, model_loader=models.get)
 
 
 SPLIT_MINIMUM = {"train": 1, "val": 1, "test": 2}   # per class: Youden needs both classes in

@@ -11,6 +11,7 @@ import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 
@@ -119,6 +120,7 @@ class Context:
     build: Path
     timings: list = field(default_factory=list)   # (stage, "reused"/"computed", seconds)
     strategy_name: str = "default"                 # default, mirrored or one-device
+    model_loader: Callable | None = None           # report.models.get, given by the build
     _prepared: Prepared | None = None
     _models: dict = field(default_factory=dict)
 
@@ -164,10 +166,14 @@ class Context:
         return make_strategy(self.strategy_name)
 
     def model(self, name: str):
-        """(keras model, model card) for ``main``, ``random`` or ``control``; trained if stale."""
+        """(keras model, model card) for ``main``, ``random-i`` or ``control-i``; trained if stale.
+
+        The loader (``report.models.get``) is passed in by the build, so this module does not
+        import ``report.models`` (which imports this one)."""
         if name not in self._models:
-            from . import models
-            self._models[name] = models.get(self, name)
+            if self.model_loader is None:
+                raise RuntimeError("this Context has no model_loader; make it with report.build.make_context")
+            self._models[name] = self.model_loader(self, name)
         return self._models[name]
 
     def save_arrays(self, name: str, **arrays) -> None:

@@ -199,31 +199,6 @@ def mean_curves(fractions: np.ndarray, curves: dict[str, np.ndarray], *, title: 
     return fig
 
 
-def grouped_bars(values: dict[str, dict[str, tuple[float, float]]], *, ylabel: str,
-                 reference: dict[str, float] | None = None) -> Figure:
-    """Bars ``values[group][series] = (mean, std)`` with error bars; optional dashed references."""
-    groups = list(values)
-    series = list(next(iter(values.values())))
-    fig = Figure(figsize=(7.5, 3.2), layout="constrained")
-    ax = fig.subplots()
-    width = 0.8 / len(series)
-    for k, name in enumerate(series):
-        m = [values[g][name][0] for g in groups]
-        s = [values[g][name][1] for g in groups]
-        ax.bar(np.arange(len(groups)) + k * width, m, width, yerr=s, capsize=2, label=name)
-    for j, g in enumerate(groups):
-        if reference and g in reference:
-            ax.hlines(reference[g], j - width / 2, j + width * (len(series) - 0.5), colors="k",
-                      linestyles="--", linewidth=1)
-    ax.set_xticks(np.arange(len(groups)) + width * (len(series) - 1) / 2, groups, fontsize=7,
-                  rotation=20, ha="right")
-    ax.axhline(0, color="gray", linewidth=0.5)
-    ax.set_ylabel(ylabel)
-    ax.legend(fontsize=7)
-    return fig
-
-
-
 def interval_bars(values: dict[str, dict[str, tuple[float, float, float]]], *, ylabel: str) -> Figure:
     """Bars ``values[group][series] = (mean, lo, hi)`` with their intervals as error bars."""
     groups = list(values)
