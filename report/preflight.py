@@ -10,8 +10,8 @@ import os
 from pathlib import Path
 
 from xaikit.config import Config, load_config
-from xaikit.data import CLASSES, LAYOUT, REQUIRED_SPLITS, _find_dir, resolve_root
-from xaikit.errors import ConfigError, DataError
+from xaikit.data import check_layout
+from xaikit.errors import ConfigError
 
 ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_DATA = "data/chest_xray"
@@ -44,12 +44,4 @@ def check_inputs(data: str | None = None, config: str | None = None, overrides=(
                  profile: str | None = None) -> None:
     """Raise ConfigError / DataError when the config or the data folder's layout is wrong."""
     read_config(config, overrides, profile)
-    base = resolve_root(data_path(data))
-    for split in REQUIRED_SPLITS:
-        split_dir = _find_dir(base, split)
-        if split_dir is None:
-            raise DataError(f"{base / split} is missing; expected {LAYOUT}")
-        for cls in CLASSES:
-            if _find_dir(split_dir, cls) is None:
-                raise DataError(f"{split_dir / cls} is missing; expected class folders "
-                                f"{'/'.join(CLASSES)} in {split_dir}")
+    check_layout(data_path(data))

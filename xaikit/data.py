@@ -79,24 +79,34 @@ def resolve_root(root: str | os.PathLike) -> Path:
     return path
 
 
+def check_layout(root: str | os.PathLike) -> Path:
+    """The dataset folder (see :func:`resolve_root`) after checking that train/ and test/ hold
+    both class folders; raise :class:`DataError` naming what is missing. Reads no image."""
+    base = resolve_root(root)
+    for split in REQUIRED_SPLITS:
+        split_dir = _find_dir(base, split)
+        if split_dir is None:
+            raise DataError(f"{base / split} is missing; expected {LAYOUT}")
+        for cls in CLASSES:
+            if _find_dir(split_dir, cls) is None:
+                raise DataError(f"{split_dir / cls} is missing; expected class folders "
+                                f"{'/'.join(CLASSES)} in {split_dir}")
+    return base
+
+
 def discover(root: str | os.PathLike) -> Listing:
     """List and hash every image under ``root``; raise :class:`DataError` on a bad layout."""
-    base = resolve_root(root)
+    base = check_layout(root)
     records: list[ImageRecord] = []
     ignored: list[str] = []
     empty: list[str] = []
     for split in SPLITS:
         split_dir = _find_dir(base, split)
-        if split_dir is None:
-            if split in REQUIRED_SPLITS:
-                raise DataError(f"{base / split} is missing; expected {LAYOUT}")
+        if split_dir is None:      # only the optional val/ can be missing here
             continue
         for label, cls in enumerate(CLASSES):
             cls_dir = _find_dir(split_dir, cls)
             if cls_dir is None:
-                if split in REQUIRED_SPLITS:
-                    raise DataError(f"{split_dir / cls} is missing; expected class folders "
-                                    f"{'/'.join(CLASSES)} in {split_dir}")
                 continue
             count = 0
             for path in sorted(cls_dir.rglob("*")):
