@@ -183,7 +183,8 @@ def run(ctx: Context) -> Result:
         f"Maps of the {len(rp)} report images under the main model and the first seed of each arm.")
     n["n_report"] = int(len(rp))
     cas = np.concatenate([rp[y[rp] == c][: sc["cascade_images_per_class"]] for c in (0, 1)])
-    _cascade(ctx, main_model, x[cas], target[cas], b[:, cas] if b.ndim == 5 else b[cas], res)
+    orig = (maps[("ig", "main")][cas], maps[("gradcam", "main")][cas])   # the trained model's maps
+    _cascade(ctx, main_model, x[cas], target[cas], b[:, cas] if b.ndim == 5 else b[cas], orig, res)
     return res
 
 
@@ -234,12 +235,12 @@ def _model_table(m: dict, flat: dict, gaps: dict) -> pd.DataFrame:
     return pd.DataFrame(rows).fillna("-")
 
 
-def _cascade(ctx: Context, model, x, target, b, res: Result) -> None:
-    """Q5.4: cascading randomization of the main model's layers, both orders."""
+def _cascade(ctx: Context, model, x, target, b, orig: tuple, res: Result) -> None:
+    """Q5.4: cascading randomization of the main model's layers, both orders; ``orig`` holds
+    the trained model's (IG, Grad-CAM) maps of ``x``."""
     sc = ctx.cfg.section("sanity")
     a = ctx.cfg.section("attribution")
     log(f"cascading parameter randomization: {len(x)} images, both orders")
-    orig = _maps(ctx, model, x, target, b)
     curves, steps_labels, n = {}, {}, res.numbers
     n["cascade"] = {"n_images": int(len(x)), "layers": list(randomization.weighted_layers(model)),
                     "sensitive": SENSITIVE}
