@@ -58,7 +58,7 @@ def retire_report(build: Path) -> None:
 def section_key(ctx: Context, section, keys: dict) -> str:
     return artifacts.digest(section.name, ctx.data_key, ctx.cfg.digest(section.config),
                             artifacts.source_digest(list(section.sources)),
-                            [models.key(ctx, m) for g in section.models for m in models.expand(ctx, g)],
+                            [models.key(ctx, m) for m in models.expand_all(ctx, section.models)],
                             [keys[a] for a in section.after], ctx.cfg.profile)
 
 
@@ -112,7 +112,7 @@ def run_sections(ctx: Context, force: tuple[str, ...] = (), until: str | None = 
             ctx.timings.append((section.name, "reused", 0.0))
             results[section.name] = stored
             continue
-        for m in (m for g in section.models for m in models.expand(ctx, g)):
+        for m in models.expand_all(ctx, section.models):
             ctx.model(m)                  # train/load models first: their time is their own
         log(f"section {section.name}: computing")
         t0 = time.perf_counter()

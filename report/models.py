@@ -57,6 +57,11 @@ def expand(ctx: Context, name: str) -> tuple[str, ...]:
     return (name,)
 
 
+def expand_all(ctx: Context, groups) -> tuple[str, ...]:
+    """:func:`expand` over several names, e.g. a section's ``("main", "random", "control")``."""
+    return tuple(m for g in groups for m in expand(ctx, g))
+
+
 def parse(ctx: Context, name: str) -> tuple[str, int]:
     """(kind, seed index) of a model name; index 0 for main."""
     kind, _, idx = name.partition("-")

@@ -57,10 +57,6 @@ def _maps(ctx: Context, model, x, target, b) -> tuple[np.ndarray, np.ndarray, np
     return similarity.to_2d(ig.attributions), cam, ig.gap
 
 
-def _stack(maps_a: np.ndarray, maps_b: np.ndarray, metric: str) -> np.ndarray:
-    return similarity.measure_stack(maps_a, maps_b, metric)
-
-
 def _label(iv: dict) -> str:
     return f"{iv['mean']:.3f} [{iv['lo']:.3f}, {iv['hi']:.3f}]"
 
@@ -107,26 +103,26 @@ def run(ctx: Context) -> Result:
     rows, bars = [], {}
     for meth, title in METHODS:
         n[meth] = {"n_metrics": len(METHOD_METRICS[meth])}
+        mm = {name: maps[(meth, name)] for name in cards}
         for metric in METHOD_METRICS[meth]:
-            mm = {name: maps[(meth, name)] for name in cards}
-            cross = np.stack([np.stack([_stack(mm[c], mm[r], metric) for c in arms["control"]])
-                              for r in arms["random"]])
+            sim = lambda a, b: similarity.measure_stack(a, b, metric)   # noqa: E731
+            cross = np.stack([np.stack([sim(mm[c], mm[r]) for c in arms["control"]]) for r in arms["random"]])
             ceiling = np.full((k, k, n_img), np.nan)
             for i in range(k):
                 for j in range(i + 1, k):
-                    ceiling[i, j] = ceiling[j, i] = _stack(mm[arms["control"][i]], mm[arms["control"][j]], metric)
-            floor = np.stack([_stack(mm[c], mm[c][partner], metric) for c in arms["control"]])
+                    ceiling[i, j] = ceiling[j, i] = sim(mm[arms["control"][i]], mm[arms["control"][j]])
+            floor = np.stack([sim(mm[c], mm[c][partner]) for c in arms["control"]])
             result = sanity.randomization_test(cross, ceiling, floor, margin=sc["equivalence_margin"],
                                                n_boot=sc["bootstrap"], seed=sc["seed"])
             out = result.as_dict()
             boot = dict(n_boot=sc["bootstrap"], seed=sc["seed"])
             for null, nmap in nulls.items():
                 out[null] = sanity.bootstrap_mean(
-                    np.stack([_stack(mm[c], nmap, metric) for c in arms["control"]]), **boot).as_dict()
+                    np.stack([similarity.measure_stack(mm[c], nmap, metric) for c in arms["control"]]), **boot).as_dict()
             out["main_random"] = sanity.bootstrap_mean(
-                np.stack([_stack(mm["main"], mm[r], metric) for r in arms["random"]]), **boot).as_dict()
+                np.stack([similarity.measure_stack(mm["main"], mm[r], metric) for r in arms["random"]]), **boot).as_dict()
             out["main_control"] = sanity.bootstrap_mean(
-                np.stack([_stack(mm["main"], mm[c], metric) for c in arms["control"]]), **boot).as_dict()
+                np.stack([similarity.measure_stack(mm["main"], mm[c], metric) for c in arms["control"]]), **boot).as_dict()
             n[meth][metric] = out
             rows.append({"method": title, "metric": metric,
                          "control vs random": _label(out["cross"]),
@@ -252,26 +248,22 @@ def _cascade(ctx: Context, model, x, target, b, orig: tuple, res: Result) -> Non
             cur = orig if stage is None else _maps(ctx, stage.model, x, target, b)
             for j, (meth, _) in enumerate(METHODS):
                 for m in CASCADE_METRICS:
-                    v = _stack(orig[j], cur[j], m)
-                    iv = sanity.bootstrap_mean(v, n_boot=sc["bootstrap"], seed=sc["seed"])
-                    per[(meth, m)].append((iv.mean, iv.lo, iv.hi))
+                    v = similarity.measure_stack(orig[j], cur[j], m)
+                    per[(meth, m)].append(sanity.bootstrap_mean(v, n_boot=sc["bootstrap"], seed=sc["seed"]))
         for meth, title in METHODS:
-            curves[(title, order)] = {m: np.array(per[(meth, m)]) for m in CASCADE_METRICS}
-            last = np.array(per[(meth, "spearman_abs")])
-            n["cascade"].setdefault(meth, {})[order] = {
-                m: [dict(zip(("mean", "lo", "hi"), map(float, row))) for row in per[(meth, m)]]
-                for m in CASCADE_METRICS}
-            signed = np.array(per[(meth, "spearman_signed")])
+            curves[(title, order)] = {m: np.array([(i.mean, i.lo, i.hi) for i in per[(meth, m)]])
+                                      for m in CASCADE_METRICS}
+            c = n["cascade"].setdefault(meth, {})[order] = {
+                m: [i.as_dict() for i in per[(meth, m)]] for m in CASCADE_METRICS}
+            absolute, signed = per[(meth, "spearman_abs")], per[(meth, "spearman_signed")]
             floor = n[meth]["spearman_abs"]["floor"]
-            c = n["cascade"][meth][order]
-            c["final_abs"] = dict(zip(("mean", "lo", "hi"), map(float, last[-1])))
-            c["first_abs"] = dict(zip(("mean", "lo", "hi"), map(float, last[1])))
-            c["first_signed"] = dict(zip(("mean", "lo", "hi"), map(float, signed[1])))
+            c["final_abs"], c["first_abs"] = absolute[-1].as_dict(), absolute[1].as_dict()
+            c["first_signed"] = signed[1].as_dict()
             # with every layer random, still more alike than maps of two different images (Q5.2's floor)?
-            c["final_above_floor"] = bool(last[-1][1] > floor["hi"])
-            c["final_at_floor"] = bool(last[-1][2] <= floor["hi"])
-            c["sensitive_first"] = bool(last[1][2] < SENSITIVE)
-            c["signed_sensitive_first"] = bool(signed[1][2] < SENSITIVE)
+            c["final_above_floor"] = bool(absolute[-1].lo > floor["hi"])
+            c["final_at_floor"] = bool(absolute[-1].hi <= floor["hi"])
+            c["sensitive_first"] = bool(absolute[1].hi < SENSITIVE)
+            c["signed_sensitive_first"] = bool(signed[1].hi < SENSITIVE)
     res.figure("q5_cascade", plots.cascade_curves(curves, steps_labels),
                f"Cascading model parameter randomization of the main model ({len(x)} report images, "
                f"IG {a['ig_steps']} steps): similarity of each method's maps to its maps of the trained "

@@ -154,7 +154,6 @@ def measure_pair(a: np.ndarray, b: np.ndarray, name: str) -> float:
 
 def measure_stack(maps_a: np.ndarray, maps_b: np.ndarray, name: str) -> np.ndarray:
     """:func:`measure_pair` over corresponding maps of two N-stacks (NaN where either is flat)."""
-    a, b = to_2d(maps_a), to_2d(maps_b)
-    if a.shape != b.shape:
-        raise ValueError(f"map stacks differ in shape: {a.shape} vs {b.shape}")
-    return np.array([measure_pair(x, y, name) for x, y in zip(a, b)])
+    if name not in MEASURES:
+        raise ValueError(f"measure expects one of {MEASURES}, got {name!r}")
+    return pairwise(maps_a, maps_b, lambda a, b: measure_pair(a, b, name))
