@@ -1,6 +1,8 @@
 """The models of the study, trained once and cached with a JSON model card.
 
 - ``main``: the classifier of Q2 (true labels, augmentation, checkpoint on validation loss).
+- ``main-i`` (i = 2..``train.replicates``): the same recipe with seed ``train.seed + i - 1``
+  (Q2's spread over seeds; the explanations use ``main``).
 - ``random-i`` (i = 1..``random_labels.seeds``): same architecture on permuted training labels
   (permutation and initialisation seeded by i) until it memorises them (Q5).
 - ``control-i``: the matched arm: same subset, recipe and number of epochs as ``random-i``,
@@ -36,6 +38,7 @@ _ARM_KEYS = tuple(f"random_labels.{k}" for k in (
 CONFIG = {"main": ("data.", "train.", "augment."),
           "random": ("data.", "train.batch_size") + _ARM_KEYS,
           "control": ("data.", "train.batch_size") + _ARM_KEYS}
+EXCLUDE = ("train.replicates",)       # adding a replicate keeps the others
 KINDS = tuple(CONFIG)
 
 
@@ -45,15 +48,19 @@ def arm(kind: str, i: int) -> str:
 
 
 def names(ctx: Context) -> tuple[str, ...]:
-    """Every model of this config: main, then random-1..k and control-1..k."""
-    k = ctx.cfg["random_labels.seeds"]
-    return ("main",) + tuple(arm(kind, i) for kind in ("random", "control") for i in range(1, k + 1))
+    """Every model of this config: main, main-2..r, then random-1..k and control-1..k."""
+    k, r = ctx.cfg["random_labels.seeds"], ctx.cfg["train.replicates"]
+    return (("main",) + tuple(arm("main", i) for i in range(2, r + 1)) +
+            tuple(arm(kind, i) for kind in ("random", "control") for i in range(1, k + 1)))
 
 
 def expand(ctx: Context, name: str) -> tuple[str, ...]:
-    """``random`` / ``control`` stand for all seeds of that arm; other names for themselves."""
+    """``random`` / ``control`` stand for all seeds of that arm, ``replicates`` for main-2..r;
+    other names for themselves."""
     if name in ("random", "control"):
         return tuple(n for n in names(ctx) if n.startswith(name + "-"))
+    if name == "replicates":
+        return tuple(n for n in names(ctx) if n.startswith("main-"))
     return (name,)
 
 
@@ -70,13 +77,15 @@ def parse(ctx: Context, name: str) -> tuple[str, int]:
     k = ctx.cfg["random_labels.seeds"]
     if kind in ("random", "control") and idx.isdigit() and 1 <= int(idx) <= k:
         return kind, int(idx)
+    if kind == "main" and idx.isdigit() and 2 <= int(idx) <= ctx.cfg["train.replicates"]:
+        return kind, int(idx)
     raise ValueError(f"model name expects one of {names(ctx)}, got {name!r}")
 
 
 def key(ctx: Context, name: str) -> str:
     kind, i = parse(ctx, name)
     upstream = key(ctx, arm("random", i)) if kind == "control" else ""
-    return artifacts.digest(name, ctx.listing.digest(), ctx.cfg.digest(CONFIG[kind]),
+    return artifacts.digest(name, ctx.listing.digest(), ctx.cfg.digest(CONFIG[kind], EXCLUDE),
                             artifacts.source_digest(SOURCES), upstream)
 
 
@@ -137,9 +146,11 @@ def _evaluate(model, ctx: Context, threshold: float) -> dict:
             "at_val_threshold": xmetrics.binary_metrics(p.y("test"), probs, threshold).as_dict()}
 
 
-def _train_main(ctx: Context, _: int = 0):
+def _train_main(ctx: Context, i: int = 0):
+    """The main recipe; replicate ``i`` >= 2 uses seed ``train.seed + i - 1``."""
     cfg, p = ctx.cfg, ctx.prepared()
-    t = cfg.section("train")
+    t = dict(cfg.section("train"))
+    t["seed"] += max(i, 1) - 1
     settings = TrainSettings(
         epochs=t["epochs"], batch_size=t["batch_size"], learning_rate=t["learning_rate"],
         final_learning_rate=t["final_learning_rate"], warmup_epochs=t["warmup_epochs"],
@@ -149,7 +160,8 @@ def _train_main(ctx: Context, _: int = 0):
     strategy = ctx.strategy()
     with strategy.scope() if strategy is not None else nullcontext():
         model = build_cnn(cfg["data.image_size"], 1, dropout=t["dropout"], seed=t["seed"])
-    log(f"training model main on {len(p.idx('train'))} images, validating on {len(p.idx('val'))}")
+    log(f"training model {arm('main', i) if i > 1 else 'main'} (seed {t['seed']}) on {len(p.idx('train'))} "
+        f"images, validating on {len(p.idx('val'))}")
     res = train_classifier(model, p.x("train"), p.y("train"), p.x("val"), p.y("val"), settings,
                            strategy=strategy)
     p_val = predict_probs(model, p.x("val"))
@@ -159,7 +171,7 @@ def _train_main(ctx: Context, _: int = 0):
             "val": xmetrics.binary_metrics(p.y("val"), p_val, threshold).as_dict(),
             "val_at_0.5": xmetrics.binary_metrics(p.y("val"), p_val, 0.5).as_dict(),
             "n_train": int(len(p.idx("train"))), "n_val": int(len(p.idx("val"))),
-            "n_test": int(len(p.idx("test"))), "data_digest": ctx.listing.digest()}
+            "n_test": int(len(p.idx("test"))), "data_digest": ctx.listing.digest(), "seed": t["seed"]}
     card["test"] = _evaluate(model, ctx, threshold)
     return model, card
 

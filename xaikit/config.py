@@ -31,6 +31,7 @@ SCHEMA: Mapping[str, type] = MappingProxyType({
     "train.class_weights": str,
     "train.seed": int,
     "train.augment": bool,
+    "train.replicates": int,
     "augment.rotation_deg": float,
     "augment.zoom": float,
     "augment.shift": float,
@@ -63,6 +64,15 @@ SCHEMA: Mapping[str, type] = MappingProxyType({
     "attribution.gradcam_layer": str,
     "attribution.gradcam_early_layer": str,
     "attribution.faithfulness_steps": int,
+    "attribution.faithfulness_cells": int,
+    "attribution.bootstrap": int,
+    "verdicts.lung_margin": float,
+    "verdicts.border_frac": float,
+    "verdicts.consistency_high": float,
+    "verdicts.consistency_moderate": float,
+    "verdicts.agree": float,
+    "verdicts.baseline_sensitive": float,
+    "verdicts.alpha": float,
 })
 
 _CHOICES = {"train.class_weights": ("balanced", "none"),
@@ -85,10 +95,11 @@ class Config:
         prefix = name + "."
         return {k[len(prefix):]: v for k, v in self.values.items() if k.startswith(prefix)}
 
-    def digest(self, prefixes: Iterable[str] = ("",)) -> str:
-        """Content hash of the keys that start with any of ``prefixes``."""
+    def digest(self, prefixes: Iterable[str] = ("",), exclude: Iterable[str] = ()) -> str:
+        """Content hash of the keys that start with any of ``prefixes``, except ``exclude``."""
+        exclude = set(exclude)
         chosen = {k: v for k, v in sorted(self.values.items())
-                  if any(k.startswith(p) for p in prefixes)}
+                  if any(k.startswith(p) for p in prefixes) and k not in exclude}
         return hashlib.sha256(json.dumps(chosen, sort_keys=True).encode()).hexdigest()[:16]
 
     def as_dict(self) -> dict[str, Any]:
@@ -160,6 +171,9 @@ def load_config(text: str, *, source: str = "xaikit.toml", overrides: Iterable[s
     if values["random_labels.seeds"] < 2:
         raise ConfigError(f"random_labels.seeds expects >= 2 (the control ceiling compares two "
                           f"control seeds), got {values['random_labels.seeds']}")
+    if values["train.replicates"] < 1:
+        raise ConfigError(f"train.replicates expects >= 1 (the main model is replicate 1), "
+                          f"got {values['train.replicates']}")
     if values["data.image_size"] < 32:
         raise ConfigError(f"data.image_size expects >= 32, got {values['data.image_size']}")
     return Config(MappingProxyType(values), profile or "full")
