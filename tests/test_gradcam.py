@@ -18,13 +18,14 @@ def small_cnn(seed=0):
     return keras.Model(inp, keras.layers.Activation("softmax", name="probs")(logits))
 
 
-def reference_gradcam(model, images, target, layer="last_conv"):
+def reference_gradcam(model, images, target, layer="last_conv", score="margin"):
     """Grad-CAM from its definition, independent of tf-keras-vis."""
     probe = keras.Model(model.inputs, [model.get_layer(layer).output, model.get_layer("logits").output])
     x = tf.convert_to_tensor(images)
     with tf.GradientTape() as tape:
         feats, logits = probe(x)
-        score = tf.gather(logits, target, axis=1, batch_dims=1)
+        score = (tf.gather(logits, target, axis=1, batch_dims=1) -
+                 (tf.gather(logits, 1 - target, axis=1, batch_dims=1) if score == "margin" else 0.0))
     grads = tape.gradient(score, feats).numpy()
     weights = grads.mean(axis=(1, 2), keepdims=True)
     cam = np.maximum((feats.numpy() * weights).sum(-1), 0)
@@ -33,15 +34,46 @@ def reference_gradcam(model, images, target, layer="last_conv"):
     return normalize_maps(up)
 
 
-def test_matches_definition():
+@pytest.mark.parametrize("layer,score", [("last_conv", "margin"), ("last_conv", "logit"),
+                                         ("conv_a", "margin")])
+def test_matches_definition(layer, score):
+    """Catches: a wrong score (logit vs margin), a layer argument that is ignored, no ReLU."""
     model = small_cnn()
     x = np.random.default_rng(0).uniform(size=(5, 24, 24, 1)).astype(np.float32)
     target = np.array([0, 1, 1, 0, 1])
-    ours = GradcamExplainer(model)(x, target)
-    ref = reference_gradcam(model, x, target)
+    ours = GradcamExplainer(model, layer, score)(x, target)
+    ref = reference_gradcam(model, x, target, layer, score)
     assert ours.shape == (5, 24, 24)
     assert ours.min() >= 0 and ours.max() <= 1
+    assert ref.max() > 0                       # the comparison is not between two empty maps
     np.testing.assert_allclose(ours, ref, atol=1e-4)
+
+
+def shared_evidence_model():
+    """Both logits read the same channel (z0 = 2f, z1 = f): the evidence raises z1 but favours class 0."""
+    inp = keras.Input((8, 8, 1))
+    conv = keras.layers.Conv2D(1, 1, activation="relu", name="last_conv")
+    x = keras.layers.GlobalAveragePooling2D()(conv(inp))
+    dense = keras.layers.Dense(2, name="logits")
+    model = keras.Model(inp, keras.layers.Activation("softmax", name="probs")(dense(x)))
+    conv.set_weights([np.ones((1, 1, 1, 1), np.float32), np.zeros(1, np.float32)])
+    dense.set_weights([np.array([[2.0, 1.0]], np.float32), np.zeros(2, np.float32)])
+    return model
+
+
+def test_margin_explains_the_decision_not_the_logit():
+    """Catches: the margin score computing z_target alone (or z_other - z_target)."""
+    model = shared_evidence_model()
+    x = np.zeros((1, 8, 8, 1), np.float32)
+    x[0, 2:5, 2:5] = 1.0
+    assert gradcam(model, x, 1, score="logit").max() > 0       # raises z1 ...
+    assert gradcam(model, x, 1, score="margin").max() == 0     # ... but speaks against class 1
+    assert gradcam(model, x, 0, score="margin").max() > 0
+
+
+def test_unknown_score_is_named():
+    with pytest.raises(ValueError, match="score expects one of"):
+        GradcamExplainer(small_cnn(), score="probability")
 
 
 def halves_model():

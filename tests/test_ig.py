@@ -127,3 +127,28 @@ def test_agrees_with_pair_saliency():
                                                  x_baseline=np.zeros_like(x), batch_size=16)
     ours = integrated_gradients(model, x[None], np.zeros_like(x), target=1, steps=64).attributions[0]
     assert np.corrcoef(ref.ravel(), ours.ravel())[0, 1] >= 0.99
+
+
+def test_margin_model_oracle():
+    """IG of the margin of a linear model is (w_t - w_other) * (x - b).
+    Catches: a margin layer with the wrong sign or one that returns z_target alone."""
+    from xaikit.scores import margin_model
+    shape = (4, 3, 1)
+    model, w = linear_model(shape, seed=3)
+    rng = np.random.default_rng(2)
+    x = rng.uniform(size=(2,) + shape).astype(np.float32)
+    b = np.zeros(shape, np.float32)
+    res = integrated_gradients(margin_model(model), x, b, target=[0, 1], steps=2)
+    for i, t in enumerate([0, 1]):
+        expected = (w[:, t] - w[:, 1 - t]).reshape(shape) * (x[i] - b)
+        np.testing.assert_allclose(res.attributions[i], expected, rtol=1e-4, atol=1e-5)
+    # the margin model shares the weights: it follows the logits model
+    z = model.predict(x, verbose=0)
+    np.testing.assert_allclose(margin_model(model).predict(x, verbose=0)[:, 1], z[:, 1] - z[:, 0], rtol=1e-5)
+
+
+def test_margin_model_refuses_more_than_two_logits():
+    from xaikit.scores import margin_model
+    inp = keras.Input((3,))
+    with pytest.raises(ValueError, match="2 logits, got 3"):
+        margin_model(keras.Model(inp, keras.layers.Dense(3)(inp)))

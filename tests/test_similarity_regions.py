@@ -68,6 +68,51 @@ def test_lung_mask_finds_dark_lungs():
     assert iou > 0.7, iou
 
 
+def test_lung_mask_fills_bright_opacity():
+    """A consolidation (bright patch) biting into a lung's side stays inside its mask, and a
+    featureless image falls back to the prior. Catches: dropping the per-lung hull (a mask of
+    dark pixels only) and a fallback that is never flagged."""
+    img = chest_like(np.random.default_rng(0), 128, False) / 255.0
+    yy, xx = np.mgrid[0:128, 0:128] / 128
+    opacity = ((xx - 0.4) / 0.08) ** 2 + ((yy - 0.5) / 0.12) ** 2 <= 1
+    lung = ((xx - 0.3) / 0.15) ** 2 + ((yy - 0.5) / 0.28) ** 2 <= 1
+    img[opacity & lung] = 0.7
+    seg = regions.segment_lungs(img)
+    assert not seg.fallback
+    assert seg.mask[opacity & lung].mean() > 0.75      # a mask of dark pixels alone: ~0
+    flat = regions.segment_lungs(np.full((64, 64), 0.5))
+    assert flat.fallback and flat.mask.any()
+
+
+def test_polygon_mask_and_dice():
+    """Catches: x and y swapped in the rasteriser, Dice computed as IoU."""
+    m = regions.polygon_mask([[[0.0, 0.0], [0.5, 0.0], [0.5, 1.0], [0.0, 1.0]]], (10, 20))
+    assert m[:, :9].all() and not m[:, 11:].any()        # the left half, x along the width
+    a = np.zeros((4, 4), bool); a[:2] = True
+    b = np.zeros((4, 4), bool); b[1:3] = True
+    assert regions.dice(a, b) == pytest.approx(0.5)        # IoU would be 1/3
+    with pytest.raises(ValueError, match=r"coordinates in \[0, 1\]"):
+        regions.polygon_mask([[[0, 0], [2, 0], [0, 1]]], (4, 4))
+
+
+def test_image_shares():
+    maps = np.zeros((2, 4, 4)); maps[0, :2] = 1; maps[1] = -1
+    mask = np.zeros((4, 4), bool); mask[:2] = True
+    np.testing.assert_allclose(regions.image_shares(maps, mask), [1.0, 0.5])
+
+
+def test_consistency_test_detects_class_structure_and_not_noise():
+    """Catches: a p-value computed with the wrong tail, or a bootstrap that ignores resampling."""
+    rng = np.random.default_rng(0)
+    proto = rng.uniform(size=(2, 8, 8))
+    labels = np.repeat([0, 1], 12)
+    maps = proto[labels] + rng.normal(0, 0.3, (24, 8, 8))
+    t = similarity.consistency_test(maps, labels, n_perm=300, n_boot=300, seed=1)
+    assert t.diff > 0.2 and t.p_value < 0.01 and t.lo > 0
+    noise = similarity.consistency_test(rng.uniform(size=(24, 8, 8)), labels, n_perm=300, n_boot=300, seed=1)
+    assert noise.p_value > 0.05 and noise.lo < 0 < noise.hi
+
+
 def test_deletion_beats_random_on_known_model():
     # P(class 1) depends only on the top-left quadrant's brightness
     inp = keras.Input((16, 16, 1))
@@ -80,10 +125,49 @@ def test_deletion_beats_random_on_known_model():
     x = np.full((3, 16, 16, 1), 0.8, np.float32)
     good = np.zeros((3, 16, 16)); good[:, :8, :8] = 1
     rand = np.random.default_rng(0).uniform(size=(3, 16, 16))
-    cg = deletion_insertion(model, x, good, 1, steps=8, blur_sigma=2)
-    cr = deletion_insertion(model, x, rand, 1, steps=8, blur_sigma=2)
+    cg = deletion_insertion(model, x, good, 1, steps=8, fill=0.0, start=0.0)
+    cr = deletion_insertion(model, x, rand, 1, steps=8, fill=0.0, start=0.0)
     assert cg.deletion_auc.mean() < cr.deletion_auc.mean()
+    assert cg.insertion_auc.mean() > cr.insertion_auc.mean()
     assert cg.deletion[:, 0] == pytest.approx(cr.deletion[:, 0])
+    # matched resolution: ranked at 2x2 cells the good map removes the whole quadrant first
+    cc = deletion_insertion(model, x, good, 1, steps=4, fill=0.0, start=0.0, cells=2)
+    p_full, p_empty = model.predict(x[:1], verbose=0)[0, 1], model.predict(0 * x[:1], verbose=0)[0, 1]
+    assert cc.deletion[0, 1] == pytest.approx(p_empty, abs=1e-5)   # 1 of 4 cells gone: the quadrant
+    assert cc.insertion[0, 1] == pytest.approx(p_full, abs=1e-5)
+
+
+def test_curve_end_points_are_image_fill_and_start():
+    """Catches: deletion starting from the fill, insertion from the image, or a fraction grid
+    that never reaches 1 (end-points of Petsiuk et al.'s curves)."""
+    keras.utils.set_random_seed(0)
+    inp = keras.Input((8, 8, 1))
+    out = keras.layers.Dense(2, activation="softmax")(keras.layers.Flatten()(inp))
+    model = keras.Model(inp, out)
+    rng = np.random.default_rng(1)
+    x = rng.uniform(size=(2, 8, 8, 1)).astype(np.float32)
+    fill = rng.uniform(size=(8, 8, 1)).astype(np.float32)
+    start = rng.uniform(size=(2, 8, 8, 1)).astype(np.float32)
+    c = deletion_insertion(model, x, rng.uniform(size=(2, 8, 8)), [0, 1], steps=3, fill=fill, start=start)
+    p = lambda a: model.predict(a, verbose=0)
+    np.testing.assert_allclose(c.deletion[:, 0], p(x)[[0, 1], [0, 1]], rtol=1e-5)
+    np.testing.assert_allclose(c.deletion[:, -1], p(np.stack([fill, fill]))[[0, 1], [0, 1]], rtol=1e-5)
+    np.testing.assert_allclose(c.insertion[:, 0], p(start)[[0, 1], [0, 1]], rtol=1e-5)
+    np.testing.assert_allclose(c.insertion[:, -1], p(x)[[0, 1], [0, 1]], rtol=1e-5)
+    assert c.fractions[0] == 0 and c.fractions[-1] == 1 and len(c.fractions) == 4
+
+
+def test_unit_ranks_group_cells():
+    """Catches: cell ranks that do not follow the pooled map, or cells split across ranks."""
+    from xaikit.faithfulness import unit_ranks
+    m = np.zeros((8, 8)); m[4:, :4] = 5.0; m[:4, 4:] = 1.0
+    rank, units = unit_ranks(m, cells=2)
+    assert units == 4
+    assert set(np.unique(rank[4:, :4])) == {0} and set(np.unique(rank[:4, 4:])) == {1}
+    prank, punits = unit_ranks(m, 0)
+    assert punits == 64 and prank[4:, :4].max() == 15
+    with pytest.raises(ValueError, match="cells expects <= 8"):
+        unit_ranks(m, 9)
 
 
 def test_overall_verdict_over_metrics():

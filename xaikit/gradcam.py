@@ -13,6 +13,10 @@ from tf_keras_vis.gradcam import Gradcam
 from tf_keras_vis.utils.model_modifiers import ReplaceToLinear
 from tf_keras_vis.utils.scores import CategoricalScore
 
+from .scores import margin_score
+
+SCORES = ("margin", "logit")
+
 
 def normalize_maps(maps: np.ndarray) -> np.ndarray:
     """Scale each non-negative map to [0, 1] by its maximum; an all-zero map stays zero."""
@@ -26,16 +30,20 @@ class GradcamExplainer:
     """One tf-keras-vis ``Gradcam`` per model (it clones the model once), reused across calls.
 
     The last layer's activation (softmax) is replaced by a linear one in the clone, so maps
-    explain the target's logit; the caller's model is not modified.
+    explain ``score``: the logit margin z_target - z_other (``"margin"``, the decision of a
+    two-class softmax) or the target's logit alone (``"logit"``). The caller's model is not
+    modified.
     """
 
-    def __init__(self, model: keras.Model, layer: str = "last_conv"):
+    def __init__(self, model: keras.Model, layer: str = "last_conv", score: str = "margin"):
+        if score not in SCORES:
+            raise ValueError(f"score expects one of {SCORES}, got {score!r}")
         names = [l.name for l in model.layers]
         if layer not in names:
             conv = [n for n, l in zip(names, model.layers) if isinstance(l, keras.layers.Conv2D)]
             raise ValueError(f"layer {layer!r} not found in model {model.name!r}; "
                              f"expected one of its conv layers {conv}")
-        self.layer = layer
+        self.layer, self.score = layer, score
         self._gradcam = Gradcam(model, model_modifier=ReplaceToLinear(), clone=True)
 
     def __call__(self, images: np.ndarray, target, *, batch_size: int = 64) -> np.ndarray:
@@ -47,7 +55,8 @@ class GradcamExplainer:
         out = []
         for start in range(0, len(images), batch_size):
             chunk = images[start:start + batch_size]
-            score = CategoricalScore([int(t) for t in target[start:start + batch_size]])
+            t = [int(v) for v in target[start:start + batch_size]]
+            score = margin_score(t) if self.score == "margin" else CategoricalScore(t)
             cam = self._gradcam(score, chunk, penultimate_layer=self.layer,
                                 seek_penultimate_conv_layer=False, normalize_cam=False,
                                 expand_cam=True)
@@ -55,6 +64,7 @@ class GradcamExplainer:
         return normalize_maps(np.concatenate(out)) if out else np.zeros(images.shape[:3], np.float32)
 
 
-def gradcam(model: keras.Model, images: np.ndarray, target, *, layer: str = "last_conv") -> np.ndarray:
+def gradcam(model: keras.Model, images: np.ndarray, target, *, layer: str = "last_conv",
+            score: str = "margin") -> np.ndarray:
     """Convenience: Grad-CAM maps for one call (builds a fresh explainer)."""
-    return GradcamExplainer(model, layer)(images, target)
+    return GradcamExplainer(model, layer, score)(images, target)

@@ -54,3 +54,27 @@ def classification_intervals(y: np.ndarray, scores: np.ndarray, threshold: float
             "sensitivity": wilson(int(np.sum((pred == 1) & (y == 1))), int(np.sum(y == 1))),
             "specificity": wilson(int(np.sum((pred == 0) & (y == 0))), int(np.sum(y == 0))),
             "auc": auc_bootstrap(y, scores, n_boot=n_boot, seed=seed)}
+
+
+def bootstrap(statistic, *samples, n_boot: int = 2000, seed: int = 0, level: float = 0.95) -> Estimate:
+    """``statistic(*samples)`` with a percentile interval from resampling the rows of all
+    ``samples`` together (paired; ``scipy.stats.bootstrap``). NaN rows are kept: the
+    statistic decides how to treat them."""
+    arrays = [np.asarray(s, np.float64) for s in samples]
+    n = len(arrays[0])
+    if any(len(a) != n for a in arrays):
+        raise ValueError(f"paired samples expect equal lengths, got {[len(a) for a in arrays]}")
+    if n < 2:
+        raise ValueError(f"bootstrap expects >= 2 paired rows, got {n}")
+    value = float(statistic(*arrays))
+    res = stats.bootstrap(tuple(arrays), statistic, paired=True, vectorized=False, n_resamples=n_boot,
+                          method="percentile", confidence_level=level,
+                          random_state=np.random.default_rng(seed))
+    ci = res.confidence_interval
+    return Estimate(value, float(ci.low), float(ci.high), int(n))
+
+
+def mean_ci(values, *, n_boot: int = 2000, seed: int = 0, level: float = 0.95) -> Estimate:
+    """Mean of ``values`` (NaN excluded) with a bootstrap percentile interval over its entries."""
+    v = np.asarray(values, np.float64).ravel()
+    return bootstrap(np.nanmean, v, n_boot=n_boot, seed=seed, level=level)

@@ -6,7 +6,9 @@ from dataclasses import dataclass
 
 import numpy as np
 from scipy import ndimage
-from skimage import filters, measure, morphology
+from skimage import draw, filters, measure, morphology
+
+MIN_SHARE, MAX_SHARE = 0.08, 0.6     # a mask outside these shares of the image falls back to the prior
 
 
 def border_zone(shape: tuple[int, int], frac: float = 0.1) -> np.ndarray:
@@ -28,19 +30,31 @@ def _prior(shape: tuple[int, int]) -> np.ndarray:
     return m
 
 
-def lung_mask(image: np.ndarray) -> np.ndarray:
+@dataclass(frozen=True)
+class LungMask:
+    mask: np.ndarray        # bool H x W
+    fallback: bool          # True when the elliptical prior was used
+
+
+def segment_lungs(image: np.ndarray) -> LungMask:
     """Heuristic lung-field mask of one 2-D image in [0, 1].
 
-    Smooth, threshold dark pixels (Otsu), drop dark regions that touch the image border
-    (air around the body), keep the two largest remaining regions inside the central band,
-    close and fill them. Falls back to an elliptical prior when this finds under 8% or over
-    60% of the image.
+    Smooth, threshold dark pixels (Otsu), keep them inside the central band, open, and keep
+    the two largest regions that do not touch the band's top or bottom (air around the
+    body). Each kept region is one lung's aerated part; opacities are bright, so the lung
+    field is that region's convex hull (which takes back consolidations at its edge and
+    holes inside it). Falls back to an elliptical prior when the result covers under
+    ``MIN_SHARE`` or over ``MAX_SHARE`` of the image.
     """
     img = np.asarray(image, np.float64)
     if img.ndim == 3:
         img = img.mean(-1)
+    if img.ndim != 2:
+        raise ValueError(f"image expects H x W (or H x W x C), got shape {np.shape(image)}")
     h, w = img.shape
     smooth = filters.gaussian(img, sigma=max(1.0, h / 64))
+    if np.ptp(smooth) == 0:
+        return LungMask(_prior((h, w)), True)
     dark = smooth < filters.threshold_otsu(smooth)
     band = np.zeros_like(dark)
     band[int(0.08 * h):int(0.92 * h), int(0.08 * w):int(0.92 * w)] = True
@@ -53,13 +67,41 @@ def lung_mask(image: np.ndarray) -> np.ndarray:
         minr, minc, maxr, maxc = r.bbox
         if minr <= int(0.08 * h) or maxr >= int(0.92 * h) - 1:
             continue
-        mask |= labels == r.label
-    mask = ndimage.binary_closing(mask, structure=morphology.disk(max(1, h // 32)))
-    mask = ndimage.binary_fill_holes(mask)
+        mask |= morphology.convex_hull_image(labels == r.label)
     share = mask.mean()
-    if share < 0.08 or share > 0.6:
-        return _prior((h, w))
-    return mask
+    if share < MIN_SHARE or share > MAX_SHARE:
+        return LungMask(_prior((h, w)), True)
+    return LungMask(mask, False)
+
+
+def lung_mask(image: np.ndarray) -> np.ndarray:
+    """The mask of :func:`segment_lungs` alone."""
+    return segment_lungs(image).mask
+
+
+def polygon_mask(polygons, shape: tuple[int, int]) -> np.ndarray:
+    """Boolean mask of the union of polygons given as [[x, y], ...] in [0, 1] image coordinates
+    (x to the right, y down), rasterised at ``shape``."""
+    h, w = shape
+    m = np.zeros((h, w), bool)
+    for poly in polygons:
+        p = np.asarray(poly, np.float64)
+        if p.ndim != 2 or p.shape[1] != 2 or len(p) < 3:
+            raise ValueError(f"polygon expects >= 3 points [x, y], got shape {p.shape}")
+        if p.min() < 0 or p.max() > 1:
+            raise ValueError(f"polygon expects coordinates in [0, 1], got range [{p.min()}, {p.max()}]")
+        rr, cc = draw.polygon(p[:, 1] * h, p[:, 0] * w, shape=(h, w))
+        m[rr, cc] = True
+    return m
+
+
+def dice(a: np.ndarray, b: np.ndarray) -> float:
+    """Dice overlap 2|A & B| / (|A| + |B|) of two boolean masks (1 when both are empty)."""
+    a, b = np.asarray(a, bool), np.asarray(b, bool)
+    if a.shape != b.shape:
+        raise ValueError(f"masks differ in shape: {a.shape} vs {b.shape}")
+    total = a.sum() + b.sum()
+    return 1.0 if total == 0 else float(2 * np.logical_and(a, b).sum() / total)
 
 
 @dataclass(frozen=True)
@@ -92,3 +134,19 @@ def region_shares(maps: np.ndarray, masks: np.ndarray, border: np.ndarray) -> Re
     bord = (maps * border[None]).reshape(len(maps), -1).sum(1) / total
     return RegionShares(float(lung.mean()), float(masks.mean()), float(bord.mean()),
                         float(border.mean()), len(maps))
+
+
+def image_shares(maps: np.ndarray, masks: np.ndarray) -> np.ndarray:
+    """Per image: the share of absolute attribution mass inside its mask (N,).
+
+    ``masks`` is N x H x W, or one H x W mask for all images. A map without mass shares 0.
+    """
+    maps = np.abs(np.asarray(maps, np.float64))
+    if maps.ndim == 4:
+        maps = maps.sum(-1)
+    masks = np.broadcast_to(np.asarray(masks, bool), maps.shape) if np.ndim(masks) == 2 else np.asarray(masks, bool)
+    if maps.shape != masks.shape:
+        raise ValueError(f"maps and masks differ in shape: {maps.shape} vs {masks.shape}")
+    total = maps.reshape(len(maps), -1).sum(1)
+    inside = (maps * masks).reshape(len(maps), -1).sum(1)
+    return np.where(total > 0, inside / np.where(total > 0, total, 1.0), 0.0)

@@ -91,6 +91,59 @@ def consistency(maps: np.ndarray, labels: np.ndarray) -> Consistency:
 
 
 @dataclass(frozen=True)
+class ConsistencyTest:
+    """Within-class minus across-class similarity with its permutation p-value and interval."""
+
+    within: float        # mean of the two classes' within-class means
+    across: float
+    diff: float          # within - across
+    lo: float            # bootstrap interval of diff (images resampled within each class)
+    hi: float
+    p_value: float       # one-sided permutation test of diff > 0 (labels shuffled)
+    n_perm: int
+
+
+def _within_across(c: np.ndarray, a: np.ndarray, b: np.ndarray) -> tuple[float, float]:
+    """Within and across means of the similarity matrix ``c`` for index sets a, b (which may
+    repeat indices after resampling: pairs of the same image are left out)."""
+    def within(idx):
+        sub, same = c[np.ix_(idx, idx)], idx[:, None] == idx[None, :]
+        return float(sub[~same].mean()) if (~same).any() else np.nan
+    return (within(a) + within(b)) / 2, float(c[np.ix_(a, b)].mean())
+
+
+def consistency_test(maps: np.ndarray, labels: np.ndarray, *, n_perm: int = 2000, n_boot: int = 2000,
+                     seed: int = 0, level: float = 0.95) -> ConsistencyTest:
+    """Are maps more alike within a class than across classes?
+
+    Similarity is the pairwise Spearman correlation (:func:`rank_corr_matrix`). The p-value
+    shuffles the class labels ``n_perm`` times (add-one estimate); the interval resamples
+    the images of each class with replacement.
+    """
+    labels = np.asarray(labels)
+    a, b = np.flatnonzero(labels == 0), np.flatnonzero(labels == 1)
+    if len(a) < 2 or len(b) < 2:
+        raise ValueError(f"consistency needs >= 2 maps per class, got {len(a)} and {len(b)}")
+    c = rank_corr_matrix(maps)
+    within, across = _within_across(c, a, b)
+    diff = within - across
+    rng = np.random.default_rng(seed)
+    perm = []
+    for _ in range(n_perm):
+        lab = rng.permutation(labels)
+        w, x = _within_across(c, np.flatnonzero(lab == 0), np.flatnonzero(lab == 1))
+        perm.append(w - x)
+    p = (1 + int(np.sum(np.array(perm) >= diff))) / (1 + n_perm)
+    boots = []
+    for _ in range(n_boot):
+        w, x = _within_across(c, rng.choice(a, len(a)), rng.choice(b, len(b)))
+        boots.append(w - x)
+    tail = (1 - level) / 2 * 100
+    lo, hi = np.nanpercentile(boots, [tail, 100 - tail])
+    return ConsistencyTest(within, across, diff, float(lo), float(hi), float(p), n_perm)
+
+
+@dataclass(frozen=True)
 class Summary:
     mean: float
     std: float
