@@ -1,68 +1,194 @@
-"""Measures shared by Q3 (IG) and Q4 (Grad-CAM): regions, consistency, mean maps, figures.
+"""Measures shared by Q3 (IG) and Q4 (Grad-CAM): lung masks, regions, consistency, figures.
 
-One code path for both methods, so their numbers are comparable.
+One code path for both methods, so their numbers are comparable. Every measure comes with
+its interval over images and with null references: the same measure for a map of the input
+alone (|x - baseline|) and for a random map at the method's resolution. Cut-offs behind
+verdict words come from the ``[verdicts]`` section of the config.
 """
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
+from skimage.transform import resize
 
-from xaikit import plots, regions, similarity
-from xaikit.data import CLASSES
+from xaikit import intervals, plots, regions, similarity
+from xaikit.data import CLASSES, decode_listing
+from xaikit.pipeline import to_float
 
-from .context import lib
+from .context import Context, lib
 
-SOURCES = lib("regions", "similarity", "plots") + [Path(__file__)]
-BORDER_FRAC = 0.1     # the border zone: this share of the size from each edge
-LUNG_MARGIN = 0.2      # "concentrated in the lungs" when lung share >= (1 + margin) x lung area
+HAND_MASKS = Path(__file__).parent / "lung_masks.json"
+SOURCES = lib("regions", "similarity", "plots", "intervals") + [Path(__file__), HAND_MASKS]
 CONSISTENCY_CELLS = 16  # maps are average-pooled to 16 x 16 cells before rank correlation
-HIGH, MODERATE = 0.5, 0.2
+GROUPS = ("all",) + CLASSES
 
 
-def masks_for(images: np.ndarray) -> np.ndarray:
-    """Lung masks of float images N x H x W x 1."""
-    return np.stack([regions.lung_mask(im[..., 0]) for im in images])
+def settings(ctx: Context) -> dict:
+    """Cut-offs, bootstrap size and seed for the measures of Q3 and Q4."""
+    v = ctx.cfg.section("verdicts")
+    return {**v, "level": 1 - v["alpha"], "n_boot": ctx.cfg["attribution.bootstrap"],
+            "seed": ctx.cfg["attribution.seed"]}
 
 
-def region_numbers(maps: np.ndarray, masks: np.ndarray, labels: np.ndarray) -> dict:
-    """Lung and border shares per class and overall, with verdict words."""
-    border = regions.border_zone(masks.shape[1:], BORDER_FRAC)
-    out = {}
-    for name, sel in (("all", np.ones(len(labels), bool)), *((c, labels == k) for k, c in enumerate(CLASSES))):
-        r = regions.region_shares(maps[sel], masks[sel], border)
-        out[name] = {"lung_share": r.lung_share, "lung_area": r.lung_area, "lung_ratio": r.lung_ratio,
-                     "border_share": r.border_share, "border_area": r.border_area,
-                     "border_ratio": r.border_ratio, "n": r.n}
-    ratio = out["all"]["lung_ratio"]
-    out["lung_verdict"] = ("concentrated in the lung fields" if ratio >= 1 + LUNG_MARGIN else
-                           "not concentrated in the lung fields")
-    out["border_verdict"] = ("over-represented in the image border" if out["all"]["border_ratio"] > 1
-                             else "under-represented in the image border")
-    out["margin"] = LUNG_MARGIN
-    out["border_frac"] = BORDER_FRAC
+def groups(labels: np.ndarray):
+    yield "all", np.ones(len(labels), bool)
+    for k, c in enumerate(CLASSES):
+        yield c, labels == k
+
+
+def hand_drawn() -> dict:
+    """The hand-drawn lung fields of ``lung_masks.json``: development (training images, they make
+    the atlas) and validation (test images, only scored against)."""
+    return json.loads(HAND_MASKS.read_text())
+
+
+def atlas(size: int) -> np.ndarray:
+    """The lung mask of Q3/Q4: majority vote of the development lung fields at ``size`` px."""
+    return regions.atlas_mask([list(p.values()) for p in hand_drawn()["development"].values()], (size, size))
+
+
+def lung_masks(images: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(the atlas for every image N x H x W, fallback flags N of the image-specific segmentation,
+    reported for comparison)."""
+    size = images.shape[1]
+    fallback = np.array([regions.segment_lungs(im[..., 0]).fallback for im in images])
+    return np.broadcast_to(atlas(size), images.shape[:3]).copy(), fallback
+
+
+def mask_numbers(masks: np.ndarray, fallback: np.ndarray, labels: np.ndarray) -> dict:
+    """Mask area per class, and how often the image-specific segmentation fell back to its prior."""
+    return {g: {"area": float(masks[sel].mean()), "fallback_rate": float(fallback[sel].mean()),
+                "fallbacks": int(fallback[sel].sum()), "n": int(sel.sum())} for g, sel in groups(labels)}
+
+
+def hand_mask_dice(ctx: Context, s: dict) -> dict | None:
+    """Dice against the validation lung fields (hand-drawn on test images) of three masks: the
+    atlas (what Q3/Q4 use), the image-specific segmentation (dark regions filled to their
+    convex hull) and the elliptical prior (the null reference). None when none of those images
+    is in the dataset."""
+    drawn = hand_drawn()
+    val = drawn["validation"]
+    recs = tuple(r for r in ctx.listing.records if r.relpath in val)
+    if not recs:
+        return None
+    size = ctx.cfg["data.image_size"]
+    dec = decode_listing(ctx.listing, size, recs)
+    at = atlas(size)
+    prior = regions.segment_lungs(np.zeros((size, size))).mask
+    scores = {"atlas": [], "segmentation": [], "prior": []}
+    labels, fb = [], []
+    for rec, im in zip(dec.records, dec.images):
+        truth = regions.polygon_mask(list(val[rec.relpath].values()), (size, size))
+        seg = regions.segment_lungs(to_float(im[None])[0, ..., 0])
+        for k, m in (("atlas", at), ("segmentation", seg.mask), ("prior", prior)):
+            scores[k].append(regions.dice(m, truth))
+        labels.append(rec.label)
+        fb.append(seg.fallback)
+    labels = np.array(labels)
+    ci = dict(n_boot=s["n_boot"], seed=s["seed"], level=s["level"])
+    sc = {k: np.array(v) for k, v in scores.items()}
+    out = {"n": int(len(labels)), "n_development": len(drawn["development"]), "target": 0.8,
+           "segmentation_fallbacks": int(np.sum(fb))}
+    for k, v in sc.items():
+        out[k] = {"mean": intervals.mean_ci(v, **ci).as_dict(), "min": float(v.min()),
+                  **{c: float(v[labels == j].mean()) for j, c in enumerate(CLASSES) if np.any(labels == j)}}
+    for k in ("segmentation", "prior"):
+        out[f"atlas_vs_{k}"] = intervals.bootstrap(lambda u, v: np.mean(u - v), sc["atlas"], sc[k], **ci).as_dict()
+    out["meets_target"] = bool(out["atlas"]["mean"]["value"] >= out["target"])
+    out["beats_prior"] = bool(out["atlas_vs_prior"]["lo"] > 0)
+    out["beats_segmentation"] = bool(out["atlas_vs_segmentation"]["lo"] > 0)
     return out
 
 
-def region_table(r: dict) -> pd.DataFrame:
-    """The numbers of :func:`region_numbers` as a table, one row per image group."""
-    return pd.DataFrame([{"images": k, "n": r[k]["n"], "lung share": r[k]["lung_share"],
-                          "lung area": r[k]["lung_area"], "lung ratio": r[k]["lung_ratio"],
-                          "border share": r[k]["border_share"], "border area": r[k]["border_area"],
-                          "border ratio": r[k]["border_ratio"]} for k in ("all",) + CLASSES])
+def random_maps(shape: tuple, cells: int, seed: int) -> np.ndarray:
+    """Uniform random maps N x H x W, drawn at ``cells`` x ``cells`` and upsampled (0 = per pixel):
+    the null reference at a method's own resolution."""
+    n, h, w = shape
+    rng = np.random.default_rng(seed)
+    if cells <= 0:
+        return rng.uniform(size=shape)
+    return np.stack([resize(m, (h, w), order=1) for m in rng.uniform(size=(n, cells, cells))])
 
 
-def consistency_numbers(maps: np.ndarray, labels: np.ndarray) -> dict:
+def region_numbers(maps: np.ndarray, masks: np.ndarray, labels: np.ndarray, nulls: dict, s: dict) -> dict:
+    """Lung and border ratios (share of |map| inside / share of area) per class with intervals,
+    the same for each null reference map, and the paired difference map - input alone."""
+    border = regions.border_zone(masks.shape[1:], s["border_frac"])
+    ci = dict(n_boot=s["n_boot"], seed=s["seed"], level=s["level"])
+    out = {"margin": s["lung_margin"], "border_frac": s["border_frac"], "level": s["level"]}
+    ratio = lambda sh, ar: np.mean(sh) / np.mean(ar)
+    for g, sel in groups(labels):
+        area = masks[sel].reshape(int(sel.sum()), -1).mean(1)
+        barea = np.full(int(sel.sum()), border.mean())
+        row = {"n": int(sel.sum()), "lung_area": float(area.mean()), "border_area": float(border.mean())}
+        shares = {}
+        for name, m in (("map", maps), *nulls.items()):
+            ls, bs = regions.image_shares(m[sel], masks[sel]), regions.image_shares(m[sel], border)
+            shares[name] = ls
+            row[name] = {"lung_share": float(ls.mean()), "border_share": float(bs.mean()),
+                         "lung_ratio": intervals.bootstrap(ratio, ls, area, **ci).as_dict(),
+                         "border_ratio": intervals.bootstrap(ratio, bs, barea, **ci).as_dict()}
+        if "input" in shares:
+            row["vs_input"] = intervals.bootstrap(lambda a, b, ar: (np.mean(a) - np.mean(b)) / np.mean(ar),
+                                                  shares["map"], shares["input"], area, **ci).as_dict()
+        out[g] = row
+    lr, br = out["all"]["map"]["lung_ratio"], out["all"]["map"]["border_ratio"]
+    cut = 1 + s["lung_margin"]
+    out["lung_verdict"] = ("concentrated in the lung fields" if lr["lo"] >= cut else
+                           "not concentrated in the lung fields" if lr["hi"] < cut else
+                           "not clearly concentrated in the lung fields (the interval contains the cut-off)")
+    out["lung_cut"] = cut
+    out["border_verdict"] = ("over-represented in the image border" if br["lo"] > 1 else
+                             "under-represented in the image border" if br["hi"] < 1 else
+                             "neither over- nor under-represented in the image border")
+    if "vs_input" in out["all"]:
+        d = out["all"]["vs_input"]
+        out["beyond_input"] = ("more" if d["lo"] > 0 else "less" if d["hi"] < 0 else "no more and no less")
+    return out
+
+
+def region_table(r: dict, method: str) -> pd.DataFrame:
+    """The ratios of :func:`region_numbers`, one row per image group and map."""
+    label = {"map": method, "input": "|x - baseline| (input alone)", "random": "random map"}
+    rows = []
+    for g in GROUPS:
+        for name in [k for k in ("map", "input", "random") if k in r[g]]:
+            e, b = r[g][name]["lung_ratio"], r[g][name]["border_ratio"]
+            rows.append({"images": g, "n": r[g]["n"], "map": label[name],
+                         "lung share": r[g][name]["lung_share"], "lung area": r[g]["lung_area"],
+                         "lung ratio [95% CI]": f"{e['value']:.2f} [{e['lo']:.2f}, {e['hi']:.2f}]",
+                         "border ratio [95% CI]": f"{b['value']:.2f} [{b['lo']:.2f}, {b['hi']:.2f}]"})
+    return pd.DataFrame(rows)
+
+
+def _consistency(maps: np.ndarray, labels: np.ndarray, s: dict) -> dict:
     pooled = similarity.pool(np.abs(similarity.to_2d(maps)), CONSISTENCY_CELLS)
     c = similarity.consistency(pooled, labels)
+    t = similarity.consistency_test(pooled, labels, n_perm=s["n_boot"], n_boot=s["n_boot"],
+                                    seed=s["seed"], level=s["level"])
     within = (c.within_a + c.within_b) / 2
-    word = "high" if within >= HIGH else "moderate" if within >= MODERATE else "low"
+    word = ("high" if within >= s["consistency_high"] else
+            "moderate" if within >= s["consistency_moderate"] else "low")
     return {"within_NORMAL": c.within_a, "within_PNEUMONIA": c.within_b, "across": c.across,
             "n_NORMAL": c.n_a, "n_PNEUMONIA": c.n_b, "within_mean": within, "level": word,
-            "class_specific": bool(within > c.across + 0.05), "cells": CONSISTENCY_CELLS,
-            "high": HIGH, "moderate": MODERATE}
+            "diff": {"value": t.diff, "lo": t.lo, "hi": t.hi}, "p_value": t.p_value,
+            "class_specific": bool(t.p_value < s["alpha"] and t.lo > 0)}
+
+
+def consistency_numbers(maps: np.ndarray, labels: np.ndarray, nulls: dict, s: dict) -> dict:
+    """Within- and across-class Spearman of pooled |maps|, the permutation test of within >
+    across, and the same for each null reference."""
+    out = _consistency(maps, labels, s)
+    out.update(cells=CONSISTENCY_CELLS, high=s["consistency_high"], moderate=s["consistency_moderate"],
+               alpha=s["alpha"], n_perm=s["n_boot"])
+    out["nulls"] = {k: _consistency(m, labels, s) for k, m in nulls.items()}
+    if "input" in nulls:
+        out["above_input"] = bool(out["within_mean"] > out["nulls"]["input"]["within_mean"])
+    return out
 
 
 def mean_map_figure(maps: np.ndarray, labels: np.ndarray, images: np.ndarray, method: str):
@@ -74,18 +200,18 @@ def mean_map_figure(maps: np.ndarray, labels: np.ndarray, images: np.ndarray, me
     return plots.panel_grid([row], cell=2.0)
 
 
-def mask_figure(images: np.ndarray, masks: np.ndarray):
-    border = regions.border_zone(masks.shape[1:], BORDER_FRAC)
+def mask_figure(images: np.ndarray, masks: np.ndarray, border_frac: float):
+    border = regions.border_zone(masks.shape[1:], border_frac)
     rows = [[plots.Panel(m.astype(float), "mask", under=im) for im, m in zip(images[i:i + 5], masks[i:i + 5])]
             for i in range(0, len(images), 5)]
     rows.append([plots.Panel(border.astype(float), "mask", "border zone", under=images[0])])
     return plots.panel_grid(rows, cell=1.6)
 
 
-def caption_rows(names, labels, probs, targets) -> list[str]:
+def caption_rows(names, labels, probs, targets, threshold: float) -> list[str]:
     out = []
     for name, y, pr, t in zip(names, labels, probs, targets):
-        wrong = (pr >= 0.5) != (y == 1)
+        wrong = (pr >= threshold) != (y == 1)
         out.append(f"{Path(str(name)).name[:20]}\n{CLASSES[y]} P(pn)={pr:.2f}"
                    f"{' MISSED' if wrong else ''}\ntarget {CLASSES[t]}")
     return out

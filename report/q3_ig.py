@@ -8,11 +8,12 @@ import numpy as np
 import pandas as pd
 
 from xaikit import baselines as xb
-from xaikit import plots, similarity
+from xaikit import intervals, plots, similarity
 from xaikit.data import CLASSES
 from xaikit.ig import integrated_gradients_adaptive, integrated_gradients_expected
 from xaikit.model import logits_model
 from xaikit.pipeline import to_float
+from xaikit.scores import margin_model
 from xaikit.train import predict_probs
 
 from . import measures, samples
@@ -39,8 +40,9 @@ def baseline_images(name: str, x: np.ndarray, ctx: Context) -> np.ndarray:
 
 def explain_ig(ctx: Context, model, x: np.ndarray, target: np.ndarray, baseline: str,
                adaptive: bool = True, b: np.ndarray | None = None):
-    """IG of the logit of ``target`` with the named baseline (steps doubled where the
-    completeness gap exceeds the tolerance, unless ``adaptive`` is False). ``b``: the
+    """IG of ``model``'s output ``target`` (the report passes the margin model) with the named
+    baseline (steps doubled where the completeness gap exceeds the tolerance, unless
+    ``adaptive`` is False). ``b``: the
     baseline images when the caller already made them."""
     a = ctx.cfg.section("attribution")
     b = baseline_images(baseline, x, ctx) if b is None else b
@@ -55,23 +57,34 @@ def explain_ig(ctx: Context, model, x: np.ndarray, target: np.ndarray, baseline:
             batch_size=a["ig_batch_size"], progress=update)
 
 
+def explained_model(model):
+    """The score every map of this report explains: the logit margin z_target - z_other."""
+    return margin_model(logits_model(model))
+
+
 def run(ctx: Context) -> Result:
-    model, _ = ctx.model("main")
-    logits = logits_model(model)
+    model, card = ctx.model("main")
+    explained = explained_model(model)
     p = ctx.prepared()
     a = ctx.cfg.section("attribution")
+    st = measures.settings(ctx)
     s = samples.choose(ctx)
     x = to_float(p.images[s.eval_idx])
     y = p.labels[s.eval_idx]
     probs = predict_probs(model, x)
-    target = (probs >= 0.5).astype(int)       # explain the predicted class
+    thr = float(card["val_threshold"])
+    target = (probs >= thr).astype(int)       # explain the decision at the operating threshold
     names = p.names[s.eval_idx]
     log(f"IG ({a['ig_baseline']} baseline) for {len(x)} test images")
-    ig = explain_ig(ctx, logits, x, target, a["ig_baseline"])
-    masks = measures.masks_for(x)
+    b_main = baseline_images(a["ig_baseline"], x, ctx)
+    ig = explain_ig(ctx, explained, x, target, a["ig_baseline"], b=b_main)
+    masks, fallback = measures.lung_masks(x)
+    input_alone = np.abs(similarity.to_2d(x - (b_main.mean(0) if b_main.ndim == 5 else b_main)))
+    rand = measures.random_maps(input_alone.shape, 0, a["seed"])
     ctx.save_arrays("ig_main", names=names, inputs=x, labels=y, targets=target, probs=probs,
                     attributions=ig.attributions, gaps=ig.gap, f_image=ig.f_image,
-                    f_baseline=ig.f_baseline, baseline=np.array(a["ig_baseline"]), masks=masks)
+                    f_baseline=ig.f_baseline, baseline=np.array(a["ig_baseline"]), masks=masks,
+                    input_alone=input_alone, threshold=np.array(thr))
     res = Result()
     n = res.numbers
     rp = s.report_pos
@@ -80,9 +93,11 @@ def run(ctx: Context) -> Result:
     n["steps"] = a["ig_steps"]
     n["max_steps"] = ig.steps
     n["tolerance"] = a["ig_tolerance"]
-    n["target_rule"] = "the predicted class (P(PNEUMONIA) >= 0.5 means PNEUMONIA)"
+    n["threshold"] = thr
+    n["target_rule"] = (f"the decision at the operating threshold of Q2 (PNEUMONIA when P(PNEUMONIA) >= "
+                        f"{thr:.3f})")
     n["report_images"] = [{"name": str(nm), "label": CLASSES[yy], "p_pneumonia": float(pp),
-                           "misclassified": bool((pp >= 0.5) != (yy == 1)), "gap": float(g)}
+                           "misclassified": bool((pp >= thr) != (yy == 1)), "gap": float(g)}
                           for nm, yy, pp, g in zip(names[rp], y[rp], probs[rp], ig.gap[rp])]
     n["n_report"] = int(len(rp))
     n["heat_clip"] = 99
@@ -95,7 +110,7 @@ def run(ctx: Context) -> Result:
     over = ig.gap > a["ig_tolerance"]
     n["delta_median"] = float(np.median(delta))
     n["delta_median_over_tol"] = float(np.median(delta[over])) if over.any() else 0.0
-    caps = measures.caption_rows(names[rp], y[rp], probs[rp], target[rp])
+    caps = measures.caption_rows(names[rp], y[rp], probs[rp], target[rp], thr)
     for k, c in enumerate(CLASSES):
         rows, titles = [], []
         for j in np.flatnonzero(y[rp] == k):
@@ -108,74 +123,92 @@ def run(ctx: Context) -> Result:
         res.figure(f"q3_maps_{c.lower()}", plots.panel_grid(
             rows, row_titles=titles, col_titles=("image", "|IG|", "signed IG (red +, blue -)", "overlay"),
             cell=1.45),
-            f"IG maps of the {len(rows)} {c} report images (target: predicted class, {a['ig_baseline']} "
-            "baseline). Captions: file, true label, P(PNEUMONIA), target, completeness gap.")
-    n["regions"] = measures.region_numbers(ig.attributions, masks, y)
-    res.figure("q3_masks", measures.mask_figure(x[rp], masks[rp]),
-               "Heuristic lung masks (green contours) of the report images, and the border zone.")
-    n["consistency"] = measures.consistency_numbers(ig.attributions, y)
+            f"IG maps of the {len(rows)} {c} report images (explained score: logit margin of the decided "
+            f"class; {a['ig_baseline']} baseline). Captions: file, true label, P(PNEUMONIA), target, "
+            "completeness gap.")
+    nulls = {"input": input_alone, "random": rand}
+    n["masks"] = measures.mask_numbers(masks, fallback, y)
+    n["hand_masks"] = measures.hand_mask_dice(ctx, st)
+    n["regions"] = measures.region_numbers(ig.attributions, masks, y, nulls, st)
+    res.figure("q3_masks", measures.mask_figure(x[rp], masks[rp], st["border_frac"]),
+               "The lung mask (an atlas of hand-drawn training lung fields; green contour) over the report images, "
+               "and the border zone.")
+    n["consistency"] = measures.consistency_numbers(ig.attributions, y, nulls, st)
     res.figure("q3_mean", measures.mean_map_figure(ig.attributions, y, x, "|IG|"),
                f"Mean image and mean |IG| map per class over {len(x)} test images.")
-    _baselines(ctx, logits, model, x[rp], target[rp], res)
-    res.table("q3_regions", measures.region_table(n["regions"]),
-              "Share of |attribution| in the lung mask and the border zone against their area share.")
+    _baselines(ctx, explained, model, x, target, rp, res, st)
+    res.table("q3_regions", measures.region_table(n["regions"], "|IG|"),
+              f"Share of |IG| in the lung mask and the border zone against their area share (ratio; "
+              f"{st['level']:.0%} bootstrap intervals over images), beside the same ratios for the input alone "
+              "(|x - baseline|) and a random map.")
     return res
 
 
-def _baselines(ctx: Context, logits, model, x, target, res: Result) -> None:
+def _baselines(ctx: Context, explained, model, x, target, rp, res: Result, st: dict) -> None:
+    """IG of every explained image with each baseline, all at the same fixed step count."""
+    a = ctx.cfg.section("attribution")
     names = xb.BASELINES
     maps, rows = {}, []
     for name in names:
         b = baseline_images(name, x, ctx)
-        r = explain_ig(ctx, logits, x, target, name, b=b)
-        maps[name] = r.attributions
+        r = explain_ig(ctx, explained, x, target, name, adaptive=False, b=b)
+        maps[name] = np.abs(similarity.to_2d(r.attributions))
         pb = np.mean([predict_probs(model, bb) for bb in (b if b.ndim == 5 else [b])], axis=0)
         rows.append({"baseline": name, "P(PNEUMONIA) of baseline": float(pb.mean()),
                      "F(x) - F(baseline)": float(np.mean(r.f_image - r.f_baseline)),
                      "|F(x) - F(baseline)|, min": float(np.min(np.abs(r.f_image - r.f_baseline))),
                      "median gap": float(np.median(r.gap)), "max gap": float(np.max(r.gap))})
-    ctx.save_arrays("ig_baselines", targets=target, inputs=x,
-                    **{f"attr_{k}": v for k, v in maps.items()})
-    spear = np.zeros((len(names), len(names)))
-    ssim = np.zeros_like(spear)
-    for i, bi in enumerate(names):
-        for j, bj in enumerate(names):
-            a2, b2 = np.abs(similarity.to_2d(maps[bi])), np.abs(similarity.to_2d(maps[bj]))
-            spear[i, j] = similarity.pairwise(a2, b2, similarity.spearman).mean()
-            ssim[i, j] = similarity.pairwise(a2, b2, similarity.ssim).mean()
-    table = pd.DataFrame(rows)
-    res.table("q3_baselines", table, "Baselines: the model's P(PNEUMONIA) for the baseline image, the "
-              f"explained logit difference and the completeness gap, over the {len(x)} report images.")
-    grid = [[plots.Panel(x[i], "gray")] + [plots.Panel(maps[b][i], "heat") for b in names]
-            for i in range(len(x))]
+    ctx.save_arrays("ig_baselines", targets=target, inputs=x, **{f"attr_{k}": v for k, v in maps.items()})
+    k = len(names)
+    per_spear = np.zeros((k, k, len(x)))
+    per_ssim = np.ones_like(per_spear)
+    for i in range(k):
+        for j in range(i + 1, k):
+            per_spear[i, j] = per_spear[j, i] = similarity.pairwise(maps[names[i]], maps[names[j]],
+                                                                   similarity.spearman)
+            per_ssim[i, j] = per_ssim[j, i] = similarity.pairwise(maps[names[i]], maps[names[j]],
+                                                                 similarity.ssim)
+        per_spear[i, i] = 1.0
+    spear, ssim = per_spear.mean(-1), per_ssim.mean(-1)
+    res.table("q3_baselines", pd.DataFrame(rows), "Baselines: the model's P(PNEUMONIA) for the baseline "
+              f"image, the explained margin difference and the completeness gap, over the {len(x)} explained "
+              f"test images (all at {a['ig_steps']} steps).")
+    grid = [[plots.Panel(x[i], "gray")] + [plots.Panel(maps[b][i], "heat") for b in names] for i in rp]
     res.figure("q3_baseline_grid", plots.panel_grid(grid, col_titles=("image",) + names, cell=1.25),
-               f"|IG| of the {len(x)} report images for each baseline (rows: NORMAL first, then PNEUMONIA).")
-    fig = plots.matrix(spear, names, title="Spearman of |IG|")
-    res.figure("q3_baseline_spearman", fig, "Mean Spearman correlation of |IG| maps between baselines.")
+               f"|IG| of the {len(rp)} report images for each baseline (rows: NORMAL first, then PNEUMONIA).")
+    res.figure("q3_baseline_spearman", plots.matrix(spear, names, title="Spearman of |IG|"),
+               f"Mean Spearman correlation of |IG| maps between baselines over {len(x)} images.")
     res.figure("q3_baseline_ssim", plots.matrix(ssim, names, title="SSIM of |IG|", vmin=0),
-               "Mean SSIM of |IG| maps between baselines.")
-    off = ~np.eye(len(names), dtype=bool)
+               f"Mean SSIM of |IG| maps between baselines over {len(x)} images.")
+    off = ~np.eye(k, dtype=bool)
+    ci = dict(n_boot=st["n_boot"], seed=st["seed"], level=st["level"])
     n = res.numbers
+    n["baseline_images"] = int(len(x))
     n["baselines"] = {r["baseline"]: {"p_baseline": r["P(PNEUMONIA) of baseline"],
                                       "delta": r["F(x) - F(baseline)"],
                                       "median_gap": r["median gap"], "max_gap": r["max gap"]} for r in rows}
-    n["baseline_spearman_mean"] = float(spear[off].mean())
-    n["baseline_ssim_mean"] = float(ssim[off].mean())
+    n["baseline_spearman"] = intervals.mean_ci(per_spear[off].mean(0), **ci).as_dict()
+    n["baseline_ssim"] = intervals.mean_ci(per_ssim[off].mean(0), **ci).as_dict()
     i, j = np.unravel_index(np.argmin(np.where(off, spear, np.inf)), spear.shape)
-    n["baseline_least_similar"] = [names[i], names[j], float(spear[i, j])]
+    n["baseline_least_similar"] = {"a": names[i], "b": names[j],
+                                   **intervals.mean_ci(per_spear[i, j], **ci).as_dict()}
     n["baseline_black_p"] = n["baselines"]["black"]["p_baseline"]
-    n["baseline_sensitive"] = bool(n["baseline_spearman_mean"] < 0.5)
+    n["baseline_cut"] = st["baseline_sensitive"]
+    bs = n["baseline_spearman"]
+    n["baseline_dependence"] = ("strongly" if bs["hi"] < st["baseline_sensitive"] else
+                                "only mildly" if bs["lo"] >= st["baseline_sensitive"] else "moderately")
     # any constant image standardises to the same all-zero input inside the model
     bl, wh = n["baselines"]["black"], n["baselines"]["white"]
     n["constant_baselines_equal"] = bool(abs(bl["p_baseline"] - wh["p_baseline"]) < 1e-4)
     n["black_gap_problem"] = bool(bl["median_gap"] > ctx.cfg["attribution.ig_tolerance"])
+    n["blurred_gap_ok"] = bool(n["baselines"]["blurred"]["median_gap"] <= ctx.cfg["attribution.ig_tolerance"])
 
 
 SECTION = Section(
     name="q3", title="Q3 Integrated Gradients", run=run,
-    sources=tuple(lib("ig", "baselines", "model", "train") + measures.SOURCES +
+    sources=tuple(lib("ig", "baselines", "model", "train", "scores") + measures.SOURCES +
                   [Path(__file__), Path(samples.__file__), Path(__file__).parent / "progress.py"]),
-    config=("data.", "attribution."), models=("main",),
+    config=("data.", "attribution.", "verdicts."), models=("main",),
     subs=(
         Sub("Q3.1", "IG maps of 5 NORMAL and 5 PNEUMONIA test images", "q3_1.md",
             figures=("q3_maps_normal", "q3_maps_pneumonia")),

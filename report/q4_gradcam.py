@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from xaikit import plots, similarity
+from xaikit import intervals, plots, similarity
 from xaikit.data import CLASSES
 from xaikit.faithfulness import deletion_insertion
 from xaikit.gradcam import GradcamExplainer
@@ -15,6 +15,7 @@ from xaikit.gradcam import GradcamExplainer
 from . import measures, samples
 from .context import Context, lib, log
 from .progress import bar
+from .q3_ig import baseline_images
 from .section import Result, Section, Sub
 
 
@@ -27,11 +28,17 @@ def roughness(maps: np.ndarray) -> np.ndarray:
     return np.array(out)
 
 
+MAPS = ("IG", "Grad-CAM", "random")
+PAIRS = (("IG", "Grad-CAM"), ("IG", "random"), ("Grad-CAM", "random"))
+
+
 def run(ctx: Context) -> Result:
     model, _ = ctx.model("main")
     a = ctx.cfg.section("attribution")
+    st = measures.settings(ctx)
     ig = ctx.load_arrays("ig_main")
     x, y, target, probs, names = ig["inputs"], ig["labels"], ig["targets"], ig["probs"], ig["names"]
+    thr = float(ig["threshold"])
     s = samples.choose(ctx)
     rp = s.report_pos
     log(f"Grad-CAM ({a['gradcam_layer']}) for {len(x)} test images")
@@ -44,10 +51,10 @@ def run(ctx: Context) -> Result:
     n = res.numbers
     n["layer"] = a["gradcam_layer"]
     n["early_layer"] = a["gradcam_early_layer"]
-    n["grid"] = int(model.get_layer(a["gradcam_layer"]).output.shape[1])
+    g = n["grid"] = int(model.get_layer(a["gradcam_layer"]).output.shape[1])
     n["early_grid"] = int(model.get_layer(a["gradcam_early_layer"]).output.shape[1])
     n["flat_maps"] = int(np.sum(cam.reshape(len(cam), -1).max(1) == 0))
-    caps = measures.caption_rows(names[rp], y[rp], probs[rp], target[rp])
+    caps = measures.caption_rows(names[rp], y[rp], probs[rp], target[rp], thr)
     for k, c in enumerate(CLASSES):
         rows, titles = [], []
         for j in np.flatnonzero(y[rp] == k):
@@ -58,74 +65,111 @@ def run(ctx: Context) -> Result:
                          plots.Panel(early[j], "overlay", under=x[i], clip=100)])
         res.figure(f"q4_maps_{c.lower()}", plots.panel_grid(rows, row_titles=titles, cell=1.45, col_titles=(
             "image", f"Grad-CAM {a['gradcam_layer']}", "overlay", f"overlay, {a['gradcam_early_layer']}")),
-            f"Grad-CAM of the {len(rows)} {c} report images for the predicted class, at `{a['gradcam_layer']}` "
-            f"({n['grid']}x{n['grid']} feature map) and at the earlier `{a['gradcam_early_layer']}` "
+            f"Grad-CAM of the {len(rows)} {c} report images for the decided class, at `{a['gradcam_layer']}` "
+            f"({g}x{g} feature map) and at the earlier `{a['gradcam_early_layer']}` "
             f"({n['early_grid']}x{n['early_grid']}).")
-    n["regions"] = measures.region_numbers(cam, ig["masks"], y)   # the masks of Q3
-    res.table("q4_regions", measures.region_table(n["regions"]),
-              "Share of Grad-CAM mass in the lung mask and the border zone against their area share.")
-    n["consistency"] = measures.consistency_numbers(cam, y)
+    nulls = {"input": ig["input_alone"], "random": measures.random_maps(cam.shape, g, a["seed"])}
+    n["regions"] = measures.region_numbers(cam, ig["masks"], y, nulls, st)   # the masks of Q3
+    res.table("q4_regions", measures.region_table(n["regions"], "Grad-CAM"),
+              f"Share of Grad-CAM mass in the lung mask and the border zone against their area share "
+              f"({st['level']:.0%} bootstrap intervals over images), beside the input alone (|x - baseline|) "
+              f"and a random map drawn at {g}x{g} and upsampled.")
+    n["consistency"] = measures.consistency_numbers(cam, y, nulls, st)
     res.figure("q4_mean", measures.mean_map_figure(cam, y, x, "Grad-CAM"),
                f"Mean image and mean Grad-CAM map per class over {len(x)} test images.")
+    _compare(ig, cam, g, rp, st, res)
+    _faithfulness(ctx, model, x, target, {"IG": similarity.to_2d(ig["attributions"]), "Grad-CAM": cam,
+                                          "random": measures.random_maps(cam.shape, 0, a["seed"] + 1)}, st, res)
+    return res
 
-    # Q4.4: IG vs Grad-CAM
+
+def _compare(ig: dict, cam: np.ndarray, g: int, rp: np.ndarray, st: dict, res: Result) -> None:
+    """Q4.4 agreement (Spearman at Grad-CAM's grid and at pixels) and roughness, with intervals."""
+    x = ig["inputs"]
+    ci = dict(n_boot=st["n_boot"], seed=st["seed"], level=st["level"])
     ig_abs = np.abs(similarity.to_2d(ig["attributions"]))
-    g = n["grid"]
     rho_grid = similarity.pairwise(similarity.pool(ig_abs, g), similarity.pool(cam, g), similarity.spearman)
     rho_full = similarity.pairwise(ig_abs, cam, similarity.spearman)
     rough_ig, rough_cam = roughness(ig_abs), roughness(cam)
-    n["compare"] = {"spearman_grid": similarity.summarize(rho_grid).__dict__,
-                    "spearman_full": similarity.summarize(rho_full).__dict__,
-                    "rough_ig": float(rough_ig.mean()), "rough_cam": float(rough_cam.mean()),
-                    "agree": bool(rho_grid.mean() >= 0.5)}
+    grid = intervals.mean_ci(rho_grid, **ci).as_dict()
+    rough = intervals.bootstrap(lambda u, v: np.mean(u - v), rough_ig, rough_cam, **ci).as_dict()
+    cut = st["agree"]
+    res.numbers["compare"] = {
+        "spearman_grid": grid, "spearman_full": intervals.mean_ci(rho_full, **ci).as_dict(),
+        "rough_ig": float(rough_ig.mean()), "rough_cam": float(rough_cam.mean()), "rough_diff": rough,
+        "rougher": "IG" if rough["lo"] > 0 else "Grad-CAM" if rough["hi"] < 0 else None,
+        "agree_cut": cut,
+        "agreement": ("largely agree" if grid["lo"] >= cut else
+                      "disagree more than they agree" if grid["hi"] < cut else
+                      "agree only partly (the interval contains the cut-off)")}
     side = [[plots.Panel(x[i], "gray"), plots.Panel(ig_abs[i], "heat"),
              plots.Panel(similarity.pool(ig_abs[i:i + 1], g)[0], "heat", clip=100),
-             plots.Panel(cam[i], "heat", clip=100)]
-            for i in rp]
-    titles = [f"rho {rho_grid[i]:.2f}" for i in rp]
+             plots.Panel(cam[i], "heat", clip=100)] for i in rp]
     res.figure("q4_side", plots.panel_grid(side, col_titles=(
-        "image", "|IG|", f"|IG| pooled to {g}x{g}", "Grad-CAM"), row_titles=titles, cell=1.5),
+        "image", "|IG|", f"|IG| pooled to {g}x{g}", "Grad-CAM"), row_titles=[f"rho {rho_grid[i]:.2f}" for i in rp],
+        cell=1.5),
         f"IG and Grad-CAM side by side for the {len(rp)} report images; rho is the Spearman correlation at "
         f"the {g}x{g} Grad-CAM resolution.")
-    log(f"deletion/insertion curves for {len(x)} images x 3 maps")
-    rng = np.random.default_rng(a["seed"])
-    rand = rng.uniform(size=cam.shape)
+
+
+def _faithfulness(ctx: Context, model, x, target, maps: dict, st: dict, res: Result) -> None:
+    """Deletion and insertion at matched resolutions, per target class, with paired intervals."""
+    a = ctx.cfg.section("attribution")
+    fill_name = "blurred" if a["ig_baseline"] == "train_mean" else "train_mean"
+    fill = baseline_images(fill_name, x, ctx)
+    ci = dict(n_boot=st["n_boot"], seed=st["seed"], level=st["level"])
+    resolutions = {f"{a['faithfulness_cells']}x{a['faithfulness_cells']} cells": a["faithfulness_cells"],
+                   "pixels": 0}
     curves = {}
-    for name, maps in (("IG", similarity.to_2d(ig["attributions"])), ("Grad-CAM", cam), ("random", rand)):
-        with bar(f"deletion/insertion {name}", len(x), "img") as update:
-            curves[name] = deletion_insertion(model, x, maps, target, steps=a["faithfulness_steps"],
-                                              blur_sigma=a["blur_sigma"] * x.shape[1] / 128,
-                                              progress=update)
-    fr = curves["IG"].fractions
-    res.figure("q4_deletion", plots.mean_curves(fr, {k: v.deletion for k, v in curves.items()},
-                                                title="deletion (lower is better)",
-                                                xlabel="share of pixels removed"),
-               "Deletion curves: P(target) as the highest-ranked pixels are set to 0 (mean ± std).")
-    res.figure("q4_insertion", plots.mean_curves(fr, {k: v.insertion for k, v in curves.items()},
-                                                 title="insertion (higher is better)",
-                                                 xlabel="share of pixels inserted"),
-               "Insertion curves: P(target) as the highest-ranked pixels are put into a blurred copy.")
-    faith = {k: {"deletion": similarity.summarize(v.deletion_auc).__dict__,
-                 "insertion": similarity.summarize(v.insertion_auc).__dict__} for k, v in curves.items()}
-    n["faithfulness"] = faith
-    n["best_deletion"] = min(faith, key=lambda k: faith[k]["deletion"]["mean"])
-    n["best_insertion"] = max(faith, key=lambda k: faith[k]["insertion"]["mean"])
-    n["beats_random"] = {k: bool(faith[k]["deletion"]["mean"] < faith["random"]["deletion"]["mean"] and
-                                 faith[k]["insertion"]["mean"] > faith["random"]["insertion"]["mean"])
-                         for k in ("IG", "Grad-CAM")}
-    res.table("q4_faith", pd.DataFrame([
-        {"map": k, "deletion AUC": v["deletion"]["mean"], "± std": v["deletion"]["std"],
-         "insertion AUC": v["insertion"]["mean"], "± std ": v["insertion"]["std"], "images": v["deletion"]["n"]}
-        for k, v in faith.items()]),
-        "Areas under the deletion and insertion curves (Petsiuk et al. 2018), mean ± std over images.")
-    return res
+    for rname, cells in resolutions.items():
+        for m in MAPS:
+            with bar(f"deletion/insertion {m}, {rname}", len(x), "img") as update:
+                curves[rname, m] = deletion_insertion(model, x, maps[m], target, fill=fill, start=fill,
+                                                      steps=a["faithfulness_steps"], cells=cells, progress=update)
+    fr = next(iter(curves.values())).fractions
+    out = {"fill": fill_name, "resolutions": list(resolutions), "level": st["level"],
+           "p_fill": float(np.mean(model.predict(fill, verbose=0)[:, 1]))}
+    rows = []
+    for kind, better in (("deletion", -1), ("insertion", 1)):
+        panels = {}
+        for rname in resolutions:
+            for k, c in enumerate(CLASSES):
+                sel = target == k
+                if sel.sum() < 2:
+                    continue
+                auc = {m: getattr(curves[rname, m], f"{kind}_auc")[sel] for m in MAPS}
+                panels[f"{rname}, target {c}"] = {m: getattr(curves[rname, m], kind)[sel] for m in MAPS}
+                cell = {"n": int(sel.sum())}
+                for m in MAPS:
+                    cell[m] = intervals.mean_ci(auc[m], **ci).as_dict()
+                for p, q in PAIRS:
+                    d = intervals.bootstrap(lambda u, v: np.mean(u - v), auc[p], auc[q], **ci).as_dict()
+                    higher, lower = (p, q) if d["lo"] > 0 else (q, p) if d["hi"] < 0 else (None, None)
+                    d["winner"] = higher if better > 0 else lower      # None: the interval contains 0
+                    cell[f"{p} - {q}"] = d
+                out.setdefault(kind, {}).setdefault(rname, {})[c] = cell
+                rows.append({"curve": kind, "ranked at": rname, "target": c, "n": cell["n"],
+                             **{m: _fmt(cell[m]) for m in MAPS},
+                             **{f"{p} - {q}": _fmt(cell[f"{p} - {q}"]) for p, q in PAIRS}})
+        res.figure(f"q4_{kind}", plots.curve_panels(fr, panels, xlabel=f"share of the image {kind.replace('ion', 'ed')}"),
+                   f"{kind.capitalize()} curves (mean ± std over images) per ranking resolution and target class; "
+                   f"removed pixels take the {fill_name.replace('_', ' ')} image"
+                   f"{'' if kind == 'deletion' else ', which is also where insertion starts'}.")
+    res.numbers["faithfulness"] = out
+    res.table("q4_faith", pd.DataFrame(rows),
+              f"Areas under the deletion (lower is better) and insertion (higher is better) curves "
+              f"(Petsiuk et al. 2018), mean [{st['level']:.0%} interval] over images, and paired differences.")
+
+
+def _fmt(e: dict) -> str:
+    return f"{e['value']:.3f} [{e['lo']:.3f}, {e['hi']:.3f}]"
 
 
 SECTION = Section(
     name="q4", title="Q4 Grad-CAM", run=run,
-    sources=tuple(lib("gradcam", "faithfulness") + measures.SOURCES +
-                  [Path(__file__), Path(samples.__file__)]),
-    config=("data.", "attribution."), models=("main",), after=("q3",),
+    sources=tuple(lib("gradcam", "faithfulness", "scores", "baselines", "ig") + measures.SOURCES +
+                  [Path(__file__), Path(samples.__file__), Path(__file__).parent / "q3_ig.py"]),
+    config=("data.", "attribution.", "verdicts."), models=("main",), after=("q3",),
     subs=(
         Sub("Q4.1", "Grad-CAM maps of the same 10 test images", "q4_1.md",
             figures=("q4_maps_normal", "q4_maps_pneumonia")),

@@ -18,11 +18,10 @@ import pandas as pd
 from xaikit import plots, randomization, sanity, similarity
 from xaikit.data import CLASSES
 from xaikit.gradcam import GradcamExplainer
-from xaikit.model import logits_model
 
 from . import measures, models, samples
 from .context import Context, lib, log
-from .q3_ig import baseline_images, explain_ig
+from .q3_ig import baseline_images, explain_ig, explained_model
 from .section import Result, Section, Sub
 
 METRICS = similarity.MEASURES
@@ -52,7 +51,7 @@ def overall(passed: dict[str, bool]) -> str:
 def _maps(ctx: Context, model, x, target, b) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(IG, Grad-CAM, IG completeness gaps): fixed step count and baseline for every model."""
     a = ctx.cfg.section("attribution")
-    ig = explain_ig(ctx, logits_model(model), x, target, a["ig_baseline"], adaptive=False, b=b)
+    ig = explain_ig(ctx, explained_model(model), x, target, a["ig_baseline"], adaptive=False, b=b)
     cam = GradcamExplainer(model, a["gradcam_layer"])(x, target)
     return similarity.to_2d(ig.attributions), cam, ig.gap
 
@@ -273,7 +272,7 @@ def _cascade(ctx: Context, model, x, target, b, orig: tuple, res: Result) -> Non
 
 SECTION = Section(
     name="q5", title="Q5 Sanity checks", run=run,
-    sources=tuple(lib("similarity", "gradcam", "ig", "model", "sanity", "randomization", "plots",
+    sources=tuple(lib("similarity", "gradcam", "ig", "model", "scores", "sanity", "randomization", "plots",
                       "baselines") +
                   measures.SOURCES + [Path(__file__), Path(samples.__file__),
                                       Path(models.__file__), Path(__file__).parent / "q3_ig.py"]),

@@ -34,10 +34,16 @@ def _pct(value, digits: int = 1) -> str:
     return f"{100 * value:.{digits}f}%"
 
 
+def _ci(e: dict, digits: int = 3) -> str:
+    """An estimate {value or mean, lo, hi} as "v [lo, hi]"."""
+    v = e["value"] if "value" in e else e["mean"]
+    return f"{v:.{digits}f} [{e['lo']:.{digits}f}, {e['hi']:.{digits}f}]"
+
+
 def answer_env(templates: Path = TEMPLATES) -> SandboxedEnvironment:
     env = SandboxedEnvironment(loader=jinja2.FileSystemLoader(Path(templates) / "answers"),
                                undefined=jinja2.StrictUndefined, autoescape=False)
-    env.filters.update(fmt=_fmt, pct=_pct)
+    env.filters.update(fmt=_fmt, pct=_pct, ci=_ci)
     return env
 
 
@@ -94,11 +100,8 @@ def _size_in(png: Path, dpi: int = 130) -> float:
     return round(w * scale, 2)
 
 
-def render(ctx: Context, results: dict, *, pdf: bool = True, templates: Path = TEMPLATES) -> Path:
-    from .provenance import collect
-    numbers = {name: res["numbers"] for name, res in results.items()}
-    numbers["provenance"] = collect(ctx)
-    artifacts.atomic_write_json(ctx.build / "numbers.json", numbers)
+def answer_variables(numbers: dict, config: dict, profile: str) -> dict:
+    """What the answer templates see: the sections' numbers, figure and table numbers, the config."""
     fig_no, tab_no = {}, {}
     for section in SECTIONS:
         for sub in section.subs:
@@ -106,8 +109,16 @@ def render(ctx: Context, results: dict, *, pdf: bool = True, templates: Path = T
                 fig_no.setdefault(f, len(fig_no) + 1)
             for t in sub.tables:
                 tab_no.setdefault(t, len(tab_no) + 1)
-    variables = dict(numbers, fig=fig_no, tab=tab_no, config=ctx.cfg.as_dict(),
-                     profile=ctx.cfg.profile)
+    return dict(numbers, fig=fig_no, tab=tab_no, config=dict(config), profile=profile)
+
+
+def render(ctx: Context, results: dict, *, pdf: bool = True, templates: Path = TEMPLATES) -> Path:
+    from .provenance import collect
+    numbers = {name: res["numbers"] for name, res in results.items()}
+    numbers["provenance"] = collect(ctx)
+    artifacts.atomic_write_json(ctx.build / "numbers.json", numbers)
+    variables = answer_variables(numbers, ctx.cfg.as_dict(), ctx.cfg.profile)
+    fig_no, tab_no = variables["fig"], variables["tab"]
     env = answer_env(templates)
     sections = []
     for section in SECTIONS:

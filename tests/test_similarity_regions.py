@@ -177,3 +177,28 @@ def test_overall_verdict_over_metrics():
     assert overall({"a": True, "b": False}) == "mixed"
     with pytest.raises(ValueError):
         overall({})
+
+
+def test_atlas_is_a_majority_vote():
+    """Catches: a union (any vote) or intersection (all votes) instead of the majority."""
+    left = [[0.0, 0.0], [0.5, 0.0], [0.5, 1.0], [0.0, 1.0]]
+    top = [[0.0, 0.0], [1.0, 0.0], [1.0, 0.5], [0.0, 0.5]]
+    m = regions.atlas_mask([[left], [left], [top]], (8, 8))
+    assert m[6, 1] and not m[1, 6]           # 2 of 3 cover the lower left, 1 of 3 the upper right
+    with pytest.raises(ValueError, match="at least one"):
+        regions.atlas_mask([], (8, 8))
+
+
+def test_committed_hand_masks_are_valid_and_disjoint():
+    """The hand-drawn lung fields: development and validation images differ, every polygon is
+    well-formed, and the two lungs of an image do not overlap."""
+    from report import measures
+    d = measures.hand_drawn()
+    assert len(d["development"]) == 20 and len(d["validation"]) == 20
+    assert all(k.startswith("train/") for k in d["development"])
+    assert all(k.startswith("test/") for k in d["validation"])
+    for part in ("development", "validation"):
+        for name, lungs in d[part].items():
+            left, right = (regions.polygon_mask([lungs[s]], (64, 64)) for s in ("left", "right"))
+            assert left.sum() > 100 and right.sum() > 100, name
+            assert (left & right).sum() < 5, name

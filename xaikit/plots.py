@@ -183,19 +183,23 @@ def matrix(values: np.ndarray, labels: Sequence[str], *, title: str = "",
     return fig
 
 
-def mean_curves(fractions: np.ndarray, curves: dict[str, np.ndarray], *, title: str,
-                xlabel: str) -> Figure:
-    """Mean ± std over images of curves ``name -> N x K``."""
-    fig = Figure(figsize=(3.6, 2.9), layout="constrained")
-    ax = fig.subplots()
-    for name, c in curves.items():
-        m, s = c.mean(0), c.std(0)
-        ax.plot(fractions, m, label=f"{name} (AUC {np.trapezoid(m, fractions):.3f})")
-        ax.fill_between(fractions, m - s, m + s, alpha=0.15)
-    ax.set_xlabel(xlabel)
-    ax.set_ylabel("P(target class)")
-    ax.set_title(title, fontsize=9)
-    ax.legend(fontsize=7)
+def curve_panels(fractions: np.ndarray, panels: dict[str, dict[str, np.ndarray]], *, xlabel: str,
+                 ncols: int = 2) -> Figure:
+    """One axis per panel title; in each, mean ± std over images of curves ``name -> N x K``."""
+    nrows = int(np.ceil(len(panels) / ncols))
+    fig = Figure(figsize=(3.4 * ncols, 2.6 * nrows), layout="constrained")
+    axes = np.atleast_1d(fig.subplots(nrows, ncols, sharey=True)).ravel()
+    for ax, (title, curves) in zip(axes, panels.items()):
+        for name, c in curves.items():
+            m, s = c.mean(0), c.std(0)
+            ax.plot(fractions, m, label=f"{name} ({np.trapezoid(m, fractions):.3f})")
+            ax.fill_between(fractions, m - s, m + s, alpha=0.12)
+        ax.set_title(title, fontsize=8)
+        ax.set_xlabel(xlabel, fontsize=7)
+        ax.set_ylabel("P(target class)", fontsize=7)
+        ax.legend(fontsize=6, title="map (area)", title_fontsize=6)
+    for ax in axes[len(panels):]:
+        ax.set_visible(False)
     return fig
 
 

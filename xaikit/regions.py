@@ -95,6 +95,15 @@ def polygon_mask(polygons, shape: tuple[int, int]) -> np.ndarray:
     return m
 
 
+def atlas_mask(fields, shape: tuple[int, int], threshold: float = 0.5) -> np.ndarray:
+    """Majority vote of hand-drawn lung fields: ``fields`` holds one list of polygons per image
+    (see :func:`polygon_mask`); a pixel is lung when at least ``threshold`` of them cover it."""
+    if len(fields) == 0:
+        raise ValueError("atlas_mask expects at least one image's lung fields, got none")
+    votes = np.mean([polygon_mask(polys, shape) for polys in fields], axis=0)
+    return votes >= threshold
+
+
 def dice(a: np.ndarray, b: np.ndarray) -> float:
     """Dice overlap 2|A & B| / (|A| + |B|) of two boolean masks (1 when both are empty)."""
     a, b = np.asarray(a, bool), np.asarray(b, bool)
