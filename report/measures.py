@@ -151,6 +151,15 @@ def region_numbers(maps: np.ndarray, masks: np.ndarray, labels: np.ndarray, null
     return out
 
 
+def winner(diff: dict, a: str, b: str, higher_is_better: bool) -> str | None:
+    """Which of ``a`` and ``b`` is better by the interval of ``a - b``; None when it contains 0."""
+    if diff["lo"] > 0:
+        return a if higher_is_better else b
+    if diff["hi"] < 0:
+        return b if higher_is_better else a
+    return None
+
+
 def region_table(r: dict, method: str) -> pd.DataFrame:
     """The ratios of :func:`region_numbers`, one row per image group and map."""
     label = {"map": method, "input": "|x - baseline| (input alone)", "random": "random map"}

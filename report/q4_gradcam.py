@@ -130,7 +130,7 @@ def _faithfulness(ctx: Context, model, x, target, maps: dict, st: dict, res: Res
     out = {"fill": fill_name, "resolutions": list(resolutions), "level": st["level"],
            "p_fill": float(np.mean(model.predict(fill, verbose=0)[:, 1]))}
     rows = []
-    for kind, better in (("deletion", -1), ("insertion", 1)):
+    for kind in ("deletion", "insertion"):
         panels = {}
         for rname in resolutions:
             for k, c in enumerate(CLASSES):
@@ -144,8 +144,7 @@ def _faithfulness(ctx: Context, model, x, target, maps: dict, st: dict, res: Res
                     cell[m] = intervals.mean_ci(auc[m], **ci).as_dict()
                 for p, q in PAIRS:
                     d = intervals.bootstrap(lambda u, v: np.mean(u - v), auc[p], auc[q], **ci).as_dict()
-                    higher, lower = (p, q) if d["lo"] > 0 else (q, p) if d["hi"] < 0 else (None, None)
-                    d["winner"] = higher if better > 0 else lower      # None: the interval contains 0
+                    d["winner"] = measures.winner(d, p, q, higher_is_better=kind == "insertion")
                     cell[f"{p} - {q}"] = d
                 out.setdefault(kind, {}).setdefault(rname, {})[c] = cell
                 rows.append({"curve": kind, "ranked at": rname, "target": c, "n": cell["n"],

@@ -1,4 +1,5 @@
 import io
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -14,7 +15,8 @@ def test_discover_generated(generated):
     listing = data.discover(generated)
     assert len(listing.split("train")) == 24 and len(listing.split("test")) == 12
     assert {r.label for r in listing.records} == {0, 1}
-    assert listing.records[0].relpath.startswith("test/") or listing.records[0].relpath.startswith("train/")
+    assert {r.relpath.split("/")[0] for r in listing.records} == {"train", "test"}
+    assert all(r.relpath.split("/")[1] == ("PNEUMONIA" if r.label else "NORMAL") for r in listing.records)
 
 
 def test_digest_changes_with_content_not_with_touch(generated):
@@ -146,3 +148,27 @@ def test_stratified_subset_keeps_proportions():
 def test_write_helper_roundtrip(tmp_path):
     write_image(tmp_path / "a.png", np.zeros((4, 4), np.uint8))
     assert (tmp_path / "a.png").exists()
+
+
+def test_pipeline_split_keeps_each_patients_images_together(tmp_path):
+    """The validation split as the build makes it (report.context.prepare), on a dataset where
+    every patient has several images. Catches: splitting by image instead of by patient id (a
+    leak that fixtures with one image per patient cannot show), and a val split without a class."""
+    from report.context import prepare
+    from xaikit.config import load_config
+    root = tmp_path / "chest_xray"
+    rng = np.random.default_rng(0)
+    for split, patients in (("train", range(12)), ("test", range(100, 102))):
+        for p in patients:
+            for k in range(1, 4):
+                write_image(root / split / "NORMAL" / f"IM-{p:04d}-{k:04d}.jpeg", chest_like(rng, 40, False))
+                write_image(root / split / "PNEUMONIA" / f"person{p}_bacteria_{k}.jpeg", chest_like(rng, 40, True))
+    text = (Path(__file__).resolve().parent.parent / "xaikit.toml").read_text()
+    cfg = load_config(text, overrides=["data.image_size=32", "data.val_fraction=0.25"])
+    prep = prepare(data.discover(root), cfg)
+    pid = np.array([data.patient_id(Path(n).name) for n in prep.names])
+    train_ids, val_ids = set(pid[prep.split == "train"]), set(pid[prep.split == "val"])
+    assert val_ids and not (train_ids & val_ids)
+    assert set(prep.labels[prep.split == "val"]) == {0, 1}
+    for p in val_ids:                                   # all three images of a val patient are in val
+        assert np.sum(pid == p) == 3 and set(prep.split[pid == p]) == {"val"}

@@ -31,7 +31,8 @@ def reference_gradcam(model, images, target, layer="last_conv", score="margin"):
     cam = np.maximum((feats.numpy() * weights).sum(-1), 0)
     factor = (images.shape[1] / cam.shape[1], images.shape[2] / cam.shape[2])
     up = np.stack([zoom(c, factor, order=1) for c in cam])
-    return normalize_maps(up)
+    peak = up.reshape(len(up), -1).max(1)                  # own normalisation, not the implementation's
+    return up / np.where(peak > 0, peak, 1.0)[:, None, None]
 
 
 @pytest.mark.parametrize("layer,score", [("last_conv", "margin"), ("last_conv", "logit"),
@@ -120,3 +121,9 @@ def test_caller_model_is_not_modified():
     GradcamExplainer(model)(x, 0)
     np.testing.assert_allclose(model.predict(x, verbose=0), before)
     assert model.get_layer("probs").activation.__name__ == "softmax"
+
+
+def test_normalize_maps_values():
+    """Catches: scaling by the sum or the mean, or negatives kept (the ReLU of Grad-CAM)."""
+    m = np.array([[[-1.0, 2.0], [1.0, 4.0]], [[0.0, 0.0], [0.0, 0.0]]], np.float32)
+    np.testing.assert_allclose(normalize_maps(m), [[[0, 0.5], [0.25, 1]], [[0, 0], [0, 0]]])

@@ -86,7 +86,8 @@ def test_pipeline_shapes_shuffle_and_augment():
     e2 = np.concatenate([b[1].numpy() for b in ds])
     batch = next(iter(ds))[0].numpy()
     assert batch.shape == (8, 32, 32, 1) and batch.min() >= 0 and batch.max() <= 1
-    assert sorted(e1) == sorted(e2) and not np.array_equal(e1, e2) or len(set(e1)) < 3
+    assert len(e1) == 20 and sorted(e1) == sorted(e2) == sorted(y)   # every example once per epoch
+    # (that the order changes between epochs is test_reshuffled_each_epoch's, with distinct ids)
     plain = np.concatenate([b[0].numpy() for b in make_dataset(x, y, batch_size=8)])
     assert np.allclose(plain[..., 0], x / 255.0)
     import tensorflow as tf
@@ -119,8 +120,8 @@ def test_metrics_and_validation_threshold():
         return mm.sensitivity + mm.specificity - 1
 
     assert all(j(t) >= j(th) - 1e-12 for th in p) and t == pytest.approx(0.6) and j(t) > j(0.5)
-    # the threshold depends on validation only: a different test set cannot change it
-    assert youden_threshold(y, p) == t
+    # ties and ordering: the threshold is one of the observed scores, not a midpoint
+    assert t in p
     with pytest.raises(ValueError, match="both classes"):
         youden_threshold(np.ones(3), np.ones(3))
 

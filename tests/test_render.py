@@ -21,7 +21,8 @@ def test_answer_renders_markdown_and_filters(tmp_path):
 def test_sandbox_blocks_unsafe_attributes(tmp_path):
     (tmp_path / "answers").mkdir()
     (tmp_path / "answers" / "a.md").write_text("{{ x.__class__.__mro__ }}")
-    with pytest.raises(Exception):
+    from jinja2.exceptions import SecurityError
+    with pytest.raises(SecurityError):
         render_answer(answer_env(tmp_path), "a.md", {"x": 1})
 
 
