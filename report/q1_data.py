@@ -77,6 +77,8 @@ def run(ctx: Context) -> Result:
         "sharpness_train": {c: float(np.median(sharp[y == k])) for k, c in enumerate(CLASSES)},
         "sharpness_test": {c: float(np.median(sharp_test[p.labels[test] == k]))
                            for k, c in enumerate(CLASSES)},
+        # without labels: the whole train and test splits (what a user could check on unlabeled data)
+        "sharpness_unlabeled": {"train": float(np.median(sharp)), "test": float(np.median(sharp_test))},
     }
     res.figure("q1_sharp", plots.histograms(
         {f"{s} {c}": np.log10(1 + v[lab == k]) for s, v, lab in
