@@ -40,10 +40,15 @@ def _ci(e: dict, digits: int = 3) -> str:
     return f"{v:.{digits}f} [{e['lo']:.{digits}f}, {e['hi']:.{digits}f}]"
 
 
+def _pval(p: float) -> str:
+    """A p-value as "< 0.001" or "= 0.012"."""
+    return "< 0.001" if p < 0.001 else f"= {p:.3f}"
+
+
 def answer_env(templates: Path = TEMPLATES) -> SandboxedEnvironment:
     env = SandboxedEnvironment(loader=jinja2.FileSystemLoader(Path(templates) / "answers"),
                                undefined=jinja2.StrictUndefined, autoescape=False)
-    env.filters.update(fmt=_fmt, pct=_pct, ci=_ci)
+    env.filters.update(fmt=_fmt, pct=_pct, ci=_ci, pval=_pval)
     return env
 
 

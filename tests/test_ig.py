@@ -75,6 +75,17 @@ def test_expected_ig_over_noise_baselines():
     res = integrated_gradients_expected(model, x, noise, target=0, steps=4)
     expected = w[:, 0].reshape(4, 4, 1) * (x - noise.mean(0))
     np.testing.assert_allclose(res.attributions, expected, rtol=1e-4, atol=1e-5)
+    # its reported gap is that of the averaged map against the averaged baseline score (a
+    # linear model: about 0); catches a gap scaled by |delta| instead of divided by it
+    f_b = np.mean([x_ @ w[:, 0] for x_ in noise.reshape(3, 2, -1)], axis=0) + 0.3
+    np.testing.assert_allclose(res.f_baseline, f_b, rtol=1e-4)
+    assert np.all(res.gap < 1e-4)
+    cnn = small_cnn((4, 4, 1))                 # nonlinear: a real gap at 2 steps
+    coarse = integrated_gradients_expected(cnn, x, noise, target=0, steps=2)
+    delta = coarse.f_image - coarse.f_baseline
+    gap = np.abs(coarse.attributions.reshape(2, -1).sum(1) - delta) / np.abs(delta)
+    assert gap.max() > 1e-3 and np.all(np.abs(np.abs(delta) - 1) > 1e-2)
+    np.testing.assert_allclose(coarse.gap, gap, rtol=1e-3, atol=1e-6)
 
 
 @pytest.mark.parametrize("kwargs, fragment", [
@@ -102,11 +113,15 @@ def test_baselines_shapes_and_seeds():
     x = np.random.default_rng(0).uniform(size=(2, 8, 8, 1)).astype(np.float32)
     assert xb.black(x).shape == x.shape and xb.white(x).max() == 1
     assert xb.blurred(x, 2.0).std() < x.std()
+    # each image is blurred on its own (catches a blur across the stack or the channels)
+    np.testing.assert_allclose(xb.blurred(x, 2.0)[1], xb.blurred(x[1:], 2.0)[0], atol=1e-6)
+    x3 = np.random.default_rng(1).uniform(size=(1, 8, 8, 3)).astype(np.float32)
+    np.testing.assert_allclose(xb.blurred(x3, 2.0)[..., 2], xb.blurred(x3[..., 2:], 2.0)[..., 0], atol=1e-6)
     n1, n2 = xb.uniform_noise(x, 3, seed=1), xb.uniform_noise(x, 3, seed=1)
     assert n1.shape == (3,) + x.shape and np.array_equal(n1, n2)
     assert not np.array_equal(n1, xb.uniform_noise(x, 3, seed=2))
     assert xb.train_mean(x, x.mean(0)).shape == x.shape
-    with pytest.raises(ValueError, match="mean_image expects shape"):
+    with pytest.raises(ValueError, match=r"mean_image expects shape \(8, 8, 1\), got \(4, 4, 1\)"):
         xb.train_mean(x, np.zeros((4, 4, 1)))
 
 
