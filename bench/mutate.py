@@ -174,10 +174,20 @@ def main(argv=None) -> int:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--timeout", type=float, default=300)
     ap.add_argument("--list", action="store_true")
+    ap.add_argument("--only", nargs="*", default=None, metavar="MODULE#INDEX",
+                    help="run just these mutants, e.g. xaikit/ig.py#163 (as printed for survivors)")
     ap.add_argument("--out", type=Path, default=None, help="write the results as JSON here")
     args = ap.parse_args(argv)
     plan = []
-    for module in args.modules:
+    if args.only:
+        for spec in args.only:
+            module, _, index = spec.partition("#")
+            found = [m for m in mutants(module) if m[0] == int(index)]
+            if not found:
+                ap.error(f"no mutant #{index} in {module}")
+            plan.append((module, *found[0]))
+        args.modules = sorted({p[0] for p in plan})
+    for module in ([] if args.only else args.modules):
         ms = mutants(module)
         if args.per_module and len(ms) > args.per_module:
             ms = sorted(random.Random(f"{args.seed}:{module}").sample(ms, args.per_module))

@@ -141,6 +141,7 @@ def test_grouped_split_keeps_patients_together_and_is_seeded():
 def test_stratified_subset_keeps_proportions():
     labels = np.array([0] * 300 + [1] * 700)
     idx = data.stratified_subset(labels, 100, seed=1)
+    assert len(np.unique(idx)) == len(idx)              # drawn without replacement
     assert len(idx) == 100 and labels[idx].sum() == 70
     assert np.array_equal(idx, data.stratified_subset(labels, 100, seed=1))
 

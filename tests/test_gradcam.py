@@ -127,3 +127,22 @@ def test_normalize_maps_values():
     """Catches: scaling by the sum or the mean, or negatives kept (the ReLU of Grad-CAM)."""
     m = np.array([[[-1.0, 2.0], [1.0, 4.0]], [[0.0, 0.0], [0.0, 0.0]]], np.float32)
     np.testing.assert_allclose(normalize_maps(m), [[[0, 0.5], [0.25, 1]], [[0, 0], [0, 0]]])
+
+
+def test_named_conv_that_feeds_batchnorm():
+    """A Conv2D followed by BatchNorm (the tf-keras-vis pitfall in the module docstring): the map
+    at the named layer still equals its definition. Catches: letting tf-keras-vis seek the
+    penultimate layer itself (seek_penultimate_conv_layer=True), which gave all-zero maps."""
+    keras.utils.set_random_seed(2)
+    inp = keras.Input((16, 16, 1))
+    x = keras.layers.Conv2D(4, 3, padding="same", name="last_conv")(inp)
+    x = keras.layers.BatchNormalization()(x)
+    x = keras.layers.Activation("relu")(x)
+    x = keras.layers.GlobalAveragePooling2D()(x)
+    logits = keras.layers.Dense(2, name="logits")(x)
+    model = keras.Model(inp, keras.layers.Activation("softmax", name="probs")(logits))
+    x = np.random.default_rng(3).uniform(size=(3, 16, 16, 1)).astype(np.float32)
+    ours = GradcamExplainer(model, "last_conv")(x, [0, 1, 0])
+    ref = reference_gradcam(model, x, np.array([0, 1, 0]))
+    assert ref.max() > 0
+    np.testing.assert_allclose(ours, ref, atol=1e-4)

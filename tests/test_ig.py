@@ -121,6 +121,9 @@ def test_baselines_shapes_and_seeds():
     assert n1.shape == (3,) + x.shape and np.array_equal(n1, n2)
     assert not np.array_equal(n1, xb.uniform_noise(x, 3, seed=2))
     assert xb.train_mean(x, x.mean(0)).shape == x.shape
+    assert n1.min() >= 0 and n1.max() <= 1 and abs(n1.mean() - 0.5) < 0.1     # uniform on [0, 1]
+    with pytest.raises(ValueError, match="draws expects >= 1, got 0"):
+        xb.uniform_noise(x, 0, seed=1)
     with pytest.raises(ValueError, match=r"mean_image expects shape \(8, 8, 1\), got \(4, 4, 1\)"):
         xb.train_mean(x, np.zeros((4, 4, 1)))
 

@@ -41,14 +41,25 @@ def test_auc_bootstrap_brackets_the_auc_and_shrinks_with_n():
 def test_classification_intervals_count_the_right_cells():
     # catches: sensitivity and specificity swapped, or the threshold compared with > instead of >=
     y = np.array([0, 0, 0, 0, 1, 1, 1, 1, 1, 1])
-    s = np.array([0.1, 0.2, 0.6, 0.5, 0.5, 0.9, 0.8, 0.7, 0.3, 0.2])
+    s = np.array([0.1, 0.2, 0.6, 0.5, 0.5, 0.9, 0.8, 0.7, 0.3, 0.6])
     ci = intervals.classification_intervals(y, s, 0.5, n_boot=200)
-    assert ci["sensitivity"].value == pytest.approx(4 / 6) and ci["sensitivity"].n == 6
+    # TN 2, FP 2, FN 1, TP 5: every count differs from the others, so no swap goes unnoticed
+    assert ci["sensitivity"].value == pytest.approx(5 / 6) and ci["sensitivity"].n == 6
     assert ci["specificity"].value == pytest.approx(2 / 4) and ci["specificity"].n == 4
-    assert ci["accuracy"].value == pytest.approx(6 / 10)
+    assert ci["accuracy"].value == pytest.approx(7 / 10)
 
 
 def test_published_value_against_our_interval():
     assert versus({"lo": 0.8, "hi": 0.9}, 0.7) == "below"
     assert versus({"lo": 0.8, "hi": 0.9}, 0.95) == "above"
     assert versus({"lo": 0.8, "hi": 0.9}, 0.85) == "within"
+
+
+def test_binary_metrics_without_a_class_report_zero_not_one():
+    """A split without NORMAL (or PNEUMONIA) images has no specificity (sensitivity): it is
+    reported as 0, never as a perfect 1. Catches: zero_division=1."""
+    from xaikit.metrics import binary_metrics
+    m = binary_metrics(np.array([1, 1, 1]), np.array([0.9, 0.8, 0.2]), 0.5)
+    assert m.specificity == 0.0 and m.sensitivity == pytest.approx(2 / 3)
+    m0 = binary_metrics(np.array([0, 0]), np.array([0.1, 0.9]), 0.5)
+    assert m0.sensitivity == 0.0 and m0.precision == 0.0

@@ -55,6 +55,8 @@ def test_consistency_levels_and_class_specificity():
     assert "above_input" not in c
     high = {**S, "consistency_high": 1.01, "consistency_moderate": 0.99}
     assert measures.consistency_numbers(maps, labels, {}, high)["level"] == "low"
+    at_cut = {**S, "consistency_high": c["within_mean"]}          # the cut-off itself counts as reached
+    assert measures.consistency_numbers(maps, labels, {}, at_cut)["level"] == "high"
 
 
 def test_winner_by_interval():
@@ -101,3 +103,41 @@ def test_interval_helpers():
     assert 0.09 < d.lo < d.hi < 0.11
     with pytest.raises(ValueError, match="equal lengths"):
         intervals.bootstrap(np.mean, x, y[:10])
+
+
+def test_lung_masks_are_the_atlas_for_every_image():
+    """Catches: the atlas drawn at the wrong size, flags of another channel or image count."""
+    rng = np.random.default_rng(0)
+    images = rng.uniform(size=(3, 32, 32, 1)).astype(np.float32)
+    masks, fallback = measures.lung_masks(images)
+    assert masks.shape == (3, 32, 32) and fallback.shape == (3,) and fallback.dtype == bool
+    assert all(np.array_equal(m, measures.atlas(32)) for m in masks)
+
+
+def test_hand_mask_dice_on_the_validation_images():
+    """Dice of the atlas against the hand-drawn test lung fields, recomputed here image by image.
+    Catches: per-class means over the wrong images, the prior and atlas swapped."""
+    from types import SimpleNamespace
+
+    from xaikit import data, regions
+    from xaikit.pipeline import to_float
+
+    from .conftest import SHARED
+    if not SHARED.exists():
+        pytest.skip(f"shared dataset not found at {SHARED} (set XAIKIT_SHARED_DATA)")
+    val = measures.hand_drawn()["validation"]
+    names = sorted(val)[:3] + sorted(val)[-3:]                  # 3 NORMAL, 3 PNEUMONIA
+    recs = tuple(data.ImageRecord(relpath=n, split="test", label=int("PNEUMONIA" in n), nbytes=0, sha1="x")
+                 for n in names)
+    ctx = SimpleNamespace(listing=data.Listing(str(SHARED), recs), cfg={"data.image_size": 64})
+    out = measures.hand_mask_dice(ctx, S)
+    at = measures.atlas(64)
+    mine = {n: regions.dice(at, regions.polygon_mask(list(val[n].values()), (64, 64))) for n in names}
+    assert out["n"] == 6
+    assert out["atlas"]["NORMAL"] == pytest.approx(np.mean([mine[n] for n in names[:3]]))
+    assert out["atlas"]["PNEUMONIA"] == pytest.approx(np.mean([mine[n] for n in names[3:]]))
+    assert out["beats_prior"] == (out["atlas_vs_prior"]["lo"] > 0)
+    seg = [regions.segment_lungs(to_float(im[None])[0, ..., 0]).mask
+           for im in data.decode_listing(ctx.listing, 64, recs).images]
+    assert out["segmentation"]["mean"]["value"] == pytest.approx(
+        np.mean([regions.dice(m, regions.polygon_mask(list(val[n].values()), (64, 64))) for m, n in zip(seg, names)]))

@@ -120,3 +120,13 @@ def test_cascade_randomizes_one_more_layer_each_step(order, first):
         np.testing.assert_array_equal(w, b)
     with pytest.raises(ValueError, match="order expects"):
         randomization.cascade(model, "sideways", seed=0)
+
+
+def test_bootstrap_mean_interval_matches_the_normal_theory():
+    """400 draws of N(0, 1): the 95% interval of the mean is about mean +- 1.96 / 20, symmetric.
+    Catches: other percentiles than 2.5 / 97.5, or resampling that ignores the images."""
+    v = np.random.default_rng(11).normal(size=400)
+    iv = sanity.bootstrap_mean(v, n_boot=20000, seed=3)
+    half = 1.96 * v.std() / 20
+    assert iv.hi - iv.mean == pytest.approx(half, rel=0.06)
+    assert iv.mean - iv.lo == pytest.approx(half, rel=0.06)

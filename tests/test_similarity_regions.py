@@ -47,14 +47,10 @@ def test_pool_shapes():
     assert similarity.pool(np.ones((2, 30, 30)), 8).shape == (2, 8, 8)
 
 
-def test_region_shares_and_border():
-    masks = np.zeros((2, 10, 10), bool); masks[:, 3:7, 3:7] = True
-    maps = masks.astype(float)
+def test_border_zone():
+    """Catches: a zone of the wrong width or one missing a side."""
     border = regions.border_zone((10, 10), 0.1)
-    assert border.sum() == 36
-    r = regions.region_shares(maps, masks, border)
-    assert r.lung_share == pytest.approx(1.0) and r.lung_area == pytest.approx(0.16)
-    assert r.border_share == 0.0 and r.lung_ratio == pytest.approx(1 / 0.16)
+    assert border.sum() == 36 and border[0].all() and border[:, -1].all() and not border[1:-1, 1:-1].any()
 
 
 def test_lung_mask_finds_dark_lungs():
@@ -96,9 +92,10 @@ def test_polygon_mask_and_dice():
 
 
 def test_image_shares():
-    maps = np.zeros((2, 4, 4)); maps[0, :2] = 1; maps[1] = -1
+    """Catches: signed instead of absolute mass, and an empty map counted as all inside."""
+    maps = np.zeros((3, 4, 4)); maps[0, :2] = 1; maps[1] = -1
     mask = np.zeros((4, 4), bool); mask[:2] = True
-    np.testing.assert_allclose(regions.image_shares(maps, mask), [1.0, 0.5])
+    np.testing.assert_allclose(regions.image_shares(maps, mask), [1.0, 0.5, 0.0])
 
 
 def test_consistency_test_detects_class_structure_and_not_noise():
@@ -148,7 +145,12 @@ def test_curve_end_points_are_image_fill_and_start():
     x = rng.uniform(size=(2, 8, 8, 1)).astype(np.float32)
     fill = rng.uniform(size=(8, 8, 1)).astype(np.float32)
     start = rng.uniform(size=(2, 8, 8, 1)).astype(np.float32)
-    c = deletion_insertion(model, x, rng.uniform(size=(2, 8, 8)), [0, 1], steps=3, fill=fill, start=start)
+    calls = []
+    c = deletion_insertion(model, x, rng.uniform(size=(2, 8, 8)), [0, 1], steps=3, fill=fill, start=start,
+                           progress=calls.append)
+    assert calls == [1, 1]                                   # one tick per image
+    one = deletion_insertion(model, x, rng.uniform(size=(2, 8, 8)), 0, steps=1, fill=fill, start=start)
+    np.testing.assert_allclose(one.fractions, [0.0, 1.0])   # one step: just the two end-points
     p = lambda a: model.predict(a, verbose=0)
     np.testing.assert_allclose(c.deletion[:, 0], p(x)[[0, 1], [0, 1]], rtol=1e-5)
     np.testing.assert_allclose(c.deletion[:, -1], p(np.stack([fill, fill]))[[0, 1], [0, 1]], rtol=1e-5)

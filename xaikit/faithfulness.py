@@ -52,8 +52,7 @@ def unit_ranks(m: np.ndarray, cells: int = 0) -> tuple[np.ndarray, int]:
     order = np.argsort(-pooled.ravel(), kind="stable")
     cell_rank = np.empty(cells * cells, int)
     cell_rank[order] = np.arange(cells * cells)
-    rows = np.minimum(np.arange(h) * cells // h, cells - 1)
-    cols = np.minimum(np.arange(w) * cells // w, cells - 1)
+    rows, cols = np.arange(h) * cells // h, np.arange(w) * cells // w      # 0 .. cells - 1
     return cell_rank.reshape(cells, cells)[rows[:, None], cols[None, :]], cells * cells
 
 

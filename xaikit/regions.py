@@ -113,38 +113,6 @@ def dice(a: np.ndarray, b: np.ndarray) -> float:
     return 1.0 if total == 0 else float(2 * np.logical_and(a, b).sum() / total)
 
 
-@dataclass(frozen=True)
-class RegionShares:
-    lung_share: float        # mean share of |attribution| inside the lung mask
-    lung_area: float         # mean share of pixels inside the lung mask
-    border_share: float      # mean share of |attribution| in the border zone
-    border_area: float
-    n: int
-
-    @property
-    def lung_ratio(self) -> float:
-        return self.lung_share / self.lung_area if self.lung_area else float("nan")
-
-    @property
-    def border_ratio(self) -> float:
-        return self.border_share / self.border_area if self.border_area else float("nan")
-
-
-def region_shares(maps: np.ndarray, masks: np.ndarray, border: np.ndarray) -> RegionShares:
-    """Share of absolute attribution mass inside each mask, against the mask's area share."""
-    maps = np.abs(np.asarray(maps, np.float64))
-    if maps.ndim == 4:
-        maps = maps.sum(-1)
-    if maps.shape != masks.shape:
-        raise ValueError(f"maps and masks differ in shape: {maps.shape} vs {masks.shape}")
-    total = maps.reshape(len(maps), -1).sum(1)
-    total = np.where(total > 0, total, 1.0)
-    lung = (maps * masks).reshape(len(maps), -1).sum(1) / total
-    bord = (maps * border[None]).reshape(len(maps), -1).sum(1) / total
-    return RegionShares(float(lung.mean()), float(masks.mean()), float(bord.mean()),
-                        float(border.mean()), len(maps))
-
-
 def image_shares(maps: np.ndarray, masks: np.ndarray) -> np.ndarray:
     """Per image: the share of absolute attribution mass inside its mask (N,).
 
