@@ -106,6 +106,7 @@ def test_ssim_measure_pins_its_data_range_and_hog_guards_flat_maps():
     assert similarity.measure_pair(a, b, "ssim") == pytest.approx(expected)
     assert expected != pytest.approx(structural_similarity(na, nb, data_range=2.0))
     assert similarity.hog_pearson(np.zeros((32, 32)), a) == 0.0
+    assert similarity.hog_pearson(a, np.zeros((32, 32))) == 0.0
 
 
 def test_consistency_averages_pairs_by_hand():
@@ -137,3 +138,26 @@ def test_segmentation_follows_lungs_away_from_the_prior():
     assert not seg.fallback
     assert regions.dice(seg.mask, lungs) > 0.85
     assert regions.dice(seg.mask, lungs) > regions.dice(prior, lungs) + 0.3
+
+
+def test_segmentation_ignores_dark_air_at_the_top_of_the_body_band():
+    """Dark air that reaches the top edge of the body band (above the shoulders) is not a lung,
+    even when it is the largest dark region. Catches: a band-edge test that lets a region
+    starting on the band's first row through."""
+    size = 100
+    yy, xx = np.mgrid[0:size, 0:size] / size
+    img = np.full((size, size), 0.75)
+    lungs = np.zeros((size, size), bool)
+    for cx in (0.3, 0.7):
+        lungs |= ((xx - cx) / 0.12) ** 2 + ((yy - 0.55) / 0.22) ** 2 <= 1
+    img[lungs] = 0.2
+    air = (yy >= 0.08) & (yy < 0.25) & (xx > 0.1) & (xx < 0.9)      # starts on the band's first row
+    img[air] = 0.15
+    seg = regions.segment_lungs(img)
+    assert not seg.fallback
+    assert seg.mask[air].mean() < 0.05 and regions.dice(seg.mask, lungs) > 0.85
+
+
+def test_dice_of_two_empty_masks_is_one():
+    """Catches: 0/0 (NaN) when neither mask has a pixel."""
+    assert regions.dice(np.zeros((3, 3), bool), np.zeros((3, 3), bool)) == 1.0

@@ -41,7 +41,7 @@ def segment_lungs(image: np.ndarray) -> LungMask:
 
     Smooth, threshold dark pixels (Otsu), keep them inside the central band, open, and keep
     the two largest regions that do not touch the band's top or bottom (air around the
-    body). Each kept region is one lung's aerated part; opacities are bright, so the lung
+    body, skipped however large). Each kept region is one lung's aerated part; opacities are bright, so the lung
     field is that region's convex hull (which takes back consolidations at its edge and
     holes inside it). Falls back to an elliptical prior when the result covers under
     ``MIN_SHARE`` or over ``MAX_SHARE`` of the image.
@@ -63,11 +63,15 @@ def segment_lungs(image: np.ndarray) -> LungMask:
     labels = measure.label(dark)
     regions = sorted(measure.regionprops(labels), key=lambda r: r.area, reverse=True)
     mask = np.zeros_like(dark)
-    for r in regions[:2]:
+    kept = 0
+    for r in regions:                  # the two largest regions that stay off the band's top and bottom
         minr, minc, maxr, maxc = r.bbox
         if minr <= int(0.08 * h) or maxr >= int(0.92 * h) - 1:
-            continue
+            continue                   # air above the shoulders or below the diaphragm
         mask |= morphology.convex_hull_image(labels == r.label)
+        kept += 1
+        if kept == 2:
+            break
     share = mask.mean()
     if share < MIN_SHARE or share > MAX_SHARE:
         return LungMask(_prior((h, w)), True)
