@@ -197,6 +197,8 @@ def main(argv=None) -> int:
             print(f"{module}:{line} #{i} {desc}")
         return 0
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    # the scratch copy has no ../shared beside it: point the real-sample tests at the real data
+    os.environ.setdefault("XAIKIT_SHARED_DATA", str(ROOT.parent / "shared" / "data" / "chest_xray"))
     for name in PRELOAD:
         importlib.import_module(name)
     scratch = Path(tempfile.mkdtemp(prefix="xaikit-mutants-"))
