@@ -68,12 +68,12 @@ def mask_numbers(masks: np.ndarray, fallback: np.ndarray, labels: np.ndarray) ->
 def hand_mask_dice(ctx: Context, s: dict) -> dict | None:
     """Dice against the validation lung fields (hand-drawn on test images) of three masks: the
     atlas (what Q3/Q4 use), the image-specific segmentation (dark regions filled to their
-    convex hull) and the elliptical prior (the null reference). None when none of those images
-    is in the dataset."""
+    convex hull) and the elliptical prior (the null reference). None when fewer than two of
+    those images are in the dataset."""
     drawn = hand_drawn()
     val = drawn["validation"]
     recs = tuple(r for r in ctx.listing.records if r.relpath in val)
-    if not recs:
+    if len(recs) < 2:                  # an interval needs at least two images
         return None
     size = ctx.cfg["data.image_size"]
     dec = decode_listing(ctx.listing, size, recs)
