@@ -1,6 +1,7 @@
 """invoke tasks: thin wrappers that parse options and call one function in report/."""
 
 import os
+import shlex
 import sys
 
 from invoke import task
@@ -85,7 +86,7 @@ def test(c, k=None, fast=False):
         args += ["-k", k]
     if fast:
         args += ["-m", "not e2e"]
-    c.run(" ".join(args), pty=False, echo=True)
+    c.run(shlex.join(args), pty=False, echo=True)     # quoted: "-m 'not e2e'" is one argument
 
 
 @task(help={"build": HELP["build"]})
