@@ -55,7 +55,7 @@ def test_border_zone():
 
 def test_lung_mask_finds_dark_lungs():
     img = chest_like(np.random.default_rng(0), 128, False) / 255.0
-    mask = regions.lung_mask(img)
+    mask = regions.segment_lungs(img).mask
     yy, xx = np.mgrid[0:128, 0:128] / 128
     truth = np.zeros((128, 128), bool)
     for cx in (0.3, 0.7):

@@ -78,11 +78,6 @@ def segment_lungs(image: np.ndarray) -> LungMask:
     return LungMask(mask, False)
 
 
-def lung_mask(image: np.ndarray) -> np.ndarray:
-    """The mask of :func:`segment_lungs` alone."""
-    return segment_lungs(image).mask
-
-
 def polygon_mask(polygons, shape: tuple[int, int]) -> np.ndarray:
     """Boolean mask of the union of polygons given as [[x, y], ...] in [0, 1] image coordinates
     (x to the right, y down), rasterised at ``shape``."""

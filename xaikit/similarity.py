@@ -143,18 +143,6 @@ def consistency_test(maps: np.ndarray, labels: np.ndarray, *, n_perm: int = 2000
     return ConsistencyTest(within, across, diff, float(lo), float(hi), float(p), n_perm)
 
 
-@dataclass(frozen=True)
-class Summary:
-    mean: float
-    std: float
-    n: int
-
-
-def summarize(values) -> Summary:
-    v = np.asarray(list(values), np.float64)
-    return Summary(float(np.mean(v)), float(np.std(v)), int(len(v)))
-
-
 def pairwise(maps_a: np.ndarray, maps_b: np.ndarray, measure) -> np.ndarray:
     """``measure`` applied to corresponding 2-D maps of two stacks."""
     a, b = to_2d(maps_a), to_2d(maps_b)
