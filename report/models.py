@@ -3,10 +3,14 @@
 - ``main``: the classifier of Q2 (true labels, augmentation, checkpoint on validation loss).
 - ``main-i`` (i = 2..``train.replicates``): the same recipe with seed ``train.seed + i - 1``
   (Q2's spread over seeds; the explanations use ``main``).
-- ``random-i`` (i = 1..``random_labels.seeds``): same architecture on permuted training labels
-  (permutation and initialisation seeded by i) until it memorises them (Q5).
+- ``random-i`` (i = 1..``random_labels.seeds``): same architecture on permuted training labels,
+  each on its own seeded, stratified subset of the training split (subset, permutation and
+  initialisation seeded by i), until it memorises them (Q5).
 - ``control-i``: the matched arm: same subset, recipe and number of epochs as ``random-i``,
   true labels, its own seed (Q5's "same labels" reference and seed-to-seed ceiling).
+- ``random-all`` / ``control-all`` (when ``random_labels.whole_split``): the assignment's literal
+  design, a random-label model on the *whole* training split with every label permuted, and its
+  matched true-label control (same images, recipe and epochs).
 
 A model is reused only if its card's key (data listing, config keys, training code) matches
 and the file loads in Keras safe mode; otherwise it is trained again.
@@ -35,6 +39,7 @@ SOURCES = DATA_SOURCES + lib("model", "train", "pipeline", "metrics") + [Path(__
 _ARM_KEYS = tuple(f"random_labels.{k}" for k in (
     "subset_size", "target_accuracy", "max_epochs", "permutation_seed", "train_seed",
     "control_seed", "learning_rate"))       # not random_labels.seeds: adding a seed keeps the others
+WHOLE = "all"                               # the index of the whole-split arm: random-all, control-all
 CONFIG = {"main": ("data.", "train.", "augment."),
           "random": ("data.", "train.batch_size") + _ARM_KEYS,
           "control": ("data.", "train.batch_size") + _ARM_KEYS}
@@ -48,10 +53,17 @@ def arm(kind: str, i: int) -> str:
 
 
 def names(ctx: Context) -> tuple[str, ...]:
-    """Every model of this config: main, main-2..r, then random-1..k and control-1..k."""
+    """Every model of this config: main, main-2..r, then random-1..k (and random-all) and
+    control-1..k (and control-all)."""
     k, r = ctx.cfg["random_labels.seeds"], ctx.cfg["train.replicates"]
+    whole = (WHOLE,) if ctx.cfg["random_labels.whole_split"] else ()
     return (("main",) + tuple(arm("main", i) for i in range(2, r + 1)) +
-            tuple(arm(kind, i) for kind in ("random", "control") for i in range(1, k + 1)))
+            tuple(arm(kind, i) for kind in ("random", "control") for i in tuple(range(1, k + 1)) + whole))
+
+
+def subset_arm(ctx: Context, kind: str) -> tuple[str, ...]:
+    """The seeded-subset models of one arm: ``random-1..k`` or ``control-1..k``."""
+    return tuple(arm(kind, i) for i in range(1, ctx.cfg["random_labels.seeds"] + 1))
 
 
 def expand(ctx: Context, name: str) -> tuple[str, ...]:
@@ -70,13 +82,16 @@ def expand_all(ctx: Context, groups) -> tuple[str, ...]:
 
 
 def parse(ctx: Context, name: str) -> tuple[str, int]:
-    """(kind, seed index) of a model name; index 0 for main."""
+    """(kind, seed index) of a model name; index 0 for main and for the whole-split arm
+    (``random-all``, ``control-all``)."""
     kind, _, idx = name.partition("-")
     if name == "main":
         return "main", 0
     k = ctx.cfg["random_labels.seeds"]
     if kind in ("random", "control") and idx.isdigit() and 1 <= int(idx) <= k:
         return kind, int(idx)
+    if kind in ("random", "control") and idx == WHOLE and ctx.cfg["random_labels.whole_split"]:
+        return kind, 0
     if kind == "main" and idx.isdigit() and 2 <= int(idx) <= ctx.cfg["train.replicates"]:
         return kind, int(idx)
     raise ValueError(f"model name expects one of {names(ctx)}, got {name!r}")
@@ -84,7 +99,7 @@ def parse(ctx: Context, name: str) -> tuple[str, int]:
 
 def key(ctx: Context, name: str) -> str:
     kind, i = parse(ctx, name)
-    upstream = key(ctx, arm("random", i)) if kind == "control" else ""
+    upstream = key(ctx, name.replace("control-", "random-", 1)) if kind == "control" else ""
     return artifacts.digest(name, ctx.listing.digest(), ctx.cfg.digest(CONFIG[kind], EXCLUDE),
                             artifacts.source_digest(SOURCES), upstream)
 
@@ -176,24 +191,31 @@ def _train_main(ctx: Context, i: int = 0):
     return model, card
 
 
+def _arm_name(kind: str, i: int) -> str:
+    return arm(kind, WHOLE if i == 0 else i)
+
+
 def random_subset(ctx: Context, i: int = 1) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(indices into Prepared, true labels, permuted labels) of seed ``i``'s random-label arm.
 
-    The subset is the same for every seed (seeded by ``permutation_seed``); the permutation of
-    its labels is seeded by ``permutation_seed + i - 1``.
+    Seed ``i`` >= 1 draws its own stratified subset of ``subset_size`` training images (seeded
+    by ``(permutation_seed, i)``); ``i`` = 0 is the whole training split. All labels of the
+    subset are permuted with a generator seeded by ``(permutation_seed, i)`` as well.
     """
     p, r = ctx.prepared(), ctx.cfg.section("random_labels")
     train = p.idx("train")
-    sub = train[stratified_subset(p.labels[train], r["subset_size"], r["permutation_seed"])]
+    seq = np.random.SeedSequence([r["permutation_seed"], i])
+    subset_seed, perm_seed = (int(s) for s in seq.generate_state(2))
+    sub = train if i == 0 else train[stratified_subset(p.labels[train], r["subset_size"], subset_seed)]
     y = p.labels[sub]
-    permuted = np.random.default_rng(r["permutation_seed"] + i - 1).permutation(y)
+    permuted = np.random.default_rng(perm_seed).permutation(y)
     return sub, y, permuted
 
 
-def _memorise(ctx: Context, labels: np.ndarray, seed: int, epochs: int, stop: float | None):
+def _memorise(ctx: Context, i: int, labels: np.ndarray, seed: int, epochs: int, stop: float | None):
     cfg, p = ctx.cfg, ctx.prepared()
     r = cfg.section("random_labels")
-    sub, _, _ = random_subset(ctx)
+    sub, _, _ = random_subset(ctx, i)
     settings = TrainSettings(
         epochs=epochs, batch_size=cfg["train.batch_size"], learning_rate=r["learning_rate"],
         label_smoothing=0.0, class_weights="none", schedule="constant", select="last",
@@ -205,6 +227,7 @@ def _memorise(ctx: Context, labels: np.ndarray, seed: int, epochs: int, stop: fl
     train_acc = float(np.mean((predict_probs(model, p.images[sub]) >= 0.5) == (labels == 1)))
     card = {"history": res.history, "epochs_run": res.epochs_run, "seconds": res.seconds,
             "stopped": res.stopped, "train_accuracy": train_acc, "n_train": int(len(sub)),
+            "whole_split": i == 0, "subset_digest": artifacts.digest(p.names[sub].tolist()),
             "seed": seed}
     card["test"] = _evaluate(model, ctx, 0.5)
     return model, card
@@ -213,9 +236,9 @@ def _memorise(ctx: Context, labels: np.ndarray, seed: int, epochs: int, stop: fl
 def _train_random(ctx: Context, i: int):
     r = ctx.cfg.section("random_labels")
     sub, y, permuted = random_subset(ctx, i)
-    log(f"training model {arm('random', i)} on {len(sub)} images with permuted labels "
+    log(f"training model {_arm_name('random', i)} on {len(sub)} images with permuted labels "
         f"(until train accuracy >= {r['target_accuracy']}, at most {r['max_epochs']} epochs)")
-    model, card = _memorise(ctx, permuted, r["train_seed"] + i - 1, r["max_epochs"],
+    model, card = _memorise(ctx, i, permuted, r["train_seed"] + i - 1, r["max_epochs"],
                             r["target_accuracy"])
     card["changed_labels"] = float(np.mean(permuted != y))
     card["target_accuracy"] = r["target_accuracy"]
@@ -225,12 +248,12 @@ def _train_random(ctx: Context, i: int):
 
 def _train_control(ctx: Context, i: int):
     r = ctx.cfg.section("random_labels")
-    _, random_card = ctx.model(arm("random", i))
+    _, random_card = ctx.model(_arm_name("random", i))
     sub, y, _ = random_subset(ctx, i)
     epochs = int(random_card["epochs_run"])
-    log(f"training model {arm('control', i)} on the same {len(sub)} images, true labels, "
-        f"{epochs} epochs (as {arm('random', i)})")
-    return _memorise(ctx, y, r["control_seed"] + i - 1, epochs, None)
+    log(f"training model {_arm_name('control', i)} on the same {len(sub)} images, true labels, "
+        f"{epochs} epochs (as {_arm_name('random', i)})")
+    return _memorise(ctx, i, y, r["control_seed"] + i - 1, epochs, None)
 
 
 def card_summary(card: dict) -> str:

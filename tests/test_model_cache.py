@@ -63,3 +63,21 @@ def test_random_label_permutation(tmp_path):
     other = make_context(str(root), None, ["data.image_size=32", "random_labels.subset_size=40",
                                            "random_labels.permutation_seed=5"], None, tmp_path / "build")
     assert not np.array_equal(models.random_subset(other)[2], permuted)
+
+
+def test_each_pair_has_its_own_subset_and_the_whole_split_arm_uses_all_training_images(tmp_path):
+    # catches: every seed drawing the same subset (the pairs would not be independent replicates),
+    # or the whole-split arm trained on a subset
+    root = make_dataset(tmp_path / "d", per_class={"train": 30, "test": 2})
+    ctx = make_context(str(root), None, ["data.image_size=32", "random_labels.subset_size=20"], None,
+                       tmp_path / "build")
+    subsets = [models.random_subset(ctx, i)[0] for i in (1, 2, 3)]
+    assert all(len(s) == 20 for s in subsets)
+    assert not np.array_equal(subsets[0], subsets[1]) and not np.array_equal(subsets[1], subsets[2])
+    whole, y, permuted = models.random_subset(ctx, 0)
+    train = ctx.prepared().idx("train")
+    assert np.array_equal(np.sort(whole), np.sort(train)) and len(whole) > 20
+    assert np.bincount(y).tolist() == np.bincount(permuted).tolist() and np.mean(permuted != y) > 0.3
+    assert "random-all" in models.names(ctx) and models.parse(ctx, "control-all") == ("control", 0)
+    # control-i's key follows random-i's (its epoch count comes from it), not another seed's
+    assert models.key(ctx, "control-all") != models.key(ctx, "control-1")

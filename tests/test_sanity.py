@@ -9,7 +9,7 @@ from xaikit import randomization, sanity, similarity
 from xaikit.model import build_cnn
 
 
-def _arms(rng, *, random_like_control: bool, k=3, n=24, size=16):
+def _arms(rng, *, random_like_control: bool, k=5, n=24, size=16):
     """Control maps share one structure per image (+ seed noise); random maps are independent
     noise, or exact copies of the controls."""
     structure = rng.normal(size=(n, size, size))
@@ -19,67 +19,175 @@ def _arms(rng, *, random_like_control: bool, k=3, n=24, size=16):
     return controls, randoms
 
 
-def _test(controls, randoms, metric, margin=0.1, n_boot=300):
-    k, n = len(controls), len(controls[0])
-    cross = np.stack([np.stack([similarity.measure_stack(c, r, metric) for c in controls]) for r in randoms])
-    ceiling = np.full((k, k, n), np.nan)
-    for i in range(k):
-        for j in range(i + 1, k):
-            ceiling[i, j] = ceiling[j, i] = similarity.measure_stack(controls[i], controls[j], metric)
-    partner = (np.arange(n) + 1) % n
-    floor = np.stack([similarity.measure_stack(c, c[partner], metric) for c in controls])
-    return sanity.randomization_test(cross, ceiling, floor, margin=margin, n_boot=n_boot, seed=0)
+def _test(controls, randoms, metric, cut=0.5, n_boot=300):
+    n = len(controls[0])
+    labels = np.arange(n) % 2
+    partners = sanity.matched_partners(labels, labels, len(controls), seed=0)
+    arrays = sanity.arm_similarities(controls, randoms, lambda a, b: similarity.measure_stack(a, b, metric),
+                                     partners, exclude_same_index=True)
+    return sanity.randomization_test(*arrays, cut=cut, n_boot=n_boot, seed=0)
 
 
 @pytest.mark.parametrize("metric", similarity.MEASURES)
 def test_verdict_flips_when_random_maps_equal_the_controls(metric):
     # catches: a rule comparing the wrong pair (e.g. ceiling - cross), or ignoring the interval
-    rng = np.random.default_rng(0)
-    controls, randoms = _arms(rng, random_like_control=False)
-    assert _test(controls, randoms, metric).passed
+    controls, randoms = _arms(np.random.default_rng(0), random_like_control=False)
+    assert _test(controls, randoms, metric).outcome == "pass"
     controls, randoms = _arms(np.random.default_rng(0), random_like_control=True)
     same = _test(controls, randoms, metric)
-    assert not same.passed and not same.below_ceiling and not same.near_floor
+    assert same.outcome == "fail" and same.rho.mean == pytest.approx(1.0)
 
 
-def test_equivalence_margin_decides_near_floor():
-    # catches: the margin being ignored or compared with the lower instead of the upper bound
-    rng = np.random.default_rng(1)
-    controls, randoms = _arms(rng, random_like_control=False)
-    r = _test(controls, randoms, "spearman_abs", margin=0.1)
-    assert r.near_floor and r.excess.hi < 0.1
-    tight = _test(controls, randoms, "spearman_abs", margin=r.excess.hi - 1e-9)
-    assert not tight.near_floor and not tight.passed
+def _constant(c=3, r=3, n=8, *, cross, ceiling, floor, rng=None):
+    rng = rng or np.random.default_rng(0)
+    jitter = lambda shape: 0.01 * rng.normal(size=shape)  # noqa: E731
+    return (cross + jitter((c, r, n)), ceiling + jitter((c, c, n)), floor + jitter((c, c, n)))
 
 
-def test_flat_maps_are_counted_and_excluded():
-    # catches: a flat (dead) map scored as similarity 0 instead of being left out
-    rng = np.random.default_rng(2)
-    a, b = rng.normal(size=(5, 8, 8)), rng.normal(size=(5, 8, 8))
-    b[3] = 0.0
-    assert similarity.is_flat(b).tolist() == [False, False, False, True, False]
-    v = similarity.measure_stack(a, b, "spearman_abs")
-    assert np.isnan(v[3]) and not np.isnan(np.delete(v, 3)).any()
-    iv = sanity.bootstrap_mean(v[None], n_boot=200)
-    assert iv.mean == pytest.approx(np.mean(np.delete(v, 3)))
+def test_rho_is_zero_at_the_floor_and_one_at_the_ceiling():
+    # catches: rho normalised by the wrong span (e.g. ceiling alone) or with cross and floor swapped
+    at_floor = sanity.randomization_test(*_constant(cross=0.2, ceiling=0.8, floor=0.2), cut=0.5, n_boot=200)
+    assert at_floor.rho.mean == pytest.approx(0.0, abs=0.03) and at_floor.outcome == "pass"
+    at_ceiling = sanity.randomization_test(*_constant(cross=0.8, ceiling=0.8, floor=0.2), cut=0.5, n_boot=200)
+    assert at_ceiling.rho.mean == pytest.approx(1.0, abs=0.03) and at_ceiling.outcome == "fail"
+    half = sanity.randomization_test(*_constant(cross=0.5, ceiling=0.8, floor=0.2), cut=0.5, n_boot=200)
+    assert half.rho.mean == pytest.approx(0.5, abs=0.03) and half.outcome == "inconclusive"
+    # exact on noise-free arrays: (0.35 - 0.2) / (0.8 - 0.2) = 0.25
+    exact = sanity.randomization_test(np.full((2, 2, 4), 0.35), np.full((2, 2, 4), 0.8),
+                                      np.full((2, 2, 4), 0.2), cut=0.5, n_boot=100)
+    assert exact.rho.mean == pytest.approx(0.25) and exact.rho.lo == pytest.approx(0.25)
+    assert exact.pass_cuts == pytest.approx((0.25, 1.0)) and exact.fail_cuts == pytest.approx((0.0, 0.25))
+
+
+def test_ceiling_equal_to_floor_is_uninformative():
+    # catches: a missing validity gate (a metric that cannot tell its references apart still "passes")
+    r = sanity.randomization_test(*_constant(cross=0.1, ceiling=0.3, floor=0.3), cut=0.5, n_boot=200)
+    assert r.outcome == "uninformative" and r.gap.lo <= 0 <= r.gap.hi
+    assert r.pass_cuts is None and r.fail_cuts is None
+    assert set(sanity.cut_sweep(r.gap, r.rho, np.linspace(0, 1, 11))) == {"uninformative"}
+    below = sanity.randomization_test(*_constant(cross=0.1, ceiling=0.2, floor=0.3), cut=0.5, n_boot=200)
+    assert below.outcome == "uninformative"          # a ceiling under its floor is no better
+
+
+def test_outcome_and_cut_sweep_follow_the_interval():
+    # catches: pass / fail decided by the point estimate, or the cut compared with the wrong bound
+    gap = sanity.Interval(0.3, 0.2, 0.4)
+    rho = sanity.Interval(0.35, 0.3, 0.4)
+    assert sanity.outcome(gap, rho, 0.5) == "pass"
+    assert sanity.outcome(gap, rho, 0.2) == "fail"
+    assert sanity.outcome(gap, rho, 0.35) == "inconclusive"
+    assert sanity.outcome(sanity.Interval(0.3, 0.0, 0.4), rho, 0.5) == "uninformative"
+    sweep = sanity.cut_sweep(gap, rho, np.array([0.1, 0.3, 0.35, 0.41, 0.9]))
+    assert sweep == ["fail", "inconclusive", "inconclusive", "pass", "pass"]
+
+
+def test_matched_floor_pairs_same_class_and_target_of_two_models():
+    # catches: partners drawn across classes or targets, an image paired with itself, or the
+    # floor measured within one model
+    labels = np.array([0, 0, 0, 1, 1, 1, 1, 0])
+    targets = np.array([0, 1, 0, 1, 1, 0, 1, 1])
+    partners = sanity.matched_partners(labels, targets, 3, seed=4)
+    for i in range(3):
+        assert (partners[i, i] == -1).all()
+        for k in range(3):
+            if i == k:
+                continue
+            for a, b in enumerate(partners[i, k]):
+                group = np.flatnonzero((labels == labels[a]) & (targets == targets[a]))
+                if len(group) < 2:
+                    assert b == -1
+                else:
+                    assert b != a and labels[b] == labels[a] and targets[b] == targets[a]
+    # floor[i, k, a] compares model i on image a with model k (k != i) on its partner
+    maps = [np.stack([np.full((4, 4), 10 * m + img) + np.eye(4) for img in range(8)]) for m in range(3)]
+    seen = []
+    def measure(a, b):
+        seen.append((a[:, 0, 1] // 10, b[:, 0, 1] // 10, a[:, 0, 1] % 10, b[:, 0, 1] % 10))
+        return np.zeros(len(a))
+    _, _, floor = sanity.arm_similarities(maps, maps[:1], measure, partners, exclude_same_index=False)
+    pairs = [s for s in seen if len(s[0]) and len(s[0]) < 8]
+    assert pairs and all((ma != mb).all() for ma, mb, _, _ in pairs)
+    assert all((labels[ia.astype(int)] == labels[ib.astype(int)]).all() and (ia != ib).all()
+               for _, _, ia, ib in pairs)
+    assert np.isnan(floor[0, 0]).all() and np.isnan(floor[1, 2, [5]]).all()   # image 5 has no partner
+    assert not np.isnan(floor[1, 2, [0, 1, 2, 3, 4, 6, 7]]).any()
+
+
+def test_cross_leaves_out_pairs_that_share_a_subset():
+    # catches: random-i compared with control-i (same training subset) while the ceiling never is
+    maps = [np.random.default_rng(i).normal(size=(4, 6, 6)) for i in range(3)]
+    partners = sanity.matched_partners(np.zeros(4, int), np.zeros(4, int), 3, seed=0)
+    m = lambda a, b: similarity.measure_stack(a, b, "spearman_signed")  # noqa: E731
+    cross, ceiling, _ = sanity.arm_similarities(maps, maps, m, partners, exclude_same_index=True)
+    assert np.isnan(cross[[0, 1, 2], [0, 1, 2]]).all() and not np.isnan(cross[0, 1]).any()
+    np.testing.assert_allclose(cross[0, 1], ceiling[0, 1])
+    kept, _, _ = sanity.arm_similarities(maps, maps, m, partners, exclude_same_index=False)
+    np.testing.assert_allclose(kept[1, 1], 1.0)
+
+
+def test_no_resample_is_dropped_or_degenerate():
+    # catches: resamples silently dropped (NaN) or a resample that draws one model only, so the
+    # ceiling has no pair: every resample must yield a finite statistic
+    rng = np.random.default_rng(5)
+    cross, ceiling, floor = rng.uniform(size=(2, 1, 3)), rng.uniform(0.5, 1, size=(2, 2, 3)), rng.uniform(0, 0.4, size=(2, 2, 3))
+    r = sanity.randomization_test(cross, ceiling, floor, cut=0.5, n_boot=500, seed=1)
+    assert r.n_boot == 500 and np.isfinite([r.rho.lo, r.rho.hi, r.gap.lo, r.ceiling.lo]).all()
+    w = np.random.default_rng(0).dirichlet(np.ones(2), size=500)
+    assert (w > 0).all()                               # why none is degenerate
+    ceiling[:, :, :] = np.nan
+    with pytest.raises(ValueError, match="no valid pair"):
+        sanity.randomization_test(cross, ceiling, floor, cut=0.5, n_boot=100)
+
+
+def test_models_resampled_widens_the_interval():
+    # catches: the seed weights ignored (intervals over images only) in the replicated design
+    rng = np.random.default_rng(6)
+    c, r, n = 5, 5, 30
+    seed_effect = rng.normal(scale=0.2, size=(c, 1, 1))
+    cross = 0.3 + seed_effect + 0.02 * rng.normal(size=(c, r, n))
+    ceiling, floor = np.full((c, c, n), 0.8), np.full((c, c, n), 0.1)
+    a = sanity.randomization_test(cross, ceiling, floor, cut=0.5, n_boot=400, resample_models=True)
+    b = sanity.randomization_test(cross, ceiling, floor, cut=0.5, n_boot=400, resample_models=False)
+    assert (a.rho.hi - a.rho.lo) > 3 * (b.rho.hi - b.rho.lo)
 
 
 def test_randomization_test_point_estimates_are_the_plain_means():
     # catches: a ceiling that includes the diagonal (a control with itself) or a wrong axis
     rng = np.random.default_rng(3)
-    cross = rng.uniform(size=(2, 3, 6))
+    cross = rng.uniform(size=(3, 2, 6))
     ceiling = rng.uniform(size=(3, 3, 6))
     ceiling[[0, 1, 2], [0, 1, 2]] = 1.0          # the diagonal must be ignored
-    floor = rng.uniform(size=(3, 6))
-    r = sanity.randomization_test(cross, ceiling, floor, margin=0.1, n_boot=100)
+    floor = rng.uniform(size=(3, 3, 6))
+    floor[[0, 1, 2], [0, 1, 2]] = 5.0
+    r = sanity.randomization_test(cross, ceiling, floor, cut=0.5, n_boot=100)
     off = ~np.eye(3, dtype=bool)
     assert r.cross.mean == pytest.approx(cross.mean())
     assert r.ceiling.mean == pytest.approx(ceiling[off].mean())
-    assert r.diff.mean == pytest.approx(cross.mean() - ceiling[off].mean())
-    assert r.floor.mean == pytest.approx(floor.mean())
+    assert r.floor.mean == pytest.approx(floor[off].mean())
+    assert r.rho.mean == pytest.approx((cross.mean() - floor[off].mean()) / (ceiling[off].mean() - floor[off].mean()))
     assert r.cross.lo <= r.cross.mean <= r.cross.hi
-    with pytest.raises(ValueError, match="control seeds"):
-        sanity.randomization_test(cross[:, :1], ceiling[:1, :1], floor[:1], margin=0.1)
+    with pytest.raises(ValueError, match="true-label models"):
+        sanity.randomization_test(cross[:1], ceiling[:1, :1], floor[:1, :1], cut=0.5)
+
+
+def test_alpha_sets_the_interval_width():
+    # catches: a hard-coded 95% level
+    rng = np.random.default_rng(8)
+    arrays = _constant(cross=0.4, ceiling=0.8, floor=0.2, rng=rng)
+    wide = sanity.randomization_test(*arrays, cut=0.5, alpha=0.01, n_boot=400)
+    narrow = sanity.randomization_test(*arrays, cut=0.5, alpha=0.2, n_boot=400)
+    assert wide.rho.hi - wide.rho.lo > narrow.rho.hi - narrow.rho.lo
+    iv = lambda a: sanity.bootstrap_mean(rng.normal(size=50), alpha=a, seed=1)  # noqa: E731
+    assert iv(0.01).hi - iv(0.01).lo > iv(0.3).hi - iv(0.3).lo
+
+
+def test_holm_matches_the_step_down_definition():
+    # catches: Bonferroni instead of Holm, a missing monotone step, or the adjusted values reordered
+    p = [0.01, 0.04, 0.03, 0.005]
+    np.testing.assert_allclose(sanity.holm(p), [0.03, 0.06, 0.06, 0.02])
+    assert sanity.holm([0.5, 0.9]).tolist() == [1.0, 1.0]
+    r = sanity.randomization_test(*_constant(cross=0.2, ceiling=0.8, floor=0.2), cut=0.5, n_boot=200)
+    assert sanity.adjusted_outcome(r, 0.001) == "pass" and sanity.adjusted_outcome(r, 0.2) == "inconclusive"
 
 
 def test_measures_closed_forms():

@@ -2,7 +2,6 @@ import keras
 import numpy as np
 import pytest
 
-from report.q5_sanity import overall
 from xaikit import regions, similarity
 from xaikit.faithfulness import deletion_insertion
 
@@ -170,15 +169,6 @@ def test_unit_ranks_group_cells():
     assert punits == 64 and prank[4:, :4].max() == 15
     with pytest.raises(ValueError, match="cells expects <= 8"):
         unit_ranks(m, 9)
-
-
-def test_overall_verdict_over_metrics():
-    # catches: "mixed" reported as pass, or an all-fail reported as mixed
-    assert overall({"a": True, "b": True}) == "pass"
-    assert overall({"a": False, "b": False}) == "fail"
-    assert overall({"a": True, "b": False}) == "mixed"
-    with pytest.raises(ValueError):
-        overall({})
 
 
 def test_atlas_is_a_majority_vote():

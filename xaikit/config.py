@@ -46,11 +46,13 @@ SCHEMA: Mapping[str, type] = MappingProxyType({
     "random_labels.control_seed": int,
     "random_labels.learning_rate": float,
     "random_labels.seeds": int,
+    "random_labels.whole_split": bool,
     "sanity.images_per_class": int,
-    "sanity.equivalence_margin": float,
+    "sanity.primary_metric": str,
     "sanity.bootstrap": int,
     "sanity.seed": int,
     "sanity.cascade_images_per_class": int,
+    "sanity.cascade_draws": int,
     "attribution.samples_per_class": int,
     "attribution.eval_per_class": int,
     "attribution.ig_steps": int,
@@ -73,10 +75,12 @@ SCHEMA: Mapping[str, type] = MappingProxyType({
     "verdicts.agree": float,
     "verdicts.baseline_sensitive": float,
     "verdicts.alpha": float,
+    "verdicts.randomization_cut": float,
 })
 
 _CHOICES = {"train.class_weights": ("balanced", "none"),
-            "attribution.ig_baseline": ("black", "white", "blurred", "noise", "train_mean")}
+            "attribution.ig_baseline": ("black", "white", "blurred", "noise", "train_mean"),
+            "sanity.primary_metric": ("spearman_abs", "spearman_signed", "ssim", "hog")}
 
 
 @dataclass(frozen=True)
@@ -171,6 +175,12 @@ def load_config(text: str, *, source: str = "xaikit.toml", overrides: Iterable[s
     if values["random_labels.seeds"] < 2:
         raise ConfigError(f"random_labels.seeds expects >= 2 (the control ceiling compares two "
                           f"control seeds), got {values['random_labels.seeds']}")
+    if not 0.0 < values["verdicts.randomization_cut"] < 1.0:
+        raise ConfigError(f"verdicts.randomization_cut expects a value in (0, 1), got "
+                          f"{values['verdicts.randomization_cut']}")
+    if values["sanity.cascade_draws"] < 2:
+        raise ConfigError(f"sanity.cascade_draws expects >= 2 (the random-vs-random reference compares "
+                          f"two draws), got {values['sanity.cascade_draws']}")
     if values["train.replicates"] < 1:
         raise ConfigError(f"train.replicates expects >= 1 (the main model is replicate 1), "
                           f"got {values['train.replicates']}")

@@ -10,6 +10,7 @@ import matplotlib
 matplotlib.use("Agg")
 import numpy as np  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
+from matplotlib.patches import Patch  # noqa: E402
 
 
 @dataclass(frozen=True)
@@ -249,4 +250,75 @@ def cascade_curves(curves: dict[tuple[str, str], dict[str, np.ndarray]], steps: 
             if c == 0:
                 ax.set_ylabel("similarity to original map", fontsize=8)
     axes[0][0].legend(fontsize=7)
+    return fig
+
+
+OUTCOME_COLOURS = {"pass": "#4daf4a", "fail": "#e41a1c", "inconclusive": "#bdbdbd",
+                   "uninformative": "#f0f0f0"}
+
+
+def cut_sweep(rows: Sequence[tuple[str, float, float, float, str]], *, cut: float) -> Figure:
+    """The verdict of each row at every cut in [0, 1].
+
+    ``rows`` holds (label, rho, rho_lo, rho_hi, outcome at ``cut``). An informative row passes at
+    cuts above rho_hi (green), fails at cuts below rho_lo (red) and is inconclusive between
+    (grey); an uninformative row is pale over the whole range. The chosen cut is a dashed line.
+    """
+    fig = Figure(figsize=(7.5, 0.32 * len(rows) + 1.0), layout="constrained")
+    ax = fig.subplots()
+    for k, (label, rho, lo, hi, verdict) in enumerate(rows):
+        y = len(rows) - 1 - k
+        if verdict == "uninformative":
+            ax.barh(y, 1.0, left=0.0, color=OUTCOME_COLOURS["uninformative"], edgecolor="#999999",
+                    hatch="//", height=0.7)
+            ax.text(0.5, y, "uninformative (ceiling not above floor)", ha="center", va="center", fontsize=6)
+            continue
+        lo_c, hi_c = float(np.clip(lo, 0, 1)), float(np.clip(hi, 0, 1))
+        ax.barh(y, lo_c, left=0.0, color=OUTCOME_COLOURS["fail"], height=0.7)
+        ax.barh(y, hi_c - lo_c, left=lo_c, color=OUTCOME_COLOURS["inconclusive"], height=0.7)
+        ax.barh(y, 1.0 - hi_c, left=hi_c, color=OUTCOME_COLOURS["pass"], height=0.7)
+        if 0 <= rho <= 1:
+            ax.plot([rho], [y], marker="|", color="black", markersize=9)
+    ax.axvline(cut, color="black", linestyle="--", linewidth=1)
+    ax.set_yticks(range(len(rows)), [r[0] for r in rows][::-1], fontsize=7)
+    ax.set_xlim(0, 1)
+    ax.set_xlabel("cut on rho = (cross - floor) / (ceiling - floor)", fontsize=8)
+    handles = [Patch(color=OUTCOME_COLOURS[o], label=f"{o} at this cut")
+               for o in ("fail", "inconclusive", "pass")]
+    ax.legend(handles=handles, fontsize=6, loc="lower center", bbox_to_anchor=(0.5, 1.0), ncol=3, frameon=False)
+    return fig
+
+
+def cascade_bands(curves: dict[tuple[str, str], dict[str, np.ndarray]], steps: dict[str, Sequence[str]],
+                  floors: dict[str, tuple[float, float, float]],
+                  ceilings: dict[str, tuple[float, float, float]] | None = None) -> Figure:
+    """Cascading randomization: similarity of each step's maps to the trained model's maps and
+    between two independent draws of the same step, each a K x 3 array of (mean, lo, hi); the
+    method's matched floor (grey) and ceiling (blue) as shaded lines."""
+    keys = list(curves)
+    methods = list(dict.fromkeys(m for m, _ in keys))
+    orders = list(dict.fromkeys(o for _, o in keys))
+    fig = Figure(figsize=(7.5, 2.6 * len(methods)), layout="constrained")
+    axes = fig.subplots(len(methods), len(orders), squeeze=False, sharey=True)
+    for r, meth in enumerate(methods):
+        for c, order in enumerate(orders):
+            ax = axes[r][c]
+            labels = steps[order]
+            for name, v in curves[(meth, order)].items():
+                xs = np.arange(len(v))
+                ok = ~np.isnan(v[:, 0])
+                ax.plot(xs[ok], v[ok, 0], marker="o", markersize=3, label=name)
+                ax.fill_between(xs[ok], v[ok, 1], v[ok, 2], alpha=0.15)
+            f = floors[meth]
+            ax.axhspan(f[1], f[2], color="gray", alpha=0.25)
+            ax.axhline(f[0], color="gray", linestyle=":", linewidth=1, label="matched floor")
+            if ceilings is not None:
+                g = ceilings[meth]
+                ax.axhspan(g[1], g[2], color="tab:blue", alpha=0.12)
+                ax.axhline(g[0], color="tab:blue", linestyle=":", linewidth=1, label="ceiling")
+            ax.set_xticks(np.arange(len(labels)), labels, fontsize=6, rotation=30, ha="right")
+            ax.set_title(f"{meth}, {order.replace('_', '-')}", fontsize=9)
+            if c == 0:
+                ax.set_ylabel("Spearman |map|", fontsize=8)
+    axes[0][0].legend(fontsize=6)
     return fig

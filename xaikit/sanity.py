@@ -1,9 +1,26 @@
 """Statistics of the data randomization test (Adebayo et al. 2018) over images and model seeds.
 
-Similarities come as arrays indexed by model seed(s) and image, NaN where a map was flat
-(those pairs are excluded). Intervals come from a bootstrap that resamples the images and
-the model seeds of each arm together (a two-level bootstrap), so they carry the variation
-between trained models as well as between images.
+Three similarities of saliency maps, each an array over (model, model, image), NaN where a pair
+is excluded (a model with itself, a flat map, an image without a matched partner):
+
+- ``cross[i, j, n]``: true-label model i vs random-label model j on image n;
+- ``ceiling[i, k, n]``: true-label model i vs true-label model k (k != i) on image n, what a
+  second model that learned the same labels shares (the ceiling);
+- ``floor[i, k, n]``: true-label model i's map of image n vs model k's map of another image of
+  the same true class and the same explained target (the matched floor: what two models and two
+  images share through the spatial prior of centred chest films alone).
+
+The verdict is scale-free: rho = (cross - floor) / (ceiling - floor) places the random-label
+maps between "as different as unrelated maps" (0) and "as alike as a second true-label model"
+(1). A metric whose ceiling is not clearly above its floor cannot tell its own references
+apart and is **uninformative**; otherwise the method **passes** when the whole interval of rho
+lies below a cut fixed beforehand, **fails** when it lies above, and is **inconclusive** else.
+
+Intervals come from a two-level Bayesian bootstrap (Rubin 1981): each resample gives every
+image, every true-label model and every random-label model a Dirichlet(1, ..., 1) weight.
+Every model keeps a positive weight in every resample, so no resample is degenerate (a
+ceiling needs two distinct models) and none is dropped, while the spread between seeds still
+enters the interval.
 """
 
 from __future__ import annotations
@@ -13,10 +30,12 @@ from dataclasses import dataclass
 
 import numpy as np
 
+OUTCOMES = ("pass", "fail", "inconclusive", "uninformative")
+
 
 @dataclass(frozen=True)
 class Interval:
-    """A mean with its 95% bootstrap interval."""
+    """A mean with its 1 - alpha bootstrap interval."""
 
     mean: float
     lo: float
@@ -30,95 +49,257 @@ class Interval:
 class RandomizationResult:
     """One method and metric of the data randomization test."""
 
-    cross: Interval        # sim(control_i, random_j), all i, j
-    ceiling: Interval      # sim(control_i, control_k), i != k: the seed-to-seed ceiling
-    floor: Interval        # sim(control_i(image a), control_i(image b)): different images (Arun et al.)
-    diff: Interval         # cross - ceiling, paired per image
-    excess: Interval       # cross - floor, paired per image
-    below_ceiling: bool    # diff.hi < 0
-    near_floor: bool       # excess.hi < margin
-    passed: bool
-    margin: float
+    cross: Interval        # true-label vs random-label models, same image
+    ceiling: Interval      # true-label vs another true-label model, same image
+    floor: Interval        # true-label model i, image a vs model k, image b (same class and target)
+    gap: Interval          # ceiling - floor: the metric's range between its own references
+    rho: Interval          # (cross - floor) / (ceiling - floor)
+    outcome: str           # one of OUTCOMES, at ``cut``
+    cut: float
+    alpha: float
+    p_gap: float           # share of resamples with ceiling <= floor
+    p_below: float         # share of resamples with rho >= cut (one-sided p of "rho < cut")
+    p_above: float         # share of resamples with rho <= cut (one-sided p of "rho > cut")
+    pass_cuts: tuple[float, float] | None   # the cuts in [0, 1] at which it passes: (rho.hi, 1], clipped
+    fail_cuts: tuple[float, float] | None   # ... and fails: [0, rho.lo), clipped
+    rho_by_model: tuple[float, ...]          # rho of each true-label model's comparisons
     n_images: int
     n_random: int
     n_control: int
+    n_boot: int
+    models_resampled: bool
+
+    @property
+    def p_value(self) -> float:
+        """Two-sided p of "rho = cut" (matches the 1 - alpha interval), capped at 1."""
+        return float(min(1.0, 2 * min(self.p_below, self.p_above)))
+
+    @property
+    def direction(self) -> str:
+        """The side of the cut that the estimate lies on: "pass" or "fail"."""
+        return "pass" if self.rho.mean < self.cut else "fail"
 
     def as_dict(self) -> dict:
-        out = {k: getattr(self, k).as_dict() for k in ("cross", "ceiling", "floor", "diff", "excess")}
-        out.update(below_ceiling=self.below_ceiling, near_floor=self.near_floor, passed=self.passed,
-                   margin=self.margin, n_images=self.n_images, n_random=self.n_random,
-                   n_control=self.n_control)
+        out = {k: getattr(self, k).as_dict() for k in ("cross", "ceiling", "floor", "gap", "rho")}
+        out.update(outcome=self.outcome, cut=self.cut, alpha=self.alpha, p_gap=self.p_gap,
+                   p_below=self.p_below, p_above=self.p_above, p_value=self.p_value,
+                   pass_cuts=list(self.pass_cuts) if self.pass_cuts else None,
+                   fail_cuts=list(self.fail_cuts) if self.fail_cuts else None,
+                   passes_somewhere=self.pass_cuts is not None, fails_somewhere=self.fail_cuts is not None,
+                   passes_everywhere=bool(self.pass_cuts and self.pass_cuts[0] <= 0.0),
+                   fails_everywhere=bool(self.fail_cuts and self.fail_cuts[1] >= 1.0),
+                   pass_above=float(np.clip(self.rho.hi, 0.0, 1.0)), fail_below=float(np.clip(self.rho.lo, 0.0, 1.0)),
+                   rho_by_model=list(self.rho_by_model), n_images=self.n_images,
+                   n_random=self.n_random, n_control=self.n_control, n_boot=self.n_boot,
+                   models_resampled=self.models_resampled)
         return out
 
 
+def outcome(gap: Interval, rho: Interval, cut: float) -> str:
+    """The verdict at ``cut``: uninformative unless the gap's interval lies above 0; then pass
+    when rho's interval lies wholly below the cut, fail when wholly above, else inconclusive."""
+    if not gap.lo > 0:
+        return "uninformative"
+    if rho.hi < cut:
+        return "pass"
+    if rho.lo > cut:
+        return "fail"
+    return "inconclusive"
+
+
+def cut_sweep(gap: Interval, rho: Interval, cuts: np.ndarray) -> list[str]:
+    """:func:`outcome` at every cut: how much the answer depends on the cut."""
+    return [outcome(gap, rho, float(c)) for c in cuts]
+
+
+def matched_partners(labels: np.ndarray, targets: np.ndarray, n_models: int, *, seed: int) -> np.ndarray:
+    """``partners[i, k, n]``: for the ordered model pair (i, k), another image of the same true
+    class and the same explained target as image n, drawn uniformly with a seeded generator;
+    -1 where image n has no such partner (and on the diagonal i == k)."""
+    labels, targets = np.asarray(labels), np.asarray(targets)
+    if labels.shape != targets.shape or labels.ndim != 1:
+        raise ValueError(f"labels and targets expect equal 1-D shapes, got {labels.shape} and {targets.shape}")
+    n = len(labels)
+    rng = np.random.default_rng(seed)
+    out = np.full((n_models, n_models, n), -1, dtype=int)
+    groups = {}
+    for idx in range(n):
+        groups.setdefault((int(labels[idx]), int(targets[idx])), []).append(idx)
+    for i in range(n_models):
+        for k in range(n_models):
+            if i == k:
+                continue
+            for members in groups.values():
+                if len(members) < 2:
+                    continue
+                m = np.asarray(members)
+                for a in m:
+                    others = m[m != a]
+                    out[i, k, a] = others[rng.integers(0, len(others))]
+    return out
+
+
+def arm_similarities(controls: list, randoms: list, measure, partners: np.ndarray, *,
+                     exclude_same_index: bool) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(cross, ceiling, floor) arrays of the module docstring from map stacks.
+
+    ``measure(a, b)`` compares two stacks image by image (NaN where a map is flat).
+    ``exclude_same_index`` leaves out cross pairs (i, i): random-i and control-i share their
+    training subset, which the ceiling's pairs (i, k != i) never do, so the cross compares only
+    models of different subsets as the ceiling does."""
+    c, r, n = len(controls), len(randoms), len(controls[0])
+    if partners.shape != (c, c, n):
+        raise ValueError(f"partners expects shape {(c, c, n)}, got {partners.shape}")
+    cross = np.full((c, r, n), np.nan)
+    ceiling = np.full((c, c, n), np.nan)
+    floor = np.full((c, c, n), np.nan)
+    for i in range(c):
+        for j in range(r):
+            if not (exclude_same_index and i == j):
+                cross[i, j] = measure(controls[i], randoms[j])
+        for k in range(c):
+            if k == i:
+                continue
+            ceiling[i, k] = measure(controls[i], controls[k])
+            has = partners[i, k] >= 0
+            if has.any():
+                floor[i, k, has] = measure(controls[i][has], controls[k][partners[i, k, has]])
+    return cross, ceiling, floor
+
+
+def _weighted_mean(q: np.ndarray, wa: np.ndarray, wb: np.ndarray, wn: np.ndarray) -> np.ndarray:
+    """Mean of ``q[a, b, n]`` over its non-NaN entries with weight ``wa[t, a] wb[t, b] wn[t, n]``,
+    for each resample t."""
+    valid = ~np.isnan(q)
+    num = np.einsum("ta,tb,tn,abn->t", wa, wb, wn, np.where(valid, q, 0.0), optimize=True)
+    den = np.einsum("ta,tb,tn,abn->t", wa, wb, wn, valid.astype(np.float64), optimize=True)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return num / den
+
+
 def _check(cross: np.ndarray, ceiling: np.ndarray, floor: np.ndarray) -> tuple[int, int, int]:
-    cross, ceiling, floor = (np.asarray(a) for a in (cross, ceiling, floor))
     if cross.ndim != 3:
-        raise ValueError(f"cross expects random x control x images, got shape {cross.shape}")
-    r, c, n = cross.shape
-    if ceiling.shape != (c, c, n):
-        raise ValueError(f"ceiling expects shape {(c, c, n)}, got {ceiling.shape}")
-    if floor.shape != (c, n):
-        raise ValueError(f"floor expects shape {(c, n)}, got {floor.shape}")
+        raise ValueError(f"cross expects true-label x random-label models x images, got shape {cross.shape}")
+    c, r, n = cross.shape
+    for name, a in (("ceiling", ceiling), ("floor", floor)):
+        if a.shape != (c, c, n):
+            raise ValueError(f"{name} expects shape {(c, c, n)}, got {a.shape}")
     if c < 2:
-        raise ValueError(f"the control ceiling needs >= 2 control seeds, got {c}")
-    return r, c, n
+        raise ValueError(f"the ceiling needs >= 2 true-label models, got {c}")
+    if n < 2:
+        raise ValueError(f"the matched floor needs >= 2 images, got {n}")
+    return c, r, n
 
 
-def _stats(cross, ceiling, floor, rs, cs, ns):
-    """Means of cross, ceiling, floor and the per-image paired differences for one resample."""
-    x = np.nanmean(cross[np.ix_(rs, cs, ns)], axis=(0, 1))                 # per image
-    a, b = np.meshgrid(np.arange(len(cs)), np.arange(len(cs)), indexing="ij")
-    keep = cs[a.ravel()] != cs[b.ravel()]                                   # distinct seeds only
-    if not keep.any():
-        return (np.nan,) * 5
-    pairs = ceiling[cs[a.ravel()[keep]], cs[b.ravel()[keep]]][:, ns]
-    c = np.nanmean(pairs, axis=0)
-    f = np.nanmean(floor[np.ix_(cs, ns)], axis=0)
-    return (np.nanmean(x), np.nanmean(c), np.nanmean(f), np.nanmean(x - c), np.nanmean(x - f))
+def _rho_by_model(cross, ceiling, floor) -> tuple[float, ...]:
+    out = []
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        for i in range(cross.shape[0]):
+            x, c, f = np.nanmean(cross[i]), np.nanmean(ceiling[i]), np.nanmean(floor[i])
+            out.append(float((x - f) / (c - f)) if c != f else float("nan"))
+    return tuple(out)
 
 
-def randomization_test(cross: np.ndarray, ceiling: np.ndarray, floor: np.ndarray, *,
-                       margin: float, n_boot: int = 2000, seed: int = 0) -> RandomizationResult:
-    """Is sim(control, random) clearly below the control-to-control ceiling, and within
-    ``margin`` of the different-image floor?
+def randomization_test(cross: np.ndarray, ceiling: np.ndarray, floor: np.ndarray, *, cut: float,
+                       alpha: float = 0.05, n_boot: int = 2000, seed: int = 0,
+                       resample_models: bool = True) -> RandomizationResult:
+    """The verdict of one method and metric (see the module docstring).
 
-    ``cross[j, i, n]``: random seed j vs control seed i on image n; ``ceiling[i, k, n]``:
-    control i vs control k (the diagonal is ignored); ``floor[i, n]``: control i's map of
-    image n vs its map of another image. Pass when the upper 95% bound of cross - ceiling is
-    below 0 and the upper bound of cross - floor is below ``margin`` (an equivalence bound,
-    fixed before the data are seen).
+    ``resample_models=False`` keeps the models' weights equal (for designs with one model per
+    arm, where the spread between models cannot be estimated; intervals are then over images
+    only). The diagonals of ``ceiling`` and ``floor`` (a model with itself) are ignored.
     """
-    cross, ceiling, floor = (np.asarray(a, np.float64) for a in (cross, ceiling, floor))
-    r, c, n = _check(cross, ceiling, floor)
+    cross, ceiling, floor = (np.asarray(a, np.float64).copy() for a in (cross, ceiling, floor))
+    c, r, n = _check(cross, ceiling, floor)
     if n_boot < 100:
         raise ValueError(f"n_boot expects >= 100, got {n_boot}")
+    if not 0.0 < alpha < 1.0:
+        raise ValueError(f"alpha expects a value in (0, 1), got {alpha}")
+    eye = np.eye(c, dtype=bool)
+    ceiling[eye] = np.nan
+    floor[eye] = np.nan
     rng = np.random.default_rng(seed)
-    with warnings.catch_warnings():        # a resample may hold only flat (NaN) pairs
-        warnings.simplefilter("ignore", RuntimeWarning)
-        point = _stats(cross, ceiling, floor, np.arange(r), np.arange(c), np.arange(n))
-        boots = np.array([_stats(cross, ceiling, floor, rng.integers(0, r, r), rng.integers(0, c, c),
-                                 rng.integers(0, n, n)) for _ in range(n_boot)])
-        lo, hi = np.nanpercentile(boots, [2.5, 97.5], axis=0)
-    iv = [Interval(float(p), float(a), float(b)) for p, a, b in zip(point, lo, hi)]
-    below, near = bool(iv[3].hi < 0), bool(iv[4].hi < margin)
-    return RandomizationResult(*iv, below_ceiling=below, near_floor=near, passed=below and near,
-                               margin=margin, n_images=n, n_random=r, n_control=c)
+
+    def weights(k: int) -> np.ndarray:
+        if resample_models:
+            return rng.dirichlet(np.ones(k), size=n_boot)
+        return np.full((n_boot, k), 1.0 / k)
+
+    wc, wr = weights(c), weights(r)
+    wn = rng.dirichlet(np.ones(n), size=n_boot)
+    ones = (np.ones((1, c)), np.ones((1, r)), np.ones((1, n)))
+    stats = {}
+    for name, q, wb, ub in (("cross", cross, wr, ones[1]), ("ceiling", ceiling, wc, ones[0]),
+                            ("floor", floor, wc, ones[0])):
+        stats[name] = (float(_weighted_mean(q, ones[0], ub, ones[2])[0]), _weighted_mean(q, wc, wb, wn))
+    point = {k: v[0] for k, v in stats.items()}
+    boots = {k: v[1] for k, v in stats.items()}
+    point["gap"] = point["ceiling"] - point["floor"]
+    boots["gap"] = boots["ceiling"] - boots["floor"]
+    with np.errstate(invalid="ignore", divide="ignore"):
+        point["rho"] = (point["cross"] - point["floor"]) / point["gap"] if point["gap"] != 0 else np.nan
+        boots["rho"] = (boots["cross"] - boots["floor"]) / boots["gap"]
+    q = (100 * alpha / 2, 100 * (1 - alpha / 2))
+    iv = {}
+    for k in ("cross", "ceiling", "floor", "gap", "rho"):
+        b = boots[k]
+        if np.isnan(b).any():
+            raise ValueError(f"{k}: {int(np.isnan(b).sum())} of {n_boot} resamples have no valid pair; "
+                             "expected every similarity array to hold at least one non-NaN entry")
+        lo, hi = np.percentile(b, q)
+        iv[k] = Interval(float(point[k]), float(lo), float(hi))
+    verdict = outcome(iv["gap"], iv["rho"], cut)
+    rho = iv["rho"]
+    informative = verdict != "uninformative"
+    pass_cuts = (max(rho.hi, 0.0), 1.0) if informative and rho.hi < 1.0 else None
+    fail_cuts = (0.0, min(rho.lo, 1.0)) if informative and rho.lo > 0.0 else None
+    return RandomizationResult(
+        cross=iv["cross"], ceiling=iv["ceiling"], floor=iv["floor"], gap=iv["gap"], rho=rho,
+        outcome=verdict, cut=cut, alpha=alpha, p_gap=float(np.mean(boots["gap"] <= 0)),
+        p_below=float(np.mean(boots["rho"] >= cut)), p_above=float(np.mean(boots["rho"] <= cut)),
+        pass_cuts=pass_cuts, fail_cuts=fail_cuts, rho_by_model=_rho_by_model(cross, ceiling, floor),
+        n_images=n, n_random=r, n_control=c, n_boot=n_boot, models_resampled=resample_models)
 
 
-def bootstrap_mean(values: np.ndarray, *, n_boot: int = 2000, seed: int = 0) -> Interval:
-    """Mean of ``values[model, image]`` (NaN excluded) with a 95% interval from resampling
-    models and images together."""
+def holm(pvalues) -> np.ndarray:
+    """Holm's (1979) step-down adjusted p-values, in the input order."""
+    p = np.asarray(pvalues, np.float64)
+    m = len(p)
+    if m == 0:
+        return p
+    order = np.argsort(p)
+    adj = np.maximum.accumulate((m - np.arange(m)) * p[order])
+    out = np.empty(m)
+    out[order] = np.minimum(adj, 1.0)
+    return out
+
+
+def adjusted_outcome(result: RandomizationResult, p_adjusted: float) -> str:
+    """A verdict after a multiplicity adjustment: uninformative stays so; otherwise the side
+    of the cut when the adjusted p is below alpha, else inconclusive."""
+    if result.outcome == "uninformative":
+        return "uninformative"
+    return result.direction if p_adjusted < result.alpha else "inconclusive"
+
+
+def bootstrap_mean(values: np.ndarray, *, n_boot: int = 2000, seed: int = 0,
+                   alpha: float = 0.05) -> Interval:
+    """Mean of ``values[model, image]`` (NaN excluded) with a 1 - alpha interval from a
+    Bayesian bootstrap over models and images (every model keeps a positive weight)."""
     v = np.asarray(values, np.float64)
     if v.ndim == 1:
         v = v[None]
     if v.ndim != 2:
         raise ValueError(f"values expects models x images, got shape {v.shape}")
+    if np.isnan(v).all():
+        raise ValueError("values holds no finite entry")
     m, n = v.shape
     rng = np.random.default_rng(seed)
-    with warnings.catch_warnings():        # a resample may hold only flat (NaN) pairs
+    wm = rng.dirichlet(np.ones(m), size=n_boot) if m > 1 else np.ones((n_boot, 1))
+    wn = rng.dirichlet(np.ones(n), size=n_boot)
+    boots = _weighted_mean(v[:, None, :], wm, np.ones((n_boot, 1)), wn)
+    lo, hi = np.nanpercentile(boots, (100 * alpha / 2, 100 * (1 - alpha / 2)))
+    with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)
-        boots = [np.nanmean(v[np.ix_(rng.integers(0, m, m), rng.integers(0, n, n))])
-                 for _ in range(n_boot)]
-        lo, hi = np.nanpercentile(boots, [2.5, 97.5])
         return Interval(float(np.nanmean(v)), float(lo), float(hi))
