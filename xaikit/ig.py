@@ -1,8 +1,11 @@
 """Integrated Gradients (Sundararajan et al. 2017) on ``tf.GradientTape``.
 
 All interpolation points of all images are flattened into one stream and evaluated in
-batches, one tape per batch. The model passed in must output class scores; the report
-passes the pre-softmax ``logits`` model, so attributions explain the target's logit.
+batches, one tape per batch, by a graph that a :class:`PathGradients` traces once: it builds the
+points, sums the weighted gradients per image and returns the scores at the points, so F(x) and
+F(baseline) for the completeness gap come from the path's ends (``bench/ig_limit.py`` times it
+against the model's own forward+backward pass). The model passed in must output class
+scores; the report passes the logit-margin model (``xaikit.scores``).
 """
 
 from __future__ import annotations
