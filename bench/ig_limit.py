@@ -11,9 +11,10 @@ report's blurred baseline, steps and batch size. Prints, in one run:
   - the ratios new / limit (target <= 1.3) and old / limit;
   - the largest |old - new| attribution relative to each map's largest |attribution|, and
     the largest gap difference.
-Each quantity is the minimum over ``--repeat`` interleaved rounds (the cores are shared).
+Each quantity is the minimum over ``--repeat`` interleaved rounds (the cores are shared); on busy
+cores ``--threads 1 --clock cpu`` gives steadier ratios (CPU time of one thread).
 
-    .venv/bin/python bench/ig_limit.py [--images 10] [--repeat 3] [--data PATH]
+    .venv/bin/python bench/ig_limit.py [--images 10] [--repeat 3] [--threads 0] [--clock wall] [--data PATH]
 """
 
 from __future__ import annotations
@@ -99,10 +100,10 @@ def load_images(data: Path | None, n: int, size: int) -> tuple[np.ndarray, str]:
     return rng.uniform(size=(n, size, size, 1)).astype(np.float32), f"{n} uniform-noise images"
 
 
-def timed(fn) -> float:
-    t = time.perf_counter()
+def timed(fn, clock=time.perf_counter) -> float:
+    t = clock()
     fn()
-    return time.perf_counter() - t
+    return clock() - t
 
 
 def main() -> None:
@@ -112,7 +113,15 @@ def main() -> None:
     ap.add_argument("--size", type=int, default=128)
     ap.add_argument("--data", type=Path,
                     default=Path(os.environ.get("XAIKIT_DATA", ROOT.parent / "shared" / "data" / "chest_xray")))
+    ap.add_argument("--threads", type=int, default=0,
+                    help="TensorFlow intra-op threads (0: its default); 1 steadies ratios on busy cores")
+    ap.add_argument("--clock", choices=("wall", "cpu"), default="wall",
+                    help="cpu: this process's CPU time, which waiting for a busy core does not "
+                         "inflate (use with --threads 1)")
     args = ap.parse_args()
+    if args.threads:
+        tf.config.threading.set_intra_op_parallelism_threads(args.threads)
+        tf.config.threading.set_inter_op_parallelism_threads(1)
     a = load_config((ROOT / "xaikit.toml").read_text()).section("attribution")
     steps, batch = a["ig_steps"], a["ig_batch_size"]
     model = margin_model(logits_model(build_cnn(args.size, 1, seed=0)))
@@ -143,9 +152,10 @@ def main() -> None:
                                                        batch_size=batch),
             "held N": lambda: xig.integrated_gradients(held, x, b, target, steps=steps, batch_size=batch)}
     best = {name: np.inf for name in runs}
+    clock = time.process_time if args.clock == "cpu" else time.perf_counter
     for _ in range(args.repeat):            # interleaved: every variant sees the same load
         for name, fn in runs.items():
-            best[name] = min(best[name], timed(fn))
+            best[name] = min(best[name], timed(fn, clock))
 
     old_attr, old_gap = old_integrated_gradients(model, x, b, target, steps=steps, batch_size=batch)
     new = xig.integrated_gradients(held, x, b, target, steps=steps, batch_size=batch)
@@ -155,7 +165,7 @@ def main() -> None:
     limit = best["limit"]
     print(f"{where} at {args.size} px; margin model of build_cnn (untrained); blurred baseline; "
           f"{steps} steps ({k} points per image), batch {batch}; min of {args.repeat} rounds; "
-          f"{os.cpu_count()} cores (shared)")
+          f"{os.cpu_count()} cores (shared), {args.threads or 'default'} TF threads, {args.clock} clock")
     print(f"limit: forward+backward of {k} points as one compiled batch  {limit:.3f} s/image")
     print(f"{'IG':<22} {'1 image (s)':>11} {f'{n} images (s)':>14} {'s/image':>8} {'per call (s)':>12} "
           f"{'/ limit':>8}")
