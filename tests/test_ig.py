@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 
 from xaikit import baselines as xb
-from xaikit.ig import (integrated_gradients, integrated_gradients_adaptive,
+from xaikit.ig import (PathGradients, integrated_gradients, integrated_gradients_adaptive,
                        integrated_gradients_expected, quadrature)
 
 
@@ -170,3 +170,68 @@ def test_margin_model_refuses_more_than_two_logits():
     inp = keras.Input((3,))
     with pytest.raises(ValueError, match="2 logits, got 3"):
         margin_model(keras.Model(inp, keras.layers.Dense(3)(inp)))
+
+
+def previous_integrated_gradients(model, x, b, target, steps, batch_size, method):
+    """The implementation before issue 23 (np.add.at on the host, F by model.predict): the
+    reference the compiled accumulation must match to float rounding."""
+    import tensorflow as tf
+    alphas, weights = quadrature(steps, method)
+    n, k = len(x), len(alphas)
+    total = np.zeros_like(x)
+    pair_image, pair_step = np.repeat(np.arange(n), k), np.tile(np.arange(k), n)
+    for start in range(0, n * k, batch_size):
+        img, stp = pair_image[start:start + batch_size], pair_step[start:start + batch_size]
+        path = tf.constant(b[img] + alphas[stp][:, None, None, None] * (x[img] - b[img]))
+        with tf.GradientTape() as tape:
+            tape.watch(path)
+            chosen = tf.gather(model(path, training=False), target[img], axis=1, batch_dims=1)
+        np.add.at(total, img, tape.gradient(chosen, path).numpy() * weights[stp][:, None, None, None])
+    attributions = (x - b) * total
+    rows = np.arange(n)
+    f_x = model.predict(x, verbose=0)[rows, target]
+    f_b = model.predict(b, verbose=0)[rows, target]
+    delta = f_x - f_b
+    return attributions, np.abs(attributions.reshape(n, -1).sum(1) - delta) / np.abs(delta), f_x, f_b
+
+
+@pytest.mark.parametrize("steps, batch_size, method", [(16, 7, "trapezoid"), (9, 100, "trapezoid"),
+                                                       (8, 5, "gauss_legendre"), (6, 1, "riemann_left")])
+def test_maps_equal_the_previous_implementation(steps, batch_size, method):
+    """Catches: a batch that straddles two images summed into one, weights applied to the
+    wrong node, F(x) or F(b) taken from the wrong end of the path."""
+    model = small_cnn(seed=4)
+    rng = np.random.default_rng(7)
+    x = rng.uniform(size=(3, 16, 16, 1)).astype(np.float32)
+    b = rng.uniform(size=(3, 16, 16, 1)).astype(np.float32)
+    target = np.array([0, 1, 1])
+    res = integrated_gradients(model, x, b, target, steps=steps, batch_size=batch_size, method=method)
+    attr, gap, f_x, f_b = previous_integrated_gradients(model, x, b, target, steps, batch_size, method)
+    scale = np.abs(attr).max()
+    np.testing.assert_allclose(res.attributions, attr, rtol=1e-5, atol=1e-6 * scale)
+    np.testing.assert_allclose(res.f_image, f_x, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(res.f_baseline, f_b, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(res.gap, gap, rtol=1e-3, atol=1e-5)
+
+
+def test_held_path_gradients_trace_once():
+    """Catches: a graph traced again for each call, each batch size (the last, partial batch)
+    or each step count: a held PathGradients traces once per image shape."""
+    model = small_cnn(seed=5)
+    x = np.random.default_rng(8).uniform(size=(3, 16, 16, 1)).astype(np.float32)
+    held = PathGradients(model)
+    first = integrated_gradients(held, x, 0 * x, target=1, steps=8, batch_size=5)
+    assert held.traces == 1
+    again = integrated_gradients(held, x[:2], 0 * x[:2], target=[0, 1], steps=16, batch_size=7)
+    integrated_gradients_adaptive(held, x, 0 * x, target=1, steps=2, tolerance=1e-4, max_steps=16)
+    integrated_gradients_expected(held, x, xb.uniform_noise(x, 2, seed=0), target=0, steps=4)
+    assert held.traces == 1
+    # the held object gives the same maps as a model passed directly
+    np.testing.assert_array_equal(again.attributions,
+                                  integrated_gradients(model, x[:2], 0 * x[:2], target=[0, 1], steps=16,
+                                                       batch_size=7).attributions)
+    assert first.attributions.shape == x.shape
+    integrated_gradients(held, x, 0 * x, target=1, steps=3, method="gauss_legendre")
+    assert held.traces == 2          # the forward-only scores: F(x) is no node of Gauss-Legendre
+    integrated_gradients(held, x[:1], 0 * x[:1], target=1, steps=5, method="gauss_legendre")
+    assert held.traces == 2
