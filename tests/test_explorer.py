@@ -40,7 +40,8 @@ def synthetic_build(build: Path, *, cascade: bool = True) -> dict:
     atomic_save_npz(a / "ig_baselines.npz", targets=targets, inputs=x,       # no names: Q3's order
                     **{f"attr_{b}": np.abs(rng.normal(size=(N, SIZE, SIZE))) for b in ("black", "blurred", "noise")})
     atomic_save_npz(a / "gradcam_main.npz", names=names, inputs=x, labels=labels, targets=targets,
-                    maps=rng.uniform(size=(N, SIZE, SIZE)), layer=np.array("last_conv"))
+                    maps=rng.uniform(size=(N, SIZE, SIZE)), layer=np.array("last_conv"),
+                    maps_conv_block1=rng.uniform(size=(N, SIZE, SIZE)))     # the early layer, once saved
     pos = np.r_[0:3, 6:9]
     atomic_save_npz(a / "q5_maps.npz", names=names[pos], targets=targets[pos], labels=labels[pos],
                     **{f"{m}_{name}".replace("-", "_"): rng.normal(size=(Q5, SIZE, SIZE))
@@ -59,7 +60,7 @@ def test_collect_reads_every_model_and_file_by_its_keys(tmp_path):
     cards, rows, cols = explorer.collect(explorer.read_arrays(tmp_path / "attributions"), numbers)
     assert len(cards) == N
     keys = [r.key for r in rows]
-    assert keys[:2] == ["ig", "ig-signed"] and {"ig-black", "ig-blurred", "ig-noise", "gradcam-last_conv"} <= set(keys)
+    assert keys[:2] == ["ig", "ig-signed"] and {"ig-black", "ig-blurred", "ig-noise", "gradcam-last_conv", "gradcam-conv_block1"} <= set(keys)
     q5 = [r.label for r in rows if r.group.startswith("Q5: |IG|")]
     assert q5 == list(Q5_MODELS)                          # main, random-1..k, random-all, control-1..k, control-all
     cascade = [r for r in rows if r.group.startswith("q5_cascade")]
