@@ -35,7 +35,6 @@ ASSETS = ("index.html", "explorer.css", "explorer.js")
 FOLDER = "explorer"
 LINK = f"{FOLDER}/index.html"            # from report.html
 SECTIONS = ("q3", "q4", "q5")            # the report sections that link to it
-SOURCES = [Path(__file__)] + [TEMPLATES / a for a in ASSETS]
 
 MAIN = "ig_main"                         # Q3's file: names, labels, targets, probs of every explained image
 CORE = ("names", "labels", "targets", "probs", "threshold", "inputs")
