@@ -214,6 +214,10 @@
     if (step) { ev.preventDefault(); move(step); }
   }
 
+  function barHeight() {   // cards scroll to just below the sticky bar, whose height depends on the width
+    document.documentElement.style.setProperty("--bar", $("bar").offsetHeight + "px");
+  }
+
   function start() {
     if (!D) { cardsEl.textContent = "data.js is missing or did not load."; return; }
     $("profile").textContent = D.profile && D.profile !== "full" ? "(" + D.profile + " profile)" : "";
@@ -222,6 +226,8 @@
       img.numbers.p = img.p;
       cards.push({img: img, el: card(img), i: i});
     });
+    barHeight();
+    window.addEventListener("resize", barHeight);
     options();
     notes();
     presets();
