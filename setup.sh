@@ -22,6 +22,23 @@ if [ -n "$missing" ]; then
   fi
 fi
 
+# The browser tests (tests/test_explorer.py) open the explorer and the report in headless Chromium,
+# Debian's build (browser downloads do not work here). Large, so only for `setup.sh test`; without
+# them those tests are skipped with the reason printed.
+if [ "${1:-}" = test ] && command -v dpkg-query >/dev/null; then
+  browser=""
+  for p in chromium chromium-driver; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || browser="$browser $p"
+  done
+  if [ -n "$browser" ] && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+    echo "setup: installing Debian packages for the browser tests:$browser" >&2
+    (apt-get install -y -q $browser >/dev/null 2>&1) || (apt-get update -q >/dev/null && apt-get install -y -q $browser >/dev/null) \
+      || echo "setup: could not install$browser; the browser tests will be skipped" >&2
+  elif [ -n "$browser" ]; then
+    echo "setup: the browser tests need the Debian packages:$browser (skipped without them)" >&2
+  fi
+fi
+
 PY=${PYTHON:-python3}
 stamp=.venv/.requirements.sha
 want=$(cat requirements.txt requirements-dev.txt | sha256sum | cut -d' ' -f1)

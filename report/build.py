@@ -134,6 +134,8 @@ def build_report(data: str | None = None, config: str | None = None, overrides=(
     check_splits(ctx)
     retire_report(ctx.build)
     results = run_sections(ctx, force)
+    from .explorer import build_step
+    build_step(ctx, results)                  # before rendering: the report links to it
     from .render import render
     t1 = time.perf_counter()
     html_path = render(ctx, results, pdf=pdf, templates=Path(templates))

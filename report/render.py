@@ -15,7 +15,7 @@ from jinja2.sandbox import SandboxedEnvironment
 
 from xaikit.errors import XaikitError
 
-from . import artifacts
+from . import artifacts, explorer
 from .context import ROOT, Context
 from .registry import SECTIONS
 
@@ -144,7 +144,7 @@ def render(ctx: Context, results: dict, *, pdf: bool = True, templates: Path = T
     html = page_env.get_template("report.html.j2").render(
         sections=sections, findings=findings, provenance=numbers["provenance"], css=(Path(templates) / "report.css").read_text("utf-8"),
         profile=ctx.cfg.profile, dataset=ctx.listing.root,
-        created=_dt.datetime.now().strftime("%Y-%m-%d %H:%M"),
+        created=_dt.datetime.now().strftime("%Y-%m-%d %H:%M"), explorer=explorer.links(ctx.build),
         n_images=len(ctx.listing.records))
     html_path = ctx.build / "report.html"
     artifacts.atomic_write_text(html_path, html)

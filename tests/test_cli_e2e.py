@@ -6,8 +6,11 @@ from pathlib import Path
 
 import pytest
 
+from . import browser
 from .conftest import ROOT, make_dataset
 from .pdf_layout import layout_problems
+
+E2E_BUILD: dict[str, Path] = {}    # a copy of the end-to-end test's first build, for the browser test
 
 SMALL = ["data.image_size=48", "train.epochs=2", "random_labels.subset_size=24",
          "random_labels.max_epochs=3", "attribution.eval_per_class=5", "attribution.ig_steps=8",
@@ -68,7 +71,7 @@ def test_invoke_list_documents_tasks():
 
 
 @pytest.mark.e2e
-def test_end_to_end_build_on_real_sample(real_sample, tmp_path, capfd):
+def test_end_to_end_build_on_real_sample(real_sample, tmp_path, tmp_path_factory, capfd):
     from report.build import build_report, run_stage
     templates = tmp_path / "templates"
     shutil.copytree(ROOT / "templates", templates)
@@ -97,6 +100,9 @@ def test_end_to_end_build_on_real_sample(real_sample, tmp_path, capfd):
         assert layout_problems(build / "quick" / "report.pdf") == []
     for f in ("ig_main", "gradcam_main", "q5_maps", "ig_baselines"):
         assert (build / "quick" / "attributions" / f"{f}.npz").exists()
+    assert (build / "quick" / "explorer" / "index.html").exists() and 'href="explorer/index.html"' in html
+    E2E_BUILD["quick"] = shutil.copytree(build / "quick", tmp_path_factory.mktemp("e2e") / "quick",
+                                         ignore=shutil.ignore_patterns("models", "cache"))
     capfd.readouterr()
 
     # edit prose only: nothing is recomputed and the edit shows
@@ -118,6 +124,29 @@ def test_end_to_end_build_on_real_sample(real_sample, tmp_path, capfd):
     run_stage("main", **{k: v for k, v in kwargs.items() if k != "templates"})
     err = capfd.readouterr().err
     assert "could not be loaded" in err and "model main: trained" in err
+
+
+@pytest.mark.e2e
+def test_end_to_end_build_in_chromium():
+    # catches: on a real build, a console error, a missing thumbnail or a filter count that differs
+    # from the saved arrays in the explorer; a broken image or an internal link (#id, or the
+    # explorer link) of report.html that leads nowhere
+    if "quick" not in E2E_BUILD:
+        pytest.skip("browser test of the end-to-end build: that build did not run in this session")
+    reason = browser.unavailable()
+    if reason:
+        pytest.skip(f"browser test of the end-to-end build: {reason}")
+    build = E2E_BUILD["quick"]
+    numbers = json.loads((build / "numbers.json").read_text())
+    with browser.chromium() as driver:
+        browser.check_explorer(driver, build, report_names=len(numbers["q3"]["report_images"]))
+        report = build / "report.html"
+        driver.get(report.as_uri())
+        assert browser.broken_images(driver) == []
+        assert browser.unresolved_links(driver, report) == []
+        assert browser.console_errors(driver) == []
+        links = driver.execute_script("return [...document.querySelectorAll('a[href^=\"explorer/\"]')].length;")
+        assert links == 4                 # title page, Q3, Q4, Q5
 
 
 def test_clean_removes_only_the_build_folder(tmp_path):
