@@ -11,6 +11,7 @@ import hashlib
 import io
 import os
 import re
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -25,6 +26,7 @@ REQUIRED_SPLITS = ("train", "test")
 IMAGE_SUFFIXES = (".jpeg", ".jpg", ".png")
 LAYOUT = ("<root>/train/{NORMAL,PNEUMONIA}/*.jpeg and <root>/test/{NORMAL,PNEUMONIA}/*.jpeg "
           "(val/ optional)")
+KAGGLE = "https://www.kaggle.com/datasets/paultimothymooney/chest-xray-pneumonia"
 
 
 @dataclass(frozen=True)
@@ -68,8 +70,9 @@ def resolve_root(root: str | os.PathLike) -> Path:
     """Return the folder holding train/ and test/, descending into one nested chest_xray/."""
     path = Path(root).expanduser()
     if not path.exists():
-        raise DataError(f"data folder {path} does not exist; expected {LAYOUT} "
-                        "(pass --data or set XAIKIT_DATA)")
+        raise DataError(f"data folder {path} does not exist; expected {LAYOUT}: download "
+                        f"\"Chest X-Ray Images (Pneumonia)\" from {KAGGLE}, unpack it and pass "
+                        "--data or set XAIKIT_DATA")
     if not path.is_dir():
         raise DataError(f"data path {path} is a file; expected a folder with {LAYOUT}")
     if _find_dir(path, "train") is None:
@@ -108,7 +111,7 @@ def discover(root: str | os.PathLike) -> Listing:
             cls_dir = _find_dir(split_dir, cls)
             if cls_dir is None:
                 continue
-            count = 0
+            count = unread = 0
             for path in sorted(cls_dir.rglob("*")):
                 if path.is_dir():
                     continue
@@ -120,14 +123,20 @@ def discover(root: str | os.PathLike) -> Listing:
                     data = path.read_bytes()
                 except OSError as exc:
                     ignored.append(f"{rel} (unreadable: {exc.strerror})")
+                    unread += 1
                     continue
                 if not data:
                     empty.append(rel)
+                    unread += 1
                     continue
                 records.append(ImageRecord(rel, split, label, len(data),
                                            hashlib.sha1(data).hexdigest()))
                 count += 1
             if count == 0 and split in REQUIRED_SPLITS:
+                if unread:
+                    raise DataError(f"{cls_dir}: none of its {unread} image files could be read "
+                                    "(empty or not readable); expected readable "
+                                    f"{'/'.join(IMAGE_SUFFIXES)} chest X-rays")
                 raise DataError(f"{cls_dir} holds no images; expected "
                                 f"{'/'.join(IMAGE_SUFFIXES)} files")
     return Listing(str(base), tuple(records), tuple(ignored), tuple(empty))
@@ -173,8 +182,19 @@ def decode_bytes(data: bytes, size: int) -> tuple[np.ndarray, int, int, str]:
         ImageFile.LOAD_TRUNCATED_IMAGES = previous
 
 
+class ImageTooLarge(ValueError):
+    """An image whose header declares more pixels than Pillow's decompression-bomb limit."""
+
+
 def _decode(data: bytes, size: int) -> tuple[np.ndarray, int, int, str]:
-    with Image.open(io.BytesIO(data)) as im:
+    try:
+        with warnings.catch_warnings():
+            # above MAX_IMAGE_PIXELS Pillow only warns, and would then decode it all
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            im = Image.open(io.BytesIO(data))
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
+        raise ImageTooLarge(f"{exc}".split(" could be")[0].rstrip(".,")) from None
+    with im:
         width, height, mode = im.width, im.height, im.mode
         if im.format == "JPEG":
             im.draft("L", (size * 2, size * 2))   # fast DCT downscale for large originals
@@ -194,7 +214,8 @@ def decode_listing(listing: Listing, size: int,
         try:
             arr, w, h, mode = decode_bytes((base / rec.relpath).read_bytes(), size)
         except (OSError, UnidentifiedImageError, ValueError, SyntaxError) as exc:
-            failed.append(f"{rec.relpath}: {type(exc).__name__}: {exc}")
+            reason = re.sub(r" <_io\.BytesIO object at 0x[0-9a-f]+>", "", str(exc))
+            failed.append(f"{rec.relpath}: {type(exc).__name__}: {reason}")
             continue
         images.append(arr)
         widths.append(w)
