@@ -161,11 +161,13 @@ class Context:
                 log(f"cache {path.name} unreadable; decoding again")
         log(f"decoding {len(self.listing.records)} images at {self.cfg['data.image_size']} px")
         p = prepare(self.listing, self.cfg)
-        for old in (self.build / "cache").glob("data-*.npz"):
+        for old in (self.build / "cache").glob("data-*.*"):
             old.unlink()
         artifacts.atomic_save_npz(path, images=p.images, labels=p.labels, split=p.split,
                                   source_split=p.source_split, names=p.names, width=p.width,
                                   height=p.height, failed=np.array(p.failed, dtype=str))
+        artifacts.atomic_write_json(path.with_suffix(".json"), {    # for the provenance appendix
+            "computed_at": artifacts.now(), "seconds": time.perf_counter() - t0})
         skipped = list(self.listing.empty) + list(p.failed)
         artifacts.atomic_write_text(self.build / "skipped.txt",
                                     "".join(f"{s}\n" for s in skipped))
