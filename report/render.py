@@ -231,7 +231,7 @@ def render(ctx: Context, results: dict, *, pdf: bool = True, templates: Path = T
                        css=(Path(templates) / "report.css").read_text("utf-8"),
                        profile=ctx.cfg.profile, dataset=ctx.listing.root,
                        created=_dt.datetime.now().strftime("%Y-%m-%d %H:%M"),
-                       n_images=len(ctx.listing.records))
+                       n_images=len(ctx.listing.records), references=load_references(templates))
     html_path = ctx.build / "report.html"
     pdf_bytes = None
     if pdf:
@@ -243,6 +243,29 @@ def render(ctx: Context, results: dict, *, pdf: bool = True, templates: Path = T
     if pdf_bytes is not None:
         artifacts.atomic_write_bytes(ctx.build / "report.pdf", pdf_bytes)
     return html_path
+
+
+def load_references(templates: Path = TEMPLATES) -> list[dict]:
+    """The cited works (templates/references.toml), each with its links, in file order."""
+    import tomllib
+    path = Path(templates) / "references.toml"
+    if not path.exists():
+        return []
+    try:
+        works = tomllib.loads(path.read_text("utf-8")).get("work", [])
+    except tomllib.TOMLDecodeError as exc:
+        raise TemplateError(f"{_shown(str(path))}: {exc}; expected [[work]] tables") from None
+    out = []
+    for i, w in enumerate(works, 1):
+        missing = [k for k in ("authors", "title", "venue", "year") if k not in w]
+        if missing or not ("doi" in w or "arxiv" in w):
+            raise TemplateError(f"{_shown(str(path))}: work {i} ({w.get('title', '?')}) lacks "
+                                f"{missing or ['doi or arxiv']}; expected authors, title, venue, "
+                                "year and a doi or an arxiv id")
+        links = ([("doi:" + w["doi"], "https://doi.org/" + w["doi"])] if "doi" in w else []) + \
+                ([("arXiv:" + w["arxiv"], "https://arxiv.org/abs/" + w["arxiv"])] if "arxiv" in w else [])
+        out.append(dict(w, links=links))
+    return out
 
 
 def render_page(templates: Path, **context) -> str:

@@ -55,7 +55,7 @@ def test_unknown_filter_suggests_the_closest(tmp_path):
 def _templates(tmp_path, answer: str):
     templates = tmp_path / "templates"
     (templates / "answers").mkdir(parents=True)
-    for name in ("report.html.j2", "report.css"):
+    for name in ("report.html.j2", "report.css", "references.toml"):
         shutil.copy(ROOT / "templates" / name, templates / name)
     (templates / "answers" / "a.md").write_text(answer)
     (templates / "answers" / "findings.md").write_text("Findings.\n")
@@ -111,6 +111,7 @@ def test_fresh_rebuild_imports_no_tensorflow_and_shows_past_costs(tmp_path):
     assert q1 == {"stage": "q1", "how": "reused", "computed_at": "2026-11-29 10:00 +0000",
                   "seconds": 12.5}
     assert "2026-11-29 10:00 +0000" in html
+    assert "References" in html and "Sanity checks for saliency maps" in html
 
 
 def test_a_changed_input_is_not_fresh(tmp_path):
