@@ -48,10 +48,24 @@ def make_context(data: str | None, config: str | None, overrides=(), profile: st
         build = build / cfg.profile      # a profile never overwrites the full build's artifacts
     root = data_path(data)
     log(f"dataset {root}")
-    listing = discover(root)
+    listing = list_dataset(root, build)
     make_strategy(strategy)      # validate the name early
-    build.mkdir(parents=True, exist_ok=True)
     return Context(cfg, listing, build, strategy_name=strategy, model_loader=_load_model)
+
+
+def list_dataset(root: str, build: Path):
+    """The dataset listing, with the files' hashes cached by stat in build/cache/hashes.json
+    (a file not touched since the last build is not read again; see xaikit.data.discover)."""
+    path = build / "cache" / "hashes.json"
+    stored = artifacts.read_json(path)
+    where = str(Path(root).resolve())
+    cache = stored["files"] if isinstance(stored, dict) and stored.get("root") == where else {}
+    before = dict(cache)
+    listing = discover(root, hash_cache=cache)
+    build.mkdir(parents=True, exist_ok=True)
+    if cache != before:
+        artifacts.atomic_write_json(path, {"root": where, "files": cache})
+    return listing
 
 
 SPLIT_MINIMUM = {"train": 1, "val": 1, "test": 2}   # per class: Youden needs both classes in
