@@ -22,7 +22,9 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import re
+import resource
 import shutil
 import statistics
 import subprocess
@@ -52,16 +54,23 @@ print(json.dumps({{"tf": t_tf - t0, "imports": t_import - t_tf, "build": t_end -
 """
 
 
+def _child_cpu() -> float:
+    """CPU seconds (user + system) of finished child processes so far. On a machine shared
+    with other jobs wall time stretches with the load; CPU time much less."""
+    ru = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return ru.ru_utime + ru.ru_stime
+
+
 def rebuild(templates: Path, build: Path, profile: str | None, with_tf: bool) -> dict:
     code = CHILD.format(with_tf=with_tf, profile=profile, build=str(build), templates=str(templates))
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), _child_cpu()
     r = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True)
-    wall = time.perf_counter() - t0
+    wall, cpu = time.perf_counter() - t0, _child_cpu() - c0
     if r.returncode != 0:
         sys.exit(f"rebuild failed:\n{r.stderr[-3000:]}")
     out = json.loads(r.stdout.strip().splitlines()[-1])
     m = re.search(r"render computed ([\d.]+)s", r.stderr)
-    out.update(wall=wall, render=float(m.group(1)) if m else float("nan"),
+    out.update(wall=wall, cpu=cpu, render=float(m.group(1)) if m else float("nan"),
                fresh="rendering only" in r.stderr)
     return out
 
@@ -93,6 +102,7 @@ def main() -> None:
         answer = templates / "answers" / "q1_1.md"
         original = answer.read_text("utf-8")
         times = {"no TF": [], "with TF": []}
+        cpu = {"no TF": [], "with TF": []}
         details = []
         for i in range(args.runs):
             for name in ("no TF", "with TF") if i % 2 == 0 else ("with TF", "no TF"):
@@ -102,26 +112,30 @@ def main() -> None:
                 if token not in (out / "report.html").read_text("utf-8"):
                     sys.exit(f"the edit did not reach {out / 'report.html'}")
                 times[name].append(res["wall"])
+                cpu[name].append(res["cpu"])
                 if name == "no TF":
                     details.append(res)
         # the report as it was, rebuilt by the command a user types (invoke's start-up included)
         cmd = [sys.executable, "-m", "invoke", "build-report", "--build", args.build]
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), _child_cpu()
         r = subprocess.run(cmd + ([] if args.full else ["--quick"]), cwd=ROOT, capture_output=True,
                            text=True)
-        cli = time.perf_counter() - t0
+        cli, cli_cpu = time.perf_counter() - t0, _child_cpu() - c0
         if r.returncode != 0:
             sys.exit(f"invoke build-report failed:\n{r.stderr[-3000:]}")
 
     no_tf, with_tf = statistics.median(times["no TF"]), statistics.median(times["with TF"])
+    cpu_no, cpu_with = statistics.median(cpu["no TF"]), statistics.median(cpu["with TF"])
+    load = os.getloadavg()[0]
     d = {k: statistics.median(r[k] for r in details) for k in ("imports", "build", "render")}
     print(f"answer edit -> report.html + report.pdf, {profile or 'full'} build, {args.runs} runs each "
-          f"(median wall seconds, fresh process):")
-    print(f"  no TF    {no_tf:6.2f} s   (TensorFlow imported: {details[0]['tf_loaded']}; "
-          f"stages.json fast path: {all(r['fresh'] for r in details)})")
-    print(f"  with TF  {with_tf:6.2f} s")
-    print(f"  ratio with/without TF: {with_tf / no_tf:.2f}")
-    print(f"  `invoke build-report{'' if args.full else ' --quick'}` (project templates, one run): {cli:.2f} s")
+          f"(medians, fresh process; {os.cpu_count()} CPUs, load average {load:.1f}):")
+    print(f"  no TF    {no_tf:6.2f} s wall  {cpu_no:6.2f} s CPU   (TensorFlow imported: "
+          f"{details[0]['tf_loaded']}; stages.json fast path: {all(r['fresh'] for r in details)})")
+    print(f"  with TF  {with_tf:6.2f} s wall  {cpu_with:6.2f} s CPU")
+    print(f"  ratio with/without TF: {with_tf / no_tf:.2f} wall, {cpu_with / cpu_no:.2f} CPU")
+    print(f"  `invoke build-report{'' if args.full else ' --quick'}` (project templates, one run): "
+          f"{cli:.2f} s wall, {cli_cpu:.2f} s CPU")
     print(f"  no TF breakdown: project imports {d['imports']:.2f} s, build {d['build']:.2f} s of "
           f"which rendering (Jinja, Markdown, WeasyPrint) {d['render']:.2f} s; the rest is Python "
           f"start-up, listing and hashing the dataset")

@@ -73,6 +73,10 @@ def closest_name(variables: dict, source_line: str, message: str) -> tuple[str, 
         if missing in parts:
             depth = parts.index(missing) + 1
             typed = ".".join(parts[:depth])
+            if depth > 1 and parts[0] not in variables:   # a loop variable: match its last name
+                leaves = {k.rsplit(".", 1)[-1] for k in known}
+                close = difflib.get_close_matches(missing, sorted(leaves), n=1, cutoff=0.6)
+                return typed, (".".join(parts[:depth - 1] + [close[0]]) if close else None)
             same_depth = [k for k in known if k.count(".") == depth - 1]
             close = difflib.get_close_matches(typed, same_depth, n=1, cutoff=0.6)
             if not close and len(parts) > depth:    # short names ("q9"): judge by the whole path

@@ -39,6 +39,8 @@ def test_typo_names_file_line_and_closest_variable(tmp_path):
      ("q2.test.at_vall", "q2.test.at_val")),
     ("{{ q9.total }}", "'q9' is undefined", ("q9", "q1")),
     ("{{ zzz }}", "'zzz' is undefined", ("zzz", None)),
+    ("{% for w in q2.runs %}{{ w.acuracy }}{% endfor %}", "'dict object' has no attribute 'acuracy'",
+     ("w.acuracy", "w.accuracy")),
 ])
 def test_closest_name(line, message, expected):
     variables = {"q1": {"total": 3}, "q2": {"test": {"at_val": {"accuracy": 0.9}}}}
