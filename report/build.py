@@ -25,6 +25,7 @@ from xaikit.errors import DataError
 from . import artifacts, figures
 from .context import DATA_SOURCES, ROOT, Context, log, make_strategy
 from .preflight import data_path, read_config
+from .provenance import device
 
 MANIFEST = "stages.json"
 
@@ -114,7 +115,8 @@ def _save_result(ctx: Context, section, result, key: str, seconds: float) -> Non
                     "caption": caption}
               for fid, (frame, caption) in result.tables.items()}
     artifacts.atomic_write_json(tmp / "result.json", {
-        "key": key, "seconds": seconds, "computed_at": artifacts.now(), "numbers": result.numbers,
+        "key": key, "seconds": seconds, "computed_at": artifacts.now(),
+        "device": device(ctx.strategy_name), "numbers": result.numbers,
         "figures": files, "tables": tables})
     artifacts.atomic_replace_dir(tmp, final)
 

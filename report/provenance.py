@@ -28,13 +28,13 @@ def _git(*args: str) -> str:
         return ""
 
 
-def _device(strategy: str) -> str:
-    """The device TensorFlow sees; when no stage ran, TensorFlow was not imported and is not
-    imported just to ask (the stages' own records say where they ran)."""
+def device(strategy: str) -> str | None:
+    """The device TensorFlow sees, or None when TensorFlow is not loaded (it is not imported
+    just to ask: each section's result records where it ran)."""
     cpu = platform.processor() or platform.machine()
     tf = sys.modules.get("tensorflow")
     if tf is None:
-        return f"{cpu}; TensorFlow not loaded (no stage ran in this build)"
+        return None
     gpus = tf.config.list_logical_devices("GPU")
     return f"{'GPU x' + str(len(gpus)) if gpus else 'CPU'} ({cpu}), strategy {strategy}"
 
@@ -72,6 +72,12 @@ def stage_records(ctx: Context, results: dict, model_names=()) -> list[dict]:
     return rows
 
 
+def _past_devices(results: dict) -> str:
+    seen = sorted({r["device"] for r in results.values() if r.get("device")})
+    return (f"no stage ran in this build (TensorFlow not loaded); the stages ran on {'; '.join(seen)}"
+            if seen else "no stage ran in this build (TensorFlow not loaded)")
+
+
 def collect(ctx: Context, results: dict | None = None, model_names=()) -> dict:
     versions = {"python": platform.python_version()}
     for name in PACKAGES:
@@ -97,7 +103,7 @@ def collect(ctx: Context, results: dict | None = None, model_names=()) -> dict:
         "profile": ctx.cfg.profile,
         "non_default": {k: v for k, v in values.items() if defaults.get(k) != v},
         "seeds": {k: values[k] for k in SEED_KEYS if k in values},
-        "device": _device(ctx.strategy_name),
+        "device": device(ctx.strategy_name) or _past_devices(results or {}),
         "stages": stages,
         "total_seconds": round(sum(r["seconds"] or 0.0 for r in stages), 1),
     }
