@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as _dt
 import hashlib
 import io
 import json
@@ -12,6 +13,11 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+
+def now() -> str:
+    """The local time with its UTC offset, to the minute: when a stage's result was computed."""
+    return _dt.datetime.now().astimezone().strftime("%Y-%m-%d %H:%M %z")
 
 
 def atomic_write_bytes(path: Path, data: bytes) -> None:

@@ -1,8 +1,18 @@
-"""The build: decide what is stale by content hashes, run what is, render HTML and PDF."""
+"""The build: decide what is stale by content hashes, run what is, render HTML and PDF.
+
+TensorFlow is imported only when a stage must run. After a complete build, ``stages.json``
+records the fingerprint of everything the stage keys are made of (the dataset listing, the
+whole config, the profile and the content of every source file a key reads, the key code
+included) with the keys and the report's outline. When a later build finds the same
+fingerprint, every stage key is necessarily unchanged: it reads the stored results and
+renders, without importing the question modules (hence TensorFlow). Anything else (a
+changed input, ``--force``, a missing result) takes the full path, which decides per stage.
+"""
 
 from __future__ import annotations
 
 import shutil
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -12,10 +22,24 @@ import numpy as np
 from xaikit.data import discover
 from xaikit.errors import DataError
 
-from . import artifacts, models
-from .context import ROOT, Context, log, make_strategy
+from . import artifacts, figures
+from .context import DATA_SOURCES, ROOT, Context, log, make_strategy
 from .preflight import data_path, read_config
-from .registry import SECTIONS
+from .provenance import device
+
+MANIFEST = "stages.json"
+
+
+def _load_model(ctx: Context, name: str):
+    """report.models.get, imported when a model is first needed (it imports Keras); a model
+    trained now gets the time it was computed on its card (for the provenance appendix)."""
+    from . import models
+    model, card = models.get(ctx, name)
+    if "computed_at" not in card and (f"model {name}", "computed") in [t[:2] for t in ctx.timings]:
+        card["computed_at"] = artifacts.now()
+        artifacts.atomic_write_json(models.paths(ctx, name)[1], card)
+    return model, card
+
 
 def make_context(data: str | None, config: str | None, overrides=(), profile: str | None = None,
                  build: str | Path = ROOT / "build", strategy: str = "default") -> Context:
@@ -25,10 +49,24 @@ def make_context(data: str | None, config: str | None, overrides=(), profile: st
         build = build / cfg.profile      # a profile never overwrites the full build's artifacts
     root = data_path(data)
     log(f"dataset {root}")
-    listing = discover(root)
+    listing = list_dataset(root, build)
     make_strategy(strategy)      # validate the name early
+    return Context(cfg, listing, build, strategy_name=strategy, model_loader=_load_model)
+
+
+def list_dataset(root: str, build: Path):
+    """The dataset listing, with the files' hashes cached by stat in build/cache/hashes.json
+    (a file not touched since the last build is not read again; see xaikit.data.discover)."""
+    path = build / "cache" / "hashes.json"
+    stored = artifacts.read_json(path)
+    where = str(Path(root).resolve())
+    cache = stored["files"] if isinstance(stored, dict) and stored.get("root") == where else {}
+    before = dict(cache)
+    listing = discover(root, hash_cache=cache)
     build.mkdir(parents=True, exist_ok=True)
-    return Context(cfg, listing, build, strategy_name=strategy, model_loader=models.get)
+    if cache != before:
+        artifacts.atomic_write_json(path, {"root": where, "files": cache})
+    return listing
 
 
 SPLIT_MINIMUM = {"train": 1, "val": 1, "test": 2}   # per class: Youden needs both classes in
@@ -56,6 +94,7 @@ def retire_report(build: Path) -> None:
 
 
 def section_key(ctx: Context, section, keys: dict) -> str:
+    from . import models
     return artifacts.digest(section.name, ctx.data_key, ctx.cfg.digest(section.config),
                             artifacts.source_digest(list(section.sources)),
                             [models.key(ctx, m) for m in models.expand_all(ctx, section.models)],
@@ -66,17 +105,19 @@ def _save_result(ctx: Context, section, result, key: str, seconds: float) -> Non
     final = ctx.build / "sections" / section.name
     final.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(dir=final.parent, prefix=f".{section.name}."))
-    figures = {}
+    files = {}
     for fid, (fig, caption) in result.figures.items():
-        artifacts.atomic_save_figure(fig, tmp / f"{fid}.png")
-        figures[fid] = {"file": f"sections/{section.name}/{fid}.png", "caption": caption}
+        data, suffix = figures.encode(fig)
+        artifacts.atomic_write_bytes(tmp / f"{fid}{suffix}", data)
+        files[fid] = {"file": f"sections/{section.name}/{fid}{suffix}", "caption": caption}
     tables = {fid: {"html": frame.to_html(index=False, float_format=lambda v: f"{v:.3f}",
                                           border=0, classes="data", escape=True),
                     "caption": caption}
               for fid, (frame, caption) in result.tables.items()}
     artifacts.atomic_write_json(tmp / "result.json", {
-        "key": key, "seconds": seconds, "numbers": result.numbers,
-        "figures": figures, "tables": tables})
+        "key": key, "seconds": seconds, "computed_at": artifacts.now(),
+        "device": device(ctx.strategy_name), "numbers": result.numbers,
+        "figures": files, "tables": tables})
     artifacts.atomic_replace_dir(tmp, final)
 
 
@@ -89,6 +130,7 @@ def load_result(ctx: Context, name: str, key: str | None = None) -> dict | None:
 
 def forget_models(ctx: Context, force: tuple[str, ...]) -> None:
     """Delete the cached models that ``force`` names (or all, with "all") so they retrain."""
+    from . import models
     for m in models.names(ctx):
         kind = m.partition("-")[0]
         if "all" in force or m in force or kind in force or f"model-{m}" in force:
@@ -96,9 +138,13 @@ def forget_models(ctx: Context, force: tuple[str, ...]) -> None:
                 p.unlink(missing_ok=True)
 
 
-def run_sections(ctx: Context, force: tuple[str, ...] = (), until: str | None = None) -> dict:
-    """Run every stale section in registry order (up to and including ``until``);
-    return name -> stored result."""
+def run_sections(ctx: Context, force: tuple[str, ...] = (), until: str | None = None,
+                 retire: bool = False) -> tuple[dict, dict]:
+    """Run every stale section in registry order (up to and including ``until``); return
+    (name -> stored result, name -> key). With ``retire``, the previous report is deleted
+    when the first stage must be recomputed (its numbers are about to change)."""
+    from . import models
+    from .registry import SECTIONS
     keys: dict[str, str] = {}
     results: dict[str, dict] = {}
     force_all = "all" in force
@@ -112,6 +158,9 @@ def run_sections(ctx: Context, force: tuple[str, ...] = (), until: str | None = 
             ctx.timings.append((section.name, "reused", 0.0))
             results[section.name] = stored
             continue
+        if retire:
+            retire_report(ctx.build)
+            retire = False
         for m in models.expand_all(ctx, section.models):
             ctx.model(m)                  # train/load models first: their time is their own
         log(f"section {section.name}: computing")
@@ -121,7 +170,51 @@ def run_sections(ctx: Context, force: tuple[str, ...] = (), until: str | None = 
         _save_result(ctx, section, result, key, seconds)
         ctx.timings.append((section.name, "computed", seconds))
         results[section.name] = load_result(ctx, section.name, key)
-    return results
+    return results, keys
+
+
+def manifest_sources() -> list[Path]:
+    """Every source file a stage key reads (sections', models', the data's) and the code that
+    declares the stages and computes the keys."""
+    from . import models, registry, section
+    from .registry import SECTIONS
+    paths = set(DATA_SOURCES) | set(models.SOURCES)
+    paths |= {Path(registry.__file__), Path(section.__file__), Path(__file__),
+              Path(artifacts.__file__), ROOT / "xaikit" / "config.py"}
+    for s in SECTIONS:
+        paths |= {Path(p) for p in s.sources}
+        paths.add(Path(sys.modules[s.run.__module__].__file__))
+    return sorted(p.resolve() for p in paths)
+
+
+def fingerprint(ctx: Context, sources: list[Path]) -> str:
+    return artifacts.digest(ctx.listing.digest(), ctx.cfg.digest(), ctx.cfg.profile,
+                            [p.relative_to(ROOT).as_posix() for p in sources],
+                            artifacts.source_digest(sources))
+
+
+def write_manifest(ctx: Context, keys: dict, outline: list, model_names) -> None:
+    sources = manifest_sources()
+    artifacts.atomic_write_json(ctx.build / MANIFEST, {
+        "fingerprint": fingerprint(ctx, sources), "keys": keys, "layout": outline,
+        "models": list(model_names), "sources": [p.relative_to(ROOT).as_posix() for p in sources]})
+
+
+def fresh_results(ctx: Context) -> tuple[dict, list, list] | None:
+    """(results, outline, model names) of the last complete build when nothing its stage keys
+    are made of has changed since; else None. Imports no TensorFlow."""
+    m = artifacts.read_json(ctx.build / MANIFEST)
+    if not isinstance(m, dict) or not {"fingerprint", "keys", "layout", "sources"} <= set(m):
+        return None
+    try:
+        if fingerprint(ctx, [ROOT / p for p in m["sources"]]) != m["fingerprint"]:
+            return None
+    except OSError:                       # a source file was removed or renamed
+        return None
+    results = {name: load_result(ctx, name, key) for name, key in m["keys"].items()}
+    if any(r is None for r in results.values()):
+        return None
+    return results, m["layout"], m.get("models", [])
 
 
 def build_report(data: str | None = None, config: str | None = None, overrides=(),
@@ -131,14 +224,24 @@ def build_report(data: str | None = None, config: str | None = None, overrides=(
     """The whole job: returns the path of the HTML report (the PDF lies beside it)."""
     t0 = time.perf_counter()
     ctx = make_context(data, config, overrides, profile, build, strategy)
-    check_splits(ctx)
-    retire_report(ctx.build)
-    results = run_sections(ctx, force)
+    fresh = None if force else fresh_results(ctx)
+    if fresh is not None:
+        results, outline, model_names = fresh
+        log("every stage is up to date (stages.json): rendering only")
+        ctx.timings.extend((name, "reused", 0.0) for name in results)
+    else:
+        from . import models
+        from .render import layout
+        check_splits(ctx)
+        results, keys = run_sections(ctx, force, retire=True)
+        outline, model_names = layout(), models.names(ctx)
+        write_manifest(ctx, keys, outline, model_names)
     from .explorer import build_step
-    build_step(ctx, results)                  # before rendering: the report links to it
+    build_step(ctx, results)                  # before rendering: the report links to it (reused when fresh)
     from .render import render
     t1 = time.perf_counter()
-    html_path = render(ctx, results, pdf=pdf, templates=Path(templates))
+    html_path = render(ctx, results, pdf=pdf, templates=Path(templates), outline=outline,
+                       model_names=model_names)
     ctx.timings.append(("render", "computed", time.perf_counter() - t1))
     summary = "; ".join(f"{name} {how} {sec:.1f}s" for name, how, sec in ctx.timings)
     log(f"stages: {summary}")
@@ -150,6 +253,8 @@ def run_stage(stage: str, data: str | None = None, config: str | None = None, ov
               profile: str | None = None, force: tuple[str, ...] = (),
               build: str | Path = ROOT / "build", strategy: str = "default") -> None:
     """Bring one model or section (and what it needs) up to date without rendering."""
+    from . import models
+    from .registry import SECTIONS
     ctx = make_context(data, config, overrides, profile, build, strategy)
     if stage != "q1":
         check_splits(ctx)

@@ -8,6 +8,7 @@ Python then installs none, so Ctrl-C / ``kill -INT`` would do nothing.
 
 from __future__ import annotations
 
+import logging
 import os
 import signal
 import sys
@@ -22,12 +23,21 @@ def _terminate(signum, frame):
 
 
 def quiet(verbose: bool) -> None:
-    """Keep TensorFlow's C++ start-up lines and Keras' harmless dataset warning out of the
-    normal output (``--verbose`` keeps them)."""
+    """Keep TensorFlow's log lines and Keras' harmless dataset warning out of the normal
+    output (``--verbose`` keeps them).
+
+    Two sources: TensorFlow's C++ logging (absl's "All log messages before
+    absl::InitializeLog()", the oneDNN and CPU-feature notes), silenced by
+    ``TF_CPP_MIN_LOG_LEVEL=3`` set before TensorFlow is imported; and its Python logger
+    ("WARNING:tensorflow:... triggered tf.function retracing"), set to ERROR here. oneDNN
+    itself stays on (``TF_ENABLE_ONEDNN_OPTS`` is not touched: turning it off slows training).
+    """
     if verbose:
         os.environ["TF_CPP_MIN_LOG_LEVEL"] = "0"
         return
     os.environ["TF_CPP_MIN_LOG_LEVEL"] = "3"
+    for name in ("tensorflow", "absl", "h5py"):
+        logging.getLogger(name).setLevel(logging.ERROR)
     warnings.filterwarnings("ignore", message=r".*`shuffle=True` was passed.*")
 
 

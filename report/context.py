@@ -59,6 +59,20 @@ class Prepared:
 DATA_SOURCES = lib("data", "config") + [Path(__file__)]
 
 
+def require_decoded(listing: xdata.Listing, attempted, decoded: xdata.Decoded) -> None:
+    """Raise DataError when a class of train/ or test/ has no image that could be decoded."""
+    for split in xdata.REQUIRED_SPLITS:
+        for label, cls in enumerate(xdata.CLASSES):
+            tried = [r for r in attempted if r.split == split and r.label == label]
+            if tried and not any(r.split == split and r.label == label for r in decoded.records):
+                example = next((f for f in decoded.failed if f.startswith(tried[0].relpath + ":")),
+                               tried[0].relpath)
+                folder = tried[0].relpath.rsplit("/", 1)[0]
+                raise DataError(f"{listing.root}/{folder}: none of its {len(tried)} image files could "
+                                f"be decoded (e.g. {example}); expected both NORMAL and PNEUMONIA "
+                                f"images in {split}/")
+
+
 def prepare(listing: xdata.Listing, cfg: Config) -> Prepared:
     """Cap (optional), decode and split the listing as configured."""
     recs = list(listing.records)
@@ -75,9 +89,10 @@ def prepare(listing: xdata.Listing, cfg: Config) -> Prepared:
                 kept.extend(group)
         recs = kept
     decoded = xdata.decode_listing(listing, cfg["data.image_size"], tuple(recs))
+    require_decoded(listing, recs, decoded)
     records = decoded.records
     labels = np.array([r.label for r in records], int)
-    source = np.array([r.split for r in records])
+    source = np.array([r.split for r in records], dtype=str)
     split = source.copy()
     train = np.flatnonzero(source == "train")
     groups = [xdata.patient_id(records[i].name) for i in train]
@@ -146,11 +161,13 @@ class Context:
                 log(f"cache {path.name} unreadable; decoding again")
         log(f"decoding {len(self.listing.records)} images at {self.cfg['data.image_size']} px")
         p = prepare(self.listing, self.cfg)
-        for old in (self.build / "cache").glob("data-*.npz"):
+        for old in (self.build / "cache").glob("data-*.*"):
             old.unlink()
         artifacts.atomic_save_npz(path, images=p.images, labels=p.labels, split=p.split,
                                   source_split=p.source_split, names=p.names, width=p.width,
                                   height=p.height, failed=np.array(p.failed, dtype=str))
+        artifacts.atomic_write_json(path.with_suffix(".json"), {    # for the provenance appendix
+            "computed_at": artifacts.now(), "seconds": time.perf_counter() - t0})
         skipped = list(self.listing.empty) + list(p.failed)
         artifacts.atomic_write_text(self.build / "skipped.txt",
                                     "".join(f"{s}\n" for s in skipped))

@@ -1,12 +1,18 @@
 """Render the report: answer templates (Jinja, then Markdown) into one HTML page, then PDF.
 
 Answer templates are rendered in a Jinja sandbox with StrictUndefined: an unknown variable
-is an error naming the template and the variable. WeasyPrint only reads files under build/.
+is an error naming the template, its line and the closest known variable. The page is
+composed in memory and written only when every template rendered (HTML and PDF each to a
+temporary file, then renamed), so a typo leaves the previous report as it was.
+WeasyPrint only reads files under build/. This module imports no TensorFlow: the report's
+layout (sections, sub-questions, figures) comes from the caller or, lazily, the registry.
 """
 
 from __future__ import annotations
 
 import datetime as _dt
+import difflib
+import re
 from pathlib import Path
 
 import jinja2
@@ -15,15 +21,87 @@ from jinja2.sandbox import SandboxedEnvironment
 
 from xaikit.errors import XaikitError
 
-from . import artifacts, explorer
+from . import artifacts, explorer, figures
 from .context import ROOT, Context
-from .registry import SECTIONS
 
 TEMPLATES = ROOT / "templates"
 
 
 class TemplateError(XaikitError):
     """An answer template could not be rendered."""
+
+
+def layout() -> list[dict]:
+    """The report's outline as plain data: sections with their sub-questions, answer templates,
+    figure and table ids (what rendering needs of the registry, storable in JSON)."""
+    from .registry import SECTIONS      # imports the question modules, hence TensorFlow
+    return [{"name": s.name, "title": s.title,
+             "subs": [{"number": u.number, "title": u.title, "answer": u.answer,
+                       "figures": list(u.figures), "tables": list(u.tables)} for u in s.subs]}
+            for s in SECTIONS]
+
+
+def known_paths(variables: dict, depth: int = 6) -> list[str]:
+    """Every dotted variable path a template can use (``q3.consistency.class_specific``)."""
+    out: list[str] = []
+
+    def walk(prefix: str, value, level: int) -> None:
+        out.append(prefix)
+        if isinstance(value, dict) and level < depth:
+            for k, v in value.items():
+                if isinstance(k, str) and k.isidentifier():
+                    walk(f"{prefix}.{k}", v, level + 1)
+
+    for name, value in variables.items():
+        walk(name, value, 1)
+    return out
+
+
+_DOTTED = re.compile(r"[A-Za-z_]\w*(?:\.[A-Za-z_]\w*)*")
+_MISSING = re.compile(r"has no attribute '([^']+)'|^'([^']+)' is undefined|no element '?([^']+?)'?$")
+
+
+def closest_name(variables: dict, source_line: str, message: str) -> tuple[str, str | None]:
+    """(the mistyped path as written on the line, the closest known path or None)."""
+    m = _MISSING.search(message)
+    missing = next((g for g in m.groups() if g), None) if m else None
+    if missing is None:
+        return "", None
+    known = known_paths(variables)
+    for expr in _DOTTED.findall(source_line):
+        parts = expr.split(".")
+        if missing in parts:
+            depth = parts.index(missing) + 1
+            typed = ".".join(parts[:depth])
+            if depth > 1 and parts[0] not in variables:   # a loop variable: match its last name
+                leaves = {k.rsplit(".", 1)[-1] for k in known}
+                close = difflib.get_close_matches(missing, sorted(leaves), n=1, cutoff=0.6)
+                return typed, (".".join(parts[:depth - 1] + [close[0]]) if close else None)
+            same_depth = [k for k in known if k.count(".") == depth - 1]
+            close = difflib.get_close_matches(typed, same_depth, n=1, cutoff=0.6)
+            if not close and len(parts) > depth:    # short names ("q9"): judge by the whole path
+                longer = [k for k in known if k.count(".") == len(parts) - 1]
+                close = [".".join(c.split(".")[:depth])
+                         for c in difflib.get_close_matches(expr, longer, n=1, cutoff=0.75)]
+            return typed, (close[0] if close else None)
+    leaves = {k.rsplit(".", 1)[-1]: k for k in known}
+    close = difflib.get_close_matches(missing, list(leaves), n=1, cutoff=0.6)
+    return missing, (leaves[close[0]] if close else None)
+
+
+def _template_line(exc: BaseException, filename: str) -> int | None:
+    """Line of ``filename`` where ``exc`` was raised (Jinja maps template frames to their file)."""
+    line, tb = None, exc.__traceback__
+    while tb is not None:
+        if tb.tb_frame.f_code.co_filename == filename:
+            line = tb.tb_lineno
+        tb = tb.tb_next
+    return line
+
+
+def _shown(path: str) -> str:
+    p = Path(path)
+    return p.relative_to(ROOT).as_posix() if p.is_relative_to(ROOT) else str(p)
 
 
 def _fmt(value, digits: int = 3) -> str:
@@ -53,14 +131,36 @@ def answer_env(templates: Path = TEMPLATES) -> SandboxedEnvironment:
 
 
 def render_answer(env: SandboxedEnvironment, name: str, variables: dict) -> str:
+    """One answer template as HTML; any error is a one-line TemplateError naming the file,
+    the line and, for an unknown variable or filter, the closest known one."""
     try:
-        text = env.get_template(name).render(**variables)
+        template = env.get_template(name)
     except jinja2.TemplateNotFound:
         raise TemplateError(f"answer template {name} is missing from {env.loader.searchpath}") from None
-    except jinja2.UndefinedError as exc:
-        raise TemplateError(f"answer template {name}: undefined variable ({exc.message})") from None
     except jinja2.TemplateSyntaxError as exc:
-        raise TemplateError(f"answer template {name} line {exc.lineno}: {exc.message}") from None
+        hint = ""
+        m = re.search(r"No filter named '([^']+)'", exc.message or "")
+        close = difflib.get_close_matches(m.group(1), list(env.filters), n=1) if m else []
+        if close:
+            hint = f"; did you mean `{close[0]}`?"
+        raise TemplateError(f"answer template {_shown(exc.filename or name)} line {exc.lineno}: "
+                            f"{exc.message}{hint}") from None
+    where = _shown(template.filename or name)
+    try:
+        text = template.render(**variables)
+    except jinja2.UndefinedError as exc:
+        line = _template_line(exc, template.filename)
+        source = (Path(template.filename).read_text("utf-8").splitlines()[line - 1]
+                  if line and template.filename and Path(template.filename).exists() else "")
+        typed, close = closest_name(variables, source, exc.message or "")
+        what = f"`{typed}`" if typed else f"({exc.message})"
+        hint = f"; did you mean `{close}`?" if close else "; see build/numbers.json for the names"
+        raise TemplateError(f"answer template {where} line {line or '?'}: undefined variable "
+                            f"{what}{hint}") from None
+    except (TypeError, ValueError, KeyError, IndexError, ZeroDivisionError) as exc:
+        line = _template_line(exc, template.filename)
+        raise TemplateError(f"answer template {where} line {line or '?'}: "
+                            f"{type(exc).__name__}: {exc}") from None
     return markdown.markdown(text, extensions=["tables", "sane_lists"])
 
 
@@ -87,70 +187,103 @@ def build_only_fetcher(build: Path):
     return BuildOnlyFetcher(allowed_protocols=("file",))
 
 
-# Figures are scaled to fit the page's text block (A4, margins of report.css) with room for
-# their caption, so a figure and its caption always fit on one page.
-MAX_WIDTH_IN, MAX_HEIGHT_IN = 7.0, 8.6
+def _size_in(path: Path) -> float:
+    """Printed width of a figure file (see :func:`report.figures.printed_width`)."""
+    return figures.printed_width(path)
 
 
-def _size_in(png: Path, dpi: int = 130) -> float:
-    """Printed width of a figure PNG saved at ``dpi`` (small charts stay small), reduced so
-    that neither its width nor its height exceeds the text block."""
-    from PIL import Image
-    try:
-        with Image.open(png) as im:
-            w, h = im.width / dpi, im.height / dpi
-    except OSError:
-        return 6.0
-    scale = min(1.0, MAX_WIDTH_IN / w, MAX_HEIGHT_IN / h)
-    return round(w * scale, 2)
-
-
-def answer_variables(numbers: dict, config: dict, profile: str) -> dict:
+def answer_variables(numbers: dict, config: dict, profile: str, outline: list | None = None) -> dict:
     """What the answer templates see: the sections' numbers, figure and table numbers, the config."""
     fig_no, tab_no = {}, {}
-    for section in SECTIONS:
-        for sub in section.subs:
-            for f in sub.figures:
+    for section in outline if outline is not None else layout():
+        for sub in section["subs"]:
+            for f in sub["figures"]:
                 fig_no.setdefault(f, len(fig_no) + 1)
-            for t in sub.tables:
+            for t in sub["tables"]:
                 tab_no.setdefault(t, len(tab_no) + 1)
     return dict(numbers, fig=fig_no, tab=tab_no, config=dict(config), profile=profile)
 
 
-def render(ctx: Context, results: dict, *, pdf: bool = True, templates: Path = TEMPLATES) -> Path:
+def render(ctx: Context, results: dict, *, pdf: bool = True, templates: Path = TEMPLATES,
+           outline: list | None = None, model_names=()) -> Path:
+    """Write numbers.json, then report.html and report.pdf once both are composed: an error in
+    any template leaves the previous report in place."""
     from .provenance import collect
+    outline = outline if outline is not None else layout()
     numbers = {name: res["numbers"] for name, res in results.items()}
-    numbers["provenance"] = collect(ctx)
+    numbers["provenance"] = collect(ctx, results, model_names)
     artifacts.atomic_write_json(ctx.build / "numbers.json", numbers)
-    variables = answer_variables(numbers, ctx.cfg.as_dict(), ctx.cfg.profile)
+    variables = answer_variables(numbers, ctx.cfg.as_dict(), ctx.cfg.profile, outline)
     fig_no, tab_no = variables["fig"], variables["tab"]
     env = answer_env(templates)
     sections = []
-    for section in SECTIONS:
-        res = results[section.name]
+    for section in outline:
+        res = results[section["name"]]
         subs = []
-        for sub in section.subs:
+        for sub in section["subs"]:
             subs.append({
-                "number": sub.number, "title": sub.title,
-                "answer": render_answer(env, sub.answer, variables),
+                "number": sub["number"], "title": sub["title"],
+                "answer": render_answer(env, sub["answer"], variables),
                 "figures": [dict(res["figures"][f], number=fig_no[f],
                                  width_in=_size_in(ctx.build / res["figures"][f]["file"]))
-                            for f in sub.figures],
-                "tables": [dict(res["tables"][t], number=tab_no[t]) for t in sub.tables]})
-        sections.append({"name": section.name, "title": section.title, "subs": subs})
-    page_env = jinja2.Environment(loader=jinja2.FileSystemLoader(templates),
-                                  autoescape=True, undefined=jinja2.StrictUndefined)
+                            for f in sub["figures"]],
+                "tables": [dict(res["tables"][t], number=tab_no[t]) for t in sub["tables"]]})
+        sections.append({"name": section["name"], "title": section["title"], "subs": subs})
     findings = render_answer(env, "findings.md", variables)
-    html = page_env.get_template("report.html.j2").render(
-        sections=sections, findings=findings, provenance=numbers["provenance"], css=(Path(templates) / "report.css").read_text("utf-8"),
-        profile=ctx.cfg.profile, dataset=ctx.listing.root,
-        created=_dt.datetime.now().strftime("%Y-%m-%d %H:%M"), explorer=explorer.links(ctx.build),
-        n_images=len(ctx.listing.records))
+    html = render_page(templates, sections=sections, findings=findings,
+                       provenance=numbers["provenance"],
+                       css=(Path(templates) / "report.css").read_text("utf-8"),
+                       profile=ctx.cfg.profile, dataset=ctx.listing.root,
+                       created=_dt.datetime.now().strftime("%Y-%m-%d %H:%M"),
+                       n_images=len(ctx.listing.records), references=load_references(templates),
+                       explorer=explorer.links(ctx.build))
     html_path = ctx.build / "report.html"
-    artifacts.atomic_write_text(html_path, html)
+    pdf_bytes = None
     if pdf:
         import weasyprint
         doc = weasyprint.HTML(string=html, base_url=str(ctx.build.resolve()) + "/",
                               url_fetcher=build_only_fetcher(ctx.build))
-        artifacts.atomic_write_bytes(ctx.build / "report.pdf", doc.write_pdf())
+        pdf_bytes = doc.write_pdf()
+    artifacts.atomic_write_text(html_path, html)
+    if pdf_bytes is not None:
+        artifacts.atomic_write_bytes(ctx.build / "report.pdf", pdf_bytes)
     return html_path
+
+
+def load_references(templates: Path = TEMPLATES) -> list[dict]:
+    """The cited works (templates/references.toml), each with its links, in file order."""
+    import tomllib
+    path = Path(templates) / "references.toml"
+    if not path.exists():
+        return []
+    try:
+        works = tomllib.loads(path.read_text("utf-8")).get("work", [])
+    except tomllib.TOMLDecodeError as exc:
+        raise TemplateError(f"{_shown(str(path))}: {exc}; expected [[work]] tables") from None
+    out = []
+    for i, w in enumerate(works, 1):
+        missing = [k for k in ("authors", "title", "venue", "year") if k not in w]
+        if missing or not ("doi" in w or "arxiv" in w):
+            raise TemplateError(f"{_shown(str(path))}: work {i} ({w.get('title', '?')}) lacks "
+                                f"{missing or ['doi or arxiv']}; expected authors, title, venue, "
+                                "year and a doi or an arxiv id")
+        links = ([("doi:" + w["doi"], "https://doi.org/" + w["doi"])] if "doi" in w else []) + \
+                ([("arXiv:" + w["arxiv"], "https://arxiv.org/abs/" + w["arxiv"])] if "arxiv" in w else [])
+        out.append(dict(w, links=links))
+    return out
+
+
+def render_page(templates: Path, **context) -> str:
+    """The page template (report.html.j2) with ``context``; errors name the file and line."""
+    page_env = jinja2.Environment(loader=jinja2.FileSystemLoader(templates),
+                                  autoescape=True, undefined=jinja2.StrictUndefined)
+    try:
+        template = page_env.get_template("report.html.j2")
+        return template.render(**context)
+    except jinja2.TemplateSyntaxError as exc:
+        raise TemplateError(f"page template {_shown(exc.filename or 'report.html.j2')} line "
+                            f"{exc.lineno}: {exc.message}") from None
+    except jinja2.UndefinedError as exc:
+        line = _template_line(exc, str(Path(templates) / "report.html.j2"))
+        raise TemplateError(f"page template {_shown(str(Path(templates) / 'report.html.j2'))} line "
+                            f"{line or '?'}: undefined variable ({exc.message})") from None

@@ -36,9 +36,17 @@ ERRORS = {
     "missing test": (lambda r: shutil.rmtree(r / "test"), "test is missing"),
     "missing class": (lambda r: shutil.rmtree(r / "test" / "NORMAL"), "NORMAL is missing"),
     "empty class": (lambda r: [f.unlink() for f in (r / "train" / "PNEUMONIA").iterdir()], "holds no images"),
+    # catches: "holds no images" for a folder that does hold .jpeg files, all of them empty
+    "only empty files in a class": (
+        lambda r: [f.write_bytes(b"") for f in (r / "train" / "PNEUMONIA").iterdir()],
+        "PNEUMONIA: none of its 6 image files could be read"),
     "only broken images in a class": (
         lambda r: [f.write_bytes(b"not a jpeg") for f in (r / "test" / "NORMAL").iterdir()],
-        "expected both NORMAL and PNEUMONIA"),
+        "test/NORMAL: none of its 3 image files could be decoded"),
+    # catches: "could not convert string to float: 'val'" when nothing decodes at all
+    "only non-images in every class": (
+        lambda r: [f.write_text("not an image") for f in r.rglob("*.jpeg")],
+        "none of its 6 image files could be decoded"),
 }
 
 
@@ -50,6 +58,13 @@ def test_errors_are_one_line(tmp_path, case):
     with pytest.raises(DataError) as info:
         prepared(root, tmp_path)
     assert fragment in str(info.value) and "\n" not in str(info.value)
+
+
+def test_missing_data_names_where_it_comes_from(tmp_path):
+    # catches: a fresh clone told only that data/chest_xray does not exist
+    with pytest.raises(DataError) as info:
+        prepared(tmp_path / "nowhere", tmp_path)
+    assert "kaggle.com/datasets/paultimothymooney/chest-xray-pneumonia" in str(info.value)
 
 
 def test_input_error_keeps_the_previous_report(tmp_path):
@@ -104,6 +119,20 @@ def test_cli_error_exit_code(tmp_path):
     assert len([l for l in r.stderr.splitlines() if l.startswith("xaikit: error")]) == 1
 
 
+def _png_declaring(width: int, height: int) -> bytes:
+    """A 1x1 PNG whose IHDR chunk (CRC fixed) declares ``width`` x ``height``."""
+    import io
+    import struct
+    import zlib
+    buf = io.BytesIO()
+    Image.fromarray(np.zeros((1, 1), np.uint8)).save(buf, format="PNG")
+    data = bytearray(buf.getvalue())
+    ihdr = 8 + 8                   # signature, then length and type of the first chunk
+    data[ihdr:ihdr + 8] = struct.pack(">II", width, height)
+    data[ihdr + 13:ihdr + 17] = struct.pack(">I", zlib.crc32(bytes(data[ihdr - 4:ihdr + 13])))
+    return bytes(data)
+
+
 def _save(path, im, **kw):
     path.parent.mkdir(parents=True, exist_ok=True)
     im.save(path, **kw)
@@ -130,13 +159,18 @@ def test_odd_files_are_decoded_or_skipped_and_counted(tmp_path):
     _save(n_dir / "tiny.png", Image.fromarray(np.full((1, 1), 90, np.uint8)))
     _save(n_dir / "huge.jpeg", Image.fromarray(arr).resize((4000, 4000)), quality=50)
     (n_dir / "link.jpeg").symlink_to(good)
+    # skipped: a PNG whose header declares 100,000 x 100,000 pixels (a decompression bomb)
+    (n_dir / "bomb.png").write_bytes(_png_declaring(100_000, 100_000))
+    # skipped without decoding: 12,000 x 12,000 declared, above Pillow's warning limit
+    (n_dir / "large.png").write_bytes(_png_declaring(12_000, 12_000))
     ctx, p = prepared(root, tmp_path)
     names = {str(n).rsplit("/", 1)[-1] for n in p.names}
     assert {"alpha.png", "deep.png", "cmyk.jpeg", "tiny.png", "huge.jpeg", "link.jpeg"} <= names
-    assert {"empty.jpeg", "truncated.jpeg", "text.jpeg"}.isdisjoint(names)
+    assert {"empty.jpeg", "truncated.jpeg", "text.jpeg", "bomb.png", "large.png"}.isdisjoint(names)
     assert len(ctx.listing.ignored) == 3
     skipped = (tmp_path / "build" / "skipped.txt").read_text().splitlines()
-    assert len(skipped) == 3 and any("truncated.jpeg" in s for s in skipped)
+    assert len(skipped) == 5 and any("truncated.jpeg" in s for s in skipped)
+    assert any("bomb.png" in s and "exceeds limit" in s for s in skipped)
     assert p.images.shape[1:] == (48, 48) and p.images.dtype == np.uint8
 
 

@@ -111,7 +111,18 @@ def test_end_to_end_build_on_real_sample(real_sample, tmp_path, tmp_path_factory
     build_report(**kwargs)
     err = capfd.readouterr().err
     assert "computed" not in err.split("stages:")[1].replace("render computed", "")
+    assert "rendering only" in err                      # the stages.json path: no TensorFlow needed
     assert "EDITED PROSE 48." in html_path.read_text()
+
+    # a typo: one line naming file, line and the closest variable; the report stays as it was
+    from report.render import TemplateError
+    pdf_before = (build / "quick" / "report.pdf").read_bytes()
+    answer.write_text(answer.read_text().replace("{{ q1.total }}", "{{ q1.totl }}", 1))
+    with pytest.raises(TemplateError, match=r"q1_1\.md line 1: .*did you mean `q1\.total`\?"):
+        build_report(**kwargs)
+    assert (build / "quick" / "report.pdf").read_bytes() == pdf_before
+    assert "EDITED PROSE 48." in html_path.read_text()
+    answer.write_text(answer.read_text().replace("{{ q1.totl }}", "{{ q1.total }}", 1))
 
     # --force recomputes exactly the named stage
     build_report(**kwargs, force=("q1",))

@@ -173,3 +173,23 @@ def test_pipeline_split_keeps_each_patients_images_together(tmp_path):
     assert set(prep.labels[prep.split == "val"]) == {0, 1}
     for p in val_ids:                                   # all three images of a val patient are in val
         assert np.sum(pid == p) == 3 and set(prep.split[pid == p]) == {"val"}
+
+
+def test_hash_cache_skips_unchanged_files_and_sees_any_write(generated):
+    # catches: a cache never consulted (every build reads 1.2 GB), or one trusted on mtime alone
+    import os
+    cache: dict = {}
+    first = data.discover(generated, hash_cache=cache)
+    assert len(cache) == len(first.records)
+    assert data.discover(generated, hash_cache=cache) == first
+    rel = first.records[0].relpath
+    cache[rel] = cache[rel][:4] + ["cached-not-read"]          # stat unchanged: not read again
+    assert data.discover(generated, hash_cache=cache).records[0].sha1 == "cached-not-read"
+    f = generated / rel
+    st = f.stat()
+    body = bytearray(f.read_bytes())
+    body[-3] ^= 0xFF                                           # same size, restored mtime
+    f.write_bytes(bytes(body))
+    os.utime(f, ns=(st.st_atime_ns, st.st_mtime_ns))
+    again = data.discover(generated, hash_cache=cache)
+    assert again.records[0].sha1 == data.discover(generated).records[0].sha1 != first.records[0].sha1

@@ -11,6 +11,7 @@ import hashlib
 import io
 import os
 import re
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -25,6 +26,7 @@ REQUIRED_SPLITS = ("train", "test")
 IMAGE_SUFFIXES = (".jpeg", ".jpg", ".png")
 LAYOUT = ("<root>/train/{NORMAL,PNEUMONIA}/*.jpeg and <root>/test/{NORMAL,PNEUMONIA}/*.jpeg "
           "(val/ optional)")
+KAGGLE = "https://www.kaggle.com/datasets/paultimothymooney/chest-xray-pneumonia"
 
 
 @dataclass(frozen=True)
@@ -68,8 +70,9 @@ def resolve_root(root: str | os.PathLike) -> Path:
     """Return the folder holding train/ and test/, descending into one nested chest_xray/."""
     path = Path(root).expanduser()
     if not path.exists():
-        raise DataError(f"data folder {path} does not exist; expected {LAYOUT} "
-                        "(pass --data or set XAIKIT_DATA)")
+        raise DataError(f"data folder {path} does not exist; expected {LAYOUT}: download "
+                        f"\"Chest X-Ray Images (Pneumonia)\" from {KAGGLE}, unpack it and pass "
+                        "--data or set XAIKIT_DATA")
     if not path.is_dir():
         raise DataError(f"data path {path} is a file; expected a folder with {LAYOUT}")
     if _find_dir(path, "train") is None:
@@ -94,8 +97,13 @@ def check_layout(root: str | os.PathLike) -> Path:
     return base
 
 
-def discover(root: str | os.PathLike) -> Listing:
-    """List and hash every image under ``root``; raise :class:`DataError` on a bad layout."""
+def discover(root: str | os.PathLike, hash_cache: dict | None = None) -> Listing:
+    """List and hash every image under ``root``; raise :class:`DataError` on a bad layout.
+
+    ``hash_cache`` (relpath -> [size, mtime_ns, ctime_ns, inode, sha1]), when given, is read
+    and updated in place: a file whose size, times and inode are all unchanged is not read
+    again (as git's index does; any write, ``touch`` or copy changes ctime or the inode, so
+    the file is hashed again). The listing is the same with or without it."""
     base = check_layout(root)
     records: list[ImageRecord] = []
     ignored: list[str] = []
@@ -108,29 +116,68 @@ def discover(root: str | os.PathLike) -> Listing:
             cls_dir = _find_dir(split_dir, cls)
             if cls_dir is None:
                 continue
-            count = 0
-            for path in sorted(cls_dir.rglob("*")):
-                if path.is_dir():
-                    continue
-                rel = path.relative_to(base).as_posix()
-                if path.name.startswith(".") or path.suffix.lower() not in IMAGE_SUFFIXES:
+            count = unread = 0
+            prefix = cls_dir.relative_to(base).as_posix()
+            for parts, entry in _files(cls_dir):
+                rel = "/".join((prefix, *parts))
+                name = parts[-1]
+                if name.startswith(".") or os.path.splitext(name)[1].lower() not in IMAGE_SUFFIXES:
                     ignored.append(rel)
                     continue
                 try:
-                    data = path.read_bytes()
+                    nbytes, sha1 = _hash(entry, rel, hash_cache)
                 except OSError as exc:
                     ignored.append(f"{rel} (unreadable: {exc.strerror})")
+                    unread += 1
                     continue
-                if not data:
+                if not nbytes:
                     empty.append(rel)
+                    unread += 1
                     continue
-                records.append(ImageRecord(rel, split, label, len(data),
-                                           hashlib.sha1(data).hexdigest()))
+                records.append(ImageRecord(rel, split, label, nbytes, sha1))
                 count += 1
             if count == 0 and split in REQUIRED_SPLITS:
+                if unread:
+                    raise DataError(f"{cls_dir}: none of its {unread} image files could be read "
+                                    "(empty or not readable); expected readable "
+                                    f"{'/'.join(IMAGE_SUFFIXES)} chest X-rays")
                 raise DataError(f"{cls_dir} holds no images; expected "
                                 f"{'/'.join(IMAGE_SUFFIXES)} files")
     return Listing(str(base), tuple(records), tuple(ignored), tuple(empty))
+
+
+def _files(folder: Path) -> list[tuple[tuple[str, ...], os.DirEntry]]:
+    """Files under ``folder`` (recursively, symlinked folders not followed) as (path parts
+    below ``folder``, entry), in the order of ``sorted(folder.rglob("*"))``."""
+    out = []
+
+    def walk(path: str, parts: tuple[str, ...]) -> None:
+        with os.scandir(path) as it:
+            for entry in it:
+                if entry.is_dir(follow_symlinks=False):
+                    walk(entry.path, parts + (entry.name,))
+                elif not entry.is_dir():         # a symlink to a folder is skipped, as before
+                    out.append((parts + (entry.name,), entry))
+
+    walk(str(folder), ())
+    return sorted(out, key=lambda item: item[0])
+
+
+def _hash(entry: os.DirEntry, rel: str, cache: dict | None) -> tuple[int, str]:
+    """(size, sha1) of a file, from ``cache`` when its stat is unchanged (see :func:`discover`)."""
+    st = entry.stat()
+    stamp = [st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino]
+    known = cache.get(rel) if cache is not None else None
+    if known is not None and list(known[:4]) == stamp:
+        return st.st_size, known[4]
+    with open(entry.path, "rb") as fh:
+        data = fh.read()
+    if not data:
+        return 0, ""
+    sha1 = hashlib.sha1(data).hexdigest()
+    if cache is not None:
+        cache[rel] = stamp + [sha1]
+    return len(data), sha1
 
 
 @dataclass(frozen=True)
@@ -173,8 +220,19 @@ def decode_bytes(data: bytes, size: int) -> tuple[np.ndarray, int, int, str]:
         ImageFile.LOAD_TRUNCATED_IMAGES = previous
 
 
+class ImageTooLarge(ValueError):
+    """An image whose header declares more pixels than Pillow's decompression-bomb limit."""
+
+
 def _decode(data: bytes, size: int) -> tuple[np.ndarray, int, int, str]:
-    with Image.open(io.BytesIO(data)) as im:
+    try:
+        with warnings.catch_warnings():
+            # above MAX_IMAGE_PIXELS Pillow only warns, and would then decode it all
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            im = Image.open(io.BytesIO(data))
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
+        raise ImageTooLarge(f"{exc}".split(" could be")[0].rstrip(".,")) from None
+    with im:
         width, height, mode = im.width, im.height, im.mode
         if im.format == "JPEG":
             im.draft("L", (size * 2, size * 2))   # fast DCT downscale for large originals
@@ -194,7 +252,8 @@ def decode_listing(listing: Listing, size: int,
         try:
             arr, w, h, mode = decode_bytes((base / rec.relpath).read_bytes(), size)
         except (OSError, UnidentifiedImageError, ValueError, SyntaxError) as exc:
-            failed.append(f"{rec.relpath}: {type(exc).__name__}: {exc}")
+            reason = re.sub(r" <_io\.BytesIO object at 0x[0-9a-f]+>", "", str(exc))
+            failed.append(f"{rec.relpath}: {type(exc).__name__}: {reason}")
             continue
         images.append(arr)
         widths.append(w)
