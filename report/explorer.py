@@ -45,7 +45,11 @@ WANTED = {"lung_share": "lung share", "border_share": "border share", "deletion_
           "insertion_auc": "insertion area", "q5_similarity": "Q5 similarities"}
 NUMBER_LABELS = {("ig_main", "gaps"): ("completeness gap (IG)", "pct"),
                  ("ig_main", "f_image"): ("margin F(x)", "fixed"),
-                 ("ig_main", "f_baseline"): ("margin F(baseline)", "fixed")}
+                 ("ig_main", "f_baseline"): ("margin F(baseline)", "fixed"),
+                 ("ig_main", "lung_share"): ("lung share of |IG|", "pct"),
+                 ("ig_main", "border_share"): ("border share of |IG|", "pct"),
+                 ("gradcam_main", "lung_share"): ("lung share of Grad-CAM", "pct"),
+                 ("gradcam_main", "border_share"): ("border share of Grad-CAM", "pct")}
 MODEL_ORDER = ("main", "random", "control")
 THUMB = dict(format="WEBP", quality=80, method=4)   # method 6 saves 3% of bytes at 4x the time
 

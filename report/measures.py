@@ -114,6 +114,14 @@ def random_maps(shape: tuple, cells: int, seed: int) -> np.ndarray:
     return np.stack([resize(m, (h, w), order=1) for m in rng.uniform(size=(n, cells, cells))])
 
 
+def per_image_shares(maps: np.ndarray, masks: np.ndarray, border_frac: float) -> dict[str, np.ndarray]:
+    """Each image's share of |map| inside its lung mask and inside the border zone (saved with the
+    maps, so the explorer shows the numbers behind Q3.2 / Q4.2 image by image)."""
+    maps2 = similarity.to_2d(maps)
+    border = regions.border_zone(masks.shape[1:], border_frac)
+    return {"lung_share": regions.image_shares(maps2, masks), "border_share": regions.image_shares(maps2, border)}
+
+
 def region_numbers(maps: np.ndarray, masks: np.ndarray, labels: np.ndarray, nulls: dict, s: dict) -> dict:
     """Lung and border ratios (share of |map| inside / share of area) per class with intervals,
     the same for each null reference map, and the paired difference map - input alone."""

@@ -84,7 +84,8 @@ def run(ctx: Context) -> Result:
     ctx.save_arrays("ig_main", names=names, inputs=x, labels=y, targets=target, probs=probs,
                     attributions=ig.attributions, gaps=ig.gap, f_image=ig.f_image,
                     f_baseline=ig.f_baseline, baseline=np.array(a["ig_baseline"]), masks=masks,
-                    input_alone=input_alone, threshold=np.array(thr))
+                    input_alone=input_alone, threshold=np.array(thr),
+                    **measures.per_image_shares(ig.attributions, masks, ctx.cfg["verdicts.border_frac"]))
     res = Result()
     n = res.numbers
     rp = s.report_pos

@@ -44,9 +44,10 @@ def run(ctx: Context) -> Result:
     log(f"Grad-CAM ({a['gradcam_layer']}) for {len(x)} test images")
     explainer = GradcamExplainer(model, a["gradcam_layer"])
     cam = explainer(x, target)
-    early = GradcamExplainer(model, a["gradcam_early_layer"])(x[rp], target[rp])
+    early = GradcamExplainer(model, a["gradcam_early_layer"])(x, target)
     ctx.save_arrays("gradcam_main", names=names, inputs=x, labels=y, targets=target, maps=cam,
-                    layer=np.array(a["gradcam_layer"]))
+                    layer=np.array(a["gradcam_layer"]), **{f"maps_{a['gradcam_early_layer']}": early},
+                    **measures.per_image_shares(cam, ig["masks"], ctx.cfg["verdicts.border_frac"]))
     res = Result()
     n = res.numbers
     n["layer"] = a["gradcam_layer"]
@@ -62,7 +63,7 @@ def run(ctx: Context) -> Result:
             titles.append(caps[j])
             rows.append([plots.Panel(x[i], "gray"), plots.Panel(cam[i], "heat", clip=100),
                          plots.Panel(cam[i], "overlay", under=x[i], clip=100),
-                         plots.Panel(early[j], "overlay", under=x[i], clip=100)])
+                         plots.Panel(early[i], "overlay", under=x[i], clip=100)])
         res.figure(f"q4_maps_{c.lower()}", plots.panel_grid(rows, row_titles=titles, cell=1.45, col_titles=(
             "image", f"Grad-CAM {a['gradcam_layer']}", "overlay", f"overlay, {a['gradcam_early_layer']}")),
             f"Grad-CAM of the {len(rows)} {c} report images for the decided class, at `{a['gradcam_layer']}` "
@@ -112,6 +113,15 @@ def _compare(ig: dict, cam: np.ndarray, g: int, rp: np.ndarray, st: dict, res: R
         f"the {g}x{g} Grad-CAM resolution.")
 
 
+def winner_counts(faith: dict) -> dict:
+    """How many of the paired IG - Grad-CAM comparisons (curve x resolution x target class)
+    each method wins, and how many neither (the interval of the difference contains 0)."""
+    won = [cell["IG - Grad-CAM"]["winner"] for kind in ("deletion", "insertion") if kind in faith
+           for per_class in faith[kind].values() for cell in per_class.values()]
+    return {"ig": won.count("IG"), "gradcam": won.count("Grad-CAM"),
+            "neither": sum(w is None for w in won), "total": len(won)}
+
+
 def _faithfulness(ctx: Context, model, x, target, maps: dict, st: dict, res: Result) -> None:
     """Deletion and insertion at matched resolutions, per target class, with paired intervals."""
     a = ctx.cfg.section("attribution")
@@ -154,6 +164,7 @@ def _faithfulness(ctx: Context, model, x, target, maps: dict, st: dict, res: Res
                    f"{kind.capitalize()} curves (mean ± std over images) per ranking resolution and target class; "
                    f"removed pixels take the {fill_name.replace('_', ' ')} image"
                    f"{'' if kind == 'deletion' else ', which is also where insertion starts'}.")
+    out["summary"] = winner_counts(out)
     res.numbers["faithfulness"] = out
     res.table("q4_faith", pd.DataFrame(rows),
               f"Areas under the deletion (lower is better) and insertion (higher is better) curves "

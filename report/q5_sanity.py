@@ -15,6 +15,7 @@
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -85,7 +86,11 @@ def verdicts(maps: dict, designs: dict, y, target, *, cut: float, alpha: float, 
                     exclude_same_index=design == "subset")
                 res = sanity.randomization_test(cross, ceiling, floor, cut=cut, alpha=alpha, n_boot=n_boot,
                                                 seed=seed, resample_models=design == "subset")
-                out[(meth, metric, design)] = res
+                with warnings.catch_warnings():      # an image whose maps are all flat: NaN
+                    warnings.simplefilter("ignore", RuntimeWarning)
+                    per_image = {k: np.nanmean(v, axis=(0, 1)) for k, v in
+                                 (("cross", cross), ("ceiling", ceiling), ("floor", floor))}
+                out[(meth, metric, design)] = (res, per_image)
     return out
 
 
@@ -125,7 +130,11 @@ def run(ctx: Context) -> Result:
     n["random_auc_band"] = list(RANDOM_AUC_BAND)
     n["control_fit"] = CONTROL_FIT
 
-    results = verdicts(maps, designs, y, target, cut=cut, alpha=alpha, n_boot=sc["bootstrap"], seed=sc["seed"])
+    found = verdicts(maps, designs, y, target, cut=cut, alpha=alpha, n_boot=sc["bootstrap"], seed=sc["seed"])
+    results = {key: r for key, (r, _) in found.items()}
+    ctx.save_arrays("q5_similarity", names=names, **{         # per image, for the explorer
+        f"{meth}_{primary}_{kind}": v for meth, _ in METHODS
+        for kind, v in found[(meth, primary, "subset")][1].items()})
     secondary = [key for key in results if not (key[1] == primary and key[2] == "subset")]
     adjusted = dict(zip(secondary, sanity.holm([results[key].p_value for key in secondary])))
     n["n_secondary"] = len(secondary)
@@ -215,7 +224,7 @@ def run(ctx: Context) -> Result:
             if n["whole"] else sanity.Interval(1.0, 1.0, 1.0))
     orig = (maps["ig"]["main"][cas], maps["gradcam"]["main"][cas])   # the trained model's maps
     _cascade(ctx, main_model, x[cas], target[cas], b[:, cas] if b.ndim == 5 else b[cas], orig, floors,
-             ceilings, res)
+             ceilings, res, names[cas])
     return res
 
 
@@ -322,7 +331,7 @@ def _sensitivity(rho: dict, cut: float) -> str:
 
 
 def _cascade(ctx: Context, model, x, target, b, orig: tuple, floors: dict, ceilings: dict,
-             res: Result) -> None:
+             res: Result, names: np.ndarray) -> None:
     """Q5.4: cascading randomization of the main model's layers, both orders, ``cascade_draws``
     independent draws per step; ``orig`` holds the trained model's (IG, Grad-CAM) maps of ``x``,
     ``floors`` each method's matched floor (Spearman |map|, main model, two images) and
@@ -335,13 +344,15 @@ def _cascade(ctx: Context, model, x, target, b, orig: tuple, floors: dict, ceili
     n["cascade"] = {"n_images": int(len(x)), "layers": list(randomization.weighted_layers(model)),
                     "draws": draws, "floor": {meth: floors[meth].as_dict() for meth, _ in METHODS},
                     "ceiling": {meth: ceilings[meth].as_dict() for meth, _ in METHODS}}
-    curves, labels = {}, {}
+    curves, labels, saved = {}, {}, {}
     for order in randomization.ORDERS:
         runs = [randomization.cascade(model, order, seed=sc["seed"] + 7919 * d) for d in range(draws)]
         labels[order] = ["none"] + [s.randomized[-1] for s in runs[0]]
         stage_maps = [[_maps(ctx, run[step].model, x, target, b)[:2] for run in runs]
                       for step in range(len(runs[0]))]
         for j, (meth, title) in enumerate(METHODS):
+            # the first draw's maps, N x steps x H x W, the trained model's first (for the explorer)
+            saved[f"{meth}_{order}"] = np.stack([orig[j]] + [per_draw[0][j] for per_draw in stage_maps], axis=1)
             c = n["cascade"].setdefault(meth, {})[order] = {"steps": []}
             trained = [sanity.Interval(1.0, 1.0, 1.0)]
             between = [None]
@@ -370,6 +381,9 @@ def _cascade(ctx: Context, model, x, target, b, orig: tuple, floors: dict, ceili
             curves[(title, order)] = {
                 "vs trained model": np.array([(i.mean, i.lo, i.hi) for i in trained]),
                 "draw vs draw": np.array([(np.nan,) * 3 if i is None else (i.mean, i.lo, i.hi) for i in between])}
+    ctx.save_arrays("q5_cascade", names=names, **saved,
+                    **{f"{meth}_{order}_steps": np.array(["trained"] + labels[order][1:])
+                       for meth, _ in METHODS for order in randomization.ORDERS})
     res.figure("q5_cascade", plots.cascade_bands(
                    curves, labels, {t: (floors[m].mean, floors[m].lo, floors[m].hi) for m, t in METHODS},
                    {t: (ceilings[m].mean, ceilings[m].lo, ceilings[m].hi) for m, t in METHODS}),

@@ -263,12 +263,13 @@ def load_references(templates: Path = TEMPLATES) -> list[dict]:
     out = []
     for i, w in enumerate(works, 1):
         missing = [k for k in ("authors", "title", "venue", "year") if k not in w]
-        if missing or not ("doi" in w or "arxiv" in w):
+        if missing or not ("doi" in w or "arxiv" in w or "jstor" in w):
             raise TemplateError(f"{_shown(str(path))}: work {i} ({w.get('title', '?')}) lacks "
-                                f"{missing or ['doi or arxiv']}; expected authors, title, venue, "
-                                "year and a doi or an arxiv id")
+                                f"{missing or ['doi, arxiv or jstor']}; expected authors, title, venue, "
+                                "year and a doi, an arxiv id or (for works without either) a JSTOR id")
         links = ([("doi:" + w["doi"], "https://doi.org/" + w["doi"])] if "doi" in w else []) + \
-                ([("arXiv:" + w["arxiv"], "https://arxiv.org/abs/" + w["arxiv"])] if "arxiv" in w else [])
+                ([("arXiv:" + w["arxiv"], "https://arxiv.org/abs/" + w["arxiv"])] if "arxiv" in w else []) + \
+                ([("JSTOR " + w["jstor"], "https://www.jstor.org/stable/" + w["jstor"])] if "jstor" in w else [])
         out.append(dict(w, links=links))
     return out
 

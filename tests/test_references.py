@@ -44,9 +44,21 @@ def citations(texts: dict[str, str]) -> tuple[set, set]:
     return dated, bare
 
 
+def single_author_citations(works: list[dict], texts: dict[str, str]) -> set:
+    """Works of one author ("Rubin, D. B.") are cited as "Rubin 1981" or "Rubin (1981)"."""
+    out = set()
+    for w in works:
+        if w["authors"].count(",") == 1:
+            pat = re.compile(rf"{re.escape(surname(w))}'?s? \(?{int(w['year'])}")
+            if any(pat.search(t) for t in texts.values()):
+                out.add((surname(w), int(w["year"])))
+    return out
+
+
 def problems(works: list[dict], texts: dict[str, str]) -> list[str]:
     listed = {(surname(w), int(w["year"])) for w in works}
     dated, bare = citations(texts)
+    dated |= single_author_citations(works, texts)
     out = [f"cited but not in references.toml: {a} et al. {y}" for a, y in sorted(dated - listed)]
     out += [f"cited without a year and not in references.toml: {a} et al." for a in
             sorted(bare - {a for a, _ in listed})]
@@ -76,13 +88,13 @@ def test_every_work_has_its_bibliographic_fields():
     for w in load_references():
         assert w["title"] and w["venue"] and 1900 < int(w["year"]) < 2100
         assert w["links"], w["title"]
-        assert all(url.startswith(("https://doi.org/10.", "https://arxiv.org/abs/"))
+        assert all(url.startswith(("https://doi.org/10.", "https://arxiv.org/abs/", "https://www.jstor.org/stable/"))
                    for _, url in w["links"])
 
 
 def test_a_work_without_a_doi_or_arxiv_id_is_one_line(tmp_path):
     (tmp_path / "references.toml").write_text('[[work]]\nauthors = "A, B."\ntitle = "T"\n'
                                               'venue = "V"\nyear = 2020\n')
-    with pytest.raises(TemplateError, match="doi or an arxiv id") as info:
+    with pytest.raises(TemplateError, match="a doi, an arxiv id") as info:
         load_references(tmp_path)
     assert "\n" not in str(info.value)

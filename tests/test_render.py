@@ -50,3 +50,32 @@ def test_weasyprint_does_not_fetch_outside(tmp_path):
     pdf = weasyprint.HTML(string=html, base_url=str(build) + "/", url_fetcher=fetcher).write_pdf()
     assert pdf.startswith(b"%PDF")
     assert set(fetcher.refused) >= {"http://example.com/a.png", "file:///etc/passwd"}
+
+
+def test_answer_templates_hold_no_arithmetic():
+    """Issue #23 item 7: counting, arithmetic and choosing between numbers happen in report/ and
+    reach the templates as named values. Catches: a Jinja namespace counter or a {% set %} that
+    computes (x + 1, a - b, ...) creeping back into the prose the user edits."""
+    import re
+    from pathlib import Path
+    answers = Path(__file__).resolve().parent.parent / "templates" / "answers"
+    bad = []
+    for path in sorted(answers.glob("*.md")):
+        text = path.read_text("utf-8")
+        if "namespace(" in text:
+            bad.append(f"{path.name}: namespace()")
+        for m in re.finditer(r"{%-?\s*set\s+[\w.]+\s*=\s*([^%]*)%}", text):
+            code = re.sub(r"'[^']*'|\"[^\"]*\"", "''", m.group(1))     # string literals are names
+            if re.search(r"[\w)\]]\s*[-+*/]\s*[\w(]", code):
+                bad.append(f"{path.name}: {m.group(0)}")
+    assert bad == []
+
+
+def test_winner_counts_cover_every_comparison():
+    """Catches: a tie counted for a method, or a comparison left out of the total."""
+    from report.q4_gradcam import winner_counts
+    cell = lambda w: {"IG - Grad-CAM": {"winner": w}}  # noqa: E731
+    faith = {"deletion": {"8x8": {"NORMAL": cell("IG"), "PNEUMONIA": cell(None)}},
+             "insertion": {"8x8": {"NORMAL": cell("Grad-CAM"), "PNEUMONIA": cell("IG")}},
+             "resolutions": ["8x8"], "fill": "train_mean"}
+    assert winner_counts(faith) == {"ig": 2, "gradcam": 1, "neither": 1, "total": 4}
