@@ -176,7 +176,9 @@ def collect(arrays_by_file: dict, numbers: dict) -> tuple[list[dict], list[MapRo
             if key in CORE or key in SKIP or not np.issubdtype(a.dtype, np.number):
                 continue
             if a.shape == (n,):
-                label, fmt = NUMBER_LABELS.get((stem, key), (WANTED.get(key, f"{key} ({stem})"), "fixed"))
+                default = (f"Q5 {key.replace('_', ' ')}" if stem == "q5_similarity"
+                           else WANTED.get(key, f"{key} ({stem})"))
+                label, fmt = NUMBER_LABELS.get((stem, key), (default, "fixed"))
                 col = cols.setdefault(f"{stem}.{key}", Column(f"{stem}.{key}", label, fmt))
                 col.values.update({nm: float(v) for nm, v in zip(names, a)})
                 continue
@@ -285,7 +287,7 @@ def page_data(cards: list[dict], rows: list[MapRow], cols: list[Column], numbers
                        "numbers": {col.key: _finite(col.values[c["name"]]) for col in cols if c["name"] in col.values},
                        "maps": maps})
     q3 = numbers.get("q3", {})
-    have = {col.key.split(".", 1)[1] for col in cols}
+    have = {col.key.split(".", 1)[1] for col in cols} | {col.key.split(".", 1)[0] for col in cols}
     data = {
         "profile": None,
         "threshold": q3.get("threshold"),

@@ -54,3 +54,47 @@ def layout_problems(pdf: Path) -> list[str]:
             problems.append(f"Figure {number}: image on page {images[number - 1]}, caption on page {page}")
     problems += [f"page {p}: text in the bottom margin: {t!r}" for p, t in blocks_in_bottom_margin(pdf)]
     return problems
+
+
+TOP_MARGIN_PT = 18 / 25.4 * 72         # report.css: @page margin-top
+
+
+def page_fill(pdf: Path, dpi: int = 24) -> list[float]:
+    """Per page, the share of the text block (between the top and bottom margins) above the
+    lowest ink: 1.0 for a full page, 0.3 for a page whose content stops a third of the way down."""
+    import tempfile
+
+    import numpy as np
+    from PIL import Image
+    out = []
+    with tempfile.TemporaryDirectory() as tmp:
+        subprocess.run(["pdftoppm", "-r", str(dpi), "-gray", str(pdf), f"{tmp}/p"], check=True)
+        for png in sorted(Path(tmp).glob("p-*.pgm"), key=lambda p: int(p.stem.split("-")[-1])):
+            a = np.asarray(Image.open(png), dtype=np.uint8)
+            top, bottom = int(TOP_MARGIN_PT / 72 * dpi), a.shape[0] - int(BOTTOM_MARGIN_PT / 72 * dpi)
+            ink = np.flatnonzero((a[top:bottom] < 200).any(axis=1))
+            out.append(float((ink.max() + 1) / (bottom - top)) if ink.size else 0.0)
+    return out
+
+
+def section_last_pages(pdf: Path, titles: list[str]) -> set[int]:
+    """Pages that end a section: the page before each section title's heading page (after the
+    table of contents), and the last page."""
+    text = subprocess.run(["pdftotext", "-layout", str(pdf), "-"], capture_output=True, text=True,
+                          check=True).stdout
+    pages = text.split("\f")
+    if pages and not pages[-1].strip():
+        pages = pages[:-1]
+    starts = []
+    for title in titles:
+        for i, page in enumerate(pages, start=1):
+            if re.search(rf"^\s*{re.escape(title)}\s*$", page, re.M):
+                starts.append(i)
+                break
+    return {s - 1 for s in starts if s > 1} | {len(pages)}
+
+
+def underfilled_pages(pdf: Path, titles: list[str], min_fill: float = 0.6) -> list[tuple[int, float]]:
+    """(page, fill) of pages more than 1 - ``min_fill`` empty that do not end a section."""
+    last = section_last_pages(pdf, titles)
+    return [(i, round(f, 2)) for i, f in enumerate(page_fill(pdf), start=1) if f < min_fill and i not in last]
