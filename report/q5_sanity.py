@@ -316,7 +316,7 @@ def _cascade_rho(sim: sanity.Interval, floor: sanity.Interval, ceiling: sanity.I
     and the ceiling (1: a second true-label model's maps of the same images), with the interval
     of the similarity (floor and ceiling taken at their estimates)."""
     span = ceiling.mean - floor.mean
-    if span <= 0:
+    if not ceiling.lo > floor.hi:       # the validity gate: references that cannot be told apart
         return {k: float("nan") for k in ("mean", "lo", "hi")}
     return {k: (getattr(sim, k) - floor.mean) / span for k in ("mean", "lo", "hi")}
 
