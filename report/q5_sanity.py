@@ -157,9 +157,6 @@ def run(ctx: Context) -> Result:
                 for null, nmap in nulls.items():
                     out[null] = sanity.bootstrap_mean(
                         np.stack([similarity.measure_stack(maps[meth][m], nmap, metric) for m in trues]), **boot).as_dict()
-                out["cross_by_true"] = {m: float(np.nanmean(similarity.measure_stack(
-                    maps[meth][m], maps[meth][designs[design]["random"][0]], metric))) for m in trues} \
-                    if design == "whole" else None
                 n[meth][metric][design] = out
                 rows.append({"method": title, "metric": metric + (" (primary)" if is_primary else ""),
                              "design": dlabel, "cross": _label(out["cross"]), "ceiling": _label(out["ceiling"]),
@@ -354,8 +351,6 @@ def _cascade(ctx: Context, model, x, target, b, orig: tuple, floors: dict, ceili
             # the first draw's maps, N x steps x H x W, the trained model's first (for the explorer)
             saved[f"{meth}_{order}"] = np.stack([orig[j]] + [per_draw[0][j] for per_draw in stage_maps], axis=1)
             c = n["cascade"].setdefault(meth, {})[order] = {"steps": []}
-            trained = [sanity.Interval(1.0, 1.0, 1.0)]
-            between = [None]
             for step, per_draw in enumerate(stage_maps):
                 cur = [d[j] for d in per_draw]
                 row = {"layer": labels[order][step + 1],
@@ -369,8 +364,6 @@ def _cascade(ctx: Context, model, x, target, b, orig: tuple, floors: dict, ceili
                 row["rho"] = _cascade_rho(sanity.Interval(**row["spearman_abs"]), floors[meth], ceilings[meth])
                 row["sensitivity"] = _sensitivity(row["rho"], cut)
                 c["steps"].append(row)
-                trained.append(sanity.Interval(**row["spearman_abs"]))
-                between.append(sanity.Interval(**row["draw_vs_draw"]))
             first, final = c["steps"][0], c["steps"][-1]
             fl = floors[meth]
             c.update(first=first, final=final, first_sensitivity=first["sensitivity"],
@@ -378,9 +371,10 @@ def _cascade(ctx: Context, model, x, target, b, orig: tuple, floors: dict, ceili
                      final_draws_above_floor=bool(final["draw_vs_draw"]["lo"] > fl.hi),
                      flat_total=int(sum(r["flat"] for r in c["steps"])),
                      n_maps=int(len(c["steps"]) * draws * len(x)))
-            curves[(title, order)] = {
-                "vs trained model": np.array([(i.mean, i.lo, i.hi) for i in trained]),
-                "draw vs draw": np.array([(np.nan,) * 3 if i is None else (i.mean, i.lo, i.hi) for i in between])}
+            band = lambda key: [(r[key]["mean"], r[key]["lo"], r[key]["hi"]) for r in c["steps"]]  # noqa: E731
+            curves[(title, order)] = {    # step 0: the trained model itself
+                "vs trained model": np.array([(1.0, 1.0, 1.0)] + band("spearman_abs")),
+                "draw vs draw": np.array([(np.nan,) * 3] + band("draw_vs_draw"))}
     ctx.save_arrays("q5_cascade", names=names, **saved,
                     **{f"{meth}_{order}_steps": np.array(["trained"] + labels[order][1:])
                        for meth, _ in METHODS for order in randomization.ORDERS})
