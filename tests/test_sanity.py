@@ -57,6 +57,10 @@ def test_rho_is_zero_at_the_floor_and_one_at_the_ceiling():
                                       np.full((2, 2, 4), 0.2), cut=0.5, n_boot=100)
     assert exact.rho.mean == pytest.approx(0.25) and exact.rho.lo == pytest.approx(0.25)
     assert exact.pass_cuts == pytest.approx((0.25, 1.0)) and exact.fail_cuts == pytest.approx((0.0, 0.25))
+    assert exact.models_resampled       # the replicated design resamples models by default
+    # beyond the ceiling: the printed cut ends stay inside [0, 1]
+    above = sanity.randomization_test(*_constant(cross=0.9, ceiling=0.5, floor=0.2), cut=0.5, n_boot=200).as_dict()
+    assert above["pass_above"] == 1.0 and above["fail_below"] == 1.0 and above["fails_everywhere"]
 
 
 def test_ceiling_equal_to_floor_is_uninformative():
