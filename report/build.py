@@ -96,7 +96,7 @@ def retire_report(build: Path) -> None:
 def section_key(ctx: Context, section, keys: dict) -> str:
     from . import models
     return artifacts.digest(section.name, ctx.data_key, ctx.cfg.digest(section.config),
-                            artifacts.source_digest(list(section.sources)),
+                            artifacts.source_digest(list(section.sources) + [Path(figures.__file__)]),
                             [models.key(ctx, m) for m in models.expand_all(ctx, section.models)],
                             [keys[a] for a in section.after], ctx.cfg.profile)
 
@@ -107,9 +107,12 @@ def _save_result(ctx: Context, section, result, key: str, seconds: float) -> Non
     tmp = Path(tempfile.mkdtemp(dir=final.parent, prefix=f".{section.name}."))
     files = {}
     for fid, (fig, caption) in result.figures.items():
-        data, suffix = figures.encode(fig)
-        artifacts.atomic_write_bytes(tmp / f"{fid}{suffix}", data)
-        files[fid] = {"file": f"sections/{section.name}/{fid}{suffix}", "caption": caption}
+        strips = []
+        for k, (data, suffix) in enumerate(figures.encode_strips(fig)):
+            name = f"{fid}{suffix}" if k == 0 else f"{fid}.{k + 1}{suffix}"
+            artifacts.atomic_write_bytes(tmp / name, data)
+            strips.append(f"sections/{section.name}/{name}")
+        files[fid] = {"file": strips[0], "strips": strips, "caption": caption}
     tables = {fid: {"html": frame.to_html(index=False, float_format=lambda v: f"{v:.3f}",
                                           border=0, classes="data", escape=True),
                     "caption": caption}

@@ -225,6 +225,7 @@ def render(ctx: Context, results: dict, *, pdf: bool = True, templates: Path = T
                 "number": sub["number"], "title": sub["title"],
                 "answer": render_answer(env, sub["answer"], variables),
                 "figures": [dict(res["figures"][f], number=fig_no[f],
+                                 strips=res["figures"][f].get("strips") or [res["figures"][f]["file"]],
                                  width_in=_size_in(ctx.build / res["figures"][f]["file"]))
                             for f in sub["figures"]],
                 "tables": [dict(res["tables"][t], number=tab_no[t]) for t in sub["tables"]]})

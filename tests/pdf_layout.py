@@ -7,6 +7,8 @@ import subprocess
 from html import unescape
 from pathlib import Path
 
+import numpy as np
+
 BOTTOM_MARGIN_PT = 20 / 25.4 * 72      # report.css: @page margin-bottom 20mm
 
 
@@ -43,15 +45,29 @@ def blocks_in_bottom_margin(pdf: Path) -> list[tuple[int, str]]:
     return bad
 
 
+def strips_per_figure(html: Path) -> list[int]:
+    """Images per figure of the report's HTML, in document order (a tall figure is printed as
+    several strips: see report/figures.py)."""
+    text = html.read_text("utf-8")
+    return [len(re.findall(r"<img ", body)) for body in
+            re.findall(r'<figure class="figure[^"]*">(.*?)</figure>', text, re.S)]
+
+
 def layout_problems(pdf: Path) -> list[str]:
-    """Figures whose caption is not on their image's page, and text in the bottom margin."""
+    """Figures whose caption is not on the page of their (last) image, and text in the bottom
+    margin. The HTML next to the PDF tells how many images (strips) each figure has."""
     problems = []
     images, captions = image_pages(pdf), caption_pages(pdf)
-    if len(images) != len(captions):
-        problems.append(f"{len(images)} images but {len(captions)} figure captions")
+    html = pdf.with_suffix(".html")
+    counts = strips_per_figure(html) if html.exists() else [1] * len(images)
+    if sum(counts) != len(images) or len(counts) != len(captions):
+        problems.append(f"{len(images)} images in {len(counts)} figures but {len(captions)} figure captions")
+        return problems
+    last = np.cumsum(counts) - 1
     for number, page in captions.items():
-        if number <= len(images) and images[number - 1] != page:
-            problems.append(f"Figure {number}: image on page {images[number - 1]}, caption on page {page}")
+        if number <= len(counts) and images[last[number - 1]] != page:
+            problems.append(f"Figure {number}: last image on page {images[last[number - 1]]}, "
+                            f"caption on page {page}")
     problems += [f"page {p}: text in the bottom margin: {t!r}" for p, t in blocks_in_bottom_margin(pdf)]
     return problems
 
@@ -98,3 +114,18 @@ def underfilled_pages(pdf: Path, titles: list[str], min_fill: float = 0.6) -> li
     """(page, fill) of pages more than 1 - ``min_fill`` empty that do not end a section."""
     last = section_last_pages(pdf, titles)
     return [(i, round(f, 2)) for i, f in enumerate(page_fill(pdf), start=1) if f < min_fill and i not in last]
+
+
+def report_titles() -> list[str]:
+    """The report's page-starting headings, in order: findings, the questions, references, appendix."""
+    from report.registry import SECTIONS
+    return ["Findings"] + [s.title for s in SECTIONS] + ["References", "Appendix: provenance of this build"]
+
+
+if __name__ == "__main__":       # python -m tests.pdf_layout build/report.pdf
+    import sys
+    target = Path(sys.argv[1] if len(sys.argv) > 1 else "build/report.pdf")
+    fill = page_fill(target)
+    print(f"{target}: {len(fill)} pages; fill " + " ".join(f"{f:.2f}" for f in fill))
+    print("layout problems:", layout_problems(target) or "none")
+    print("pages more than 40% empty that do not end a section:", underfilled_pages(target, report_titles()) or "none")

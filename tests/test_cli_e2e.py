@@ -8,7 +8,7 @@ import pytest
 
 from . import browser
 from .conftest import ROOT, make_dataset
-from .pdf_layout import layout_problems
+from .pdf_layout import layout_problems, report_titles, underfilled_pages
 
 E2E_BUILD: dict[str, Path] = {}    # a copy of the end-to-end test's first build, for the browser test
 
@@ -98,6 +98,8 @@ def test_end_to_end_build_on_real_sample(real_sample, tmp_path, tmp_path_factory
         assert "Findings" in text and "provenance of this build" in text
         # every figure sits on one page with its caption, nothing runs into the bottom margin
         assert layout_problems(build / "quick" / "report.pdf") == []
+        # no page but the last of a section is more than 40% empty (#23: grids split into strips)
+        assert underfilled_pages(build / "quick" / "report.pdf", report_titles(), 0.6) == []
     for f in ("ig_main", "gradcam_main", "q5_maps", "ig_baselines"):
         assert (build / "quick" / "attributions" / f"{f}.npz").exists()
     assert (build / "quick" / "explorer" / "index.html").exists() and 'href="explorer/index.html"' in html
