@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
+
+from xaikit.data import patient_id
 
 from .context import Context
 
@@ -21,8 +24,9 @@ class Samples:
         return np.array([where[int(v)] for v in self.report_idx])
 
 
-RULE = ("{k} test images per class drawn with numpy default_rng({seed}) without replacement; "
-        "the first {r} of each class are the report images")
+RULE = ("{k} test images per class, one per patient id: the class's test images in the order of a numpy "
+        "default_rng({seed}) permutation, each kept unless an earlier one has the same patient id; the first "
+        "{r} of each class are the report images")
 
 
 def choose(ctx: Context) -> Samples:
@@ -30,12 +34,26 @@ def choose(ctx: Context) -> Samples:
     rng = np.random.default_rng(a["seed"])
     eval_idx, report_idx = [], []
     for label in (0, 1):
-        pool = np.flatnonzero((p.split == "test") & (p.labels == label))
-        k = min(a["eval_per_class"], len(pool))
-        picked = rng.choice(pool, size=k, replace=False)
+        pool = rng.permutation(np.flatnonzero((p.split == "test") & (p.labels == label)))
+        picked = distinct_patients(pool, p.names, a["eval_per_class"])
         eval_idx.append(picked)
         report_idx.append(picked[:a["samples_per_class"]])
     return Samples(np.concatenate(eval_idx), np.concatenate(report_idx))
+
+
+def distinct_patients(order: np.ndarray, names, k: int) -> np.ndarray:
+    """The first ``k`` indices of ``order`` whose file name's patient id has not come before (a
+    patient with several images counts once, so intervals over images are not over copies of
+    one chest)."""
+    seen, out = set(), []
+    for i in order:
+        pid = patient_id(Path(str(names[i])).name)
+        if pid not in seen:
+            seen.add(pid)
+            out.append(int(i))
+            if len(out) == k:
+                break
+    return np.array(out, dtype=int)
 
 
 def rule(ctx: Context) -> str:

@@ -13,6 +13,9 @@ from matplotlib.figure import Figure  # noqa: E402
 from matplotlib.patches import Patch  # noqa: E402
 
 
+HEAT, SIGNED = "inferno", "RdBu_r"     # magnitudes (heat maps and overlays) and signed maps
+
+
 @dataclass(frozen=True)
 class Panel:
     """One image cell: ``kind`` is gray (an image), heat (|map|), signed (diverging) or overlay."""
@@ -32,17 +35,17 @@ def _show(ax, p: Panel) -> None:
         ax.imshow(d, cmap="gray", vmin=0, vmax=1 if d.max() <= 1 else 255)
     elif p.kind == "heat":
         top = np.percentile(np.abs(d), p.clip) or 1.0
-        ax.imshow(np.abs(d), cmap="inferno", vmin=0, vmax=top)
+        ax.imshow(np.abs(d), cmap=HEAT, vmin=0, vmax=top)
     elif p.kind == "signed":
         top = np.percentile(np.abs(d), p.clip) or 1.0
-        ax.imshow(d, cmap="RdBu_r", vmin=-top, vmax=top)
+        ax.imshow(d, cmap=SIGNED, vmin=-top, vmax=top)
     elif p.kind == "overlay":
         under = np.asarray(p.under, np.float64)
         under = under[..., 0] if under.ndim == 3 else under
         ax.imshow(under, cmap="gray", vmin=0, vmax=1)
         top = np.percentile(np.abs(d), p.clip) or 1.0
         level = np.clip(np.abs(d) / top, 0, 1)
-        rgba = matplotlib.colormaps["jet"](level)
+        rgba = matplotlib.colormaps[HEAT](level)
         rgba[..., 3] = 0.85 * level          # transparent where the map is low
         ax.imshow(rgba)
     elif p.kind == "mask":
@@ -59,8 +62,9 @@ def _show(ax, p: Panel) -> None:
 
 
 def panel_grid(rows: Sequence[Sequence[Panel]], *, col_titles: Sequence[str] = (),
-               row_titles: Sequence[str] = (), cell: float = 1.6) -> Figure:
-    """A grid of image panels; all rows must have the same length."""
+               row_titles: Sequence[str] = (), cell: float = 1.6, colorbars: bool = True) -> Figure:
+    """A grid of image panels; all rows must have the same length. Columns of maps get a colour
+    bar below them (``colorbars``)."""
     nrows, ncols = len(rows), max(len(r) for r in rows)
     extra = 1.2 if row_titles else 0.0
     fig = Figure(figsize=(cell * ncols + extra, cell * nrows * 1.05 + 0.3), layout="constrained")
@@ -78,7 +82,33 @@ def panel_grid(rows: Sequence[Sequence[Panel]], *, col_titles: Sequence[str] = (
             if j == 0 and i < len(row_titles):
                 ax.set_ylabel(row_titles[i], fontsize=6.5, rotation=0, ha="right", va="center",
                               labelpad=4)
+    if colorbars:
+        _column_colorbars(fig, axes, rows)
     return fig
+
+
+def _column_colorbars(fig: Figure, axes, rows) -> None:
+    """One colour bar under each column of maps (heat, signed, overlay), with the scale every
+    panel uses: each map is scaled on its own, from 0 (or minus) to its clip percentile."""
+    from matplotlib.cm import ScalarMappable
+    from matplotlib.colors import Normalize
+    labelled = False
+    for j in range(axes.shape[1]):
+        kinds = {r[j].kind for r in rows if j < len(r)}
+        if len(kinds) != 1 or kinds.isdisjoint({"heat", "signed", "overlay"}):
+            continue
+        kind = kinds.pop()
+        clip = next(r[j].clip for r in rows if j < len(r))
+        top = "max" if clip >= 100 else f"p{clip:g}"
+        signed = kind == "signed"
+        sm = ScalarMappable(Normalize(-1 if signed else 0, 1), SIGNED if signed else HEAT)
+        bar = fig.colorbar(sm, ax=axes[:, j], location="bottom", shrink=0.8, aspect=18, pad=0.01)
+        bar.set_ticks([-1, 0, 1] if signed else [0, 1],
+                      labels=[f"-{top}", "0", f"+{top}"] if signed else ["0", top])
+        bar.ax.tick_params(labelsize=6, length=2)
+        if not labelled:
+            bar.set_label("each map scaled on its own", fontsize=6)
+            labelled = True
 
 
 def bar_counts(table: dict[str, dict[str, int]]) -> Figure:
