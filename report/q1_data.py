@@ -142,7 +142,7 @@ def run(ctx: Context) -> Result:
     yt = p.y("train")
     w = class_weight_vector(yt, cfg["train.class_weights"])
     n["preprocessing"]["class_weight_values"] = {c: float(w[yt == k][0]) for k, c in enumerate(CLASSES)}
-    n["preprocessing"]["weighted"] = bool(len(set(w.tolist())) > 1)
+    n["preprocessing"]["weighted"] = cfg["train.class_weights"] != "none"   # equal weights when the split is balanced
     return res
 
 

@@ -6,11 +6,13 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+from scipy import ndimage
 from sklearn.metrics import roc_curve
 
 from xaikit import eda, intervals, plots
 from xaikit.data import patient_id
 from xaikit.model import architecture_table
+from xaikit.pipeline import to_float
 from xaikit.robustness import blur_sensitivity
 from xaikit.train import predict_probs
 
@@ -51,26 +53,37 @@ def groups(labels: np.ndarray, names: np.ndarray) -> np.ndarray:
     return np.array([f"{lab}:{patient_id(str(n).rsplit('/', 1)[-1])}" for lab, n in zip(labels, names)])
 
 
-def sharpness_direction(train: dict, test: dict, blur_shift: float) -> dict:
+def sharpness_direction(train: dict, test: dict, blur_shift: dict) -> dict:
     """What a sharpness shift between training and test predicts for the errors, per true class.
 
     ``train``/``test``: median variance of the Laplacian per class (test labels describe the
-    errors; they choose nothing). ``blur_shift``: mean change of P(PNEUMONIA) when validation
-    NORMAL images are blurred. When blur moves the model towards PNEUMONIA (blur_shift > 0: sharp
-    reads as NORMAL), test images of a class that are less sharp than in training predict more
-    calls of PNEUMONIA for that class, sharper ones more calls of NORMAL."""
-    uses = blur_shift > 0
-    out = {"model_reads_sharp_as_normal": bool(uses)}
+    errors; they choose nothing). ``blur_shift``: the change of P(PNEUMONIA) when validation NORMAL
+    images are blurred, an estimate {value, lo, hi}. Judged by its interval: above 0, the model
+    reads blur as PNEUMONIA (sharp as NORMAL), so test images of a class that are less sharp than
+    in training predict more PNEUMONIA calls for that class and sharper ones more NORMAL calls;
+    below 0 the reverse; an interval containing 0 predicts no direction."""
+    reads = "sharp_is_normal" if blur_shift["lo"] > 0 else "blur_is_normal" if blur_shift["hi"] < 0 else "cannot tell"
+    out = {"model_reads": reads, "model_reads_sharp_as_normal": reads == "sharp_is_normal",
+           "direction_known": reads != "cannot tell"}
     for c in ("NORMAL", "PNEUMONIA"):
         sharper = test[c] > train[c]
-        toward = ("NORMAL" if sharper else "PNEUMONIA") if uses else ("PNEUMONIA" if sharper else "NORMAL")
+        toward = (None if reads == "cannot tell" else
+                  ("NORMAL" if sharper else "PNEUMONIA") if reads == "sharp_is_normal" else
+                  ("PNEUMONIA" if sharper else "NORMAL"))
         out[c] = {"test_sharper": bool(sharper), "predicts": toward,
-                  "predicts_errors": bool(toward != c)}
+                  "predicts_errors": bool(toward is not None and toward != c)}
     # false positives are NORMAL images called PNEUMONIA; false negatives the reverse
     out["predicts_more_fp"] = out["NORMAL"]["predicts_errors"]
     out["predicts_more_fn"] = out["PNEUMONIA"]["predicts_errors"]
     out["sharper_class"] = "NORMAL" if train["NORMAL"] > train["PNEUMONIA"] else "PNEUMONIA"
     return out
+
+
+def blur_shifts(model, images: np.ndarray, sigma: float) -> np.ndarray:
+    """Per image: P(PNEUMONIA) of the Gaussian-blurred image minus that of the image, the same
+    blur as xaikit.robustness.blur_sensitivity (which reports only the mean)."""
+    x = to_float(images)
+    return predict_probs(model, ndimage.gaussian_filter(x, sigma=(0, sigma, sigma, 0))) - predict_probs(model, x)
 
 
 SEED_METRICS = CI_METRICS + ("precision", "f1")
@@ -193,10 +206,13 @@ def run(ctx: Context) -> Result:
                  **{c: blur_sensitivity(model, p.x("val")[yv == k], sigma).__dict__
                     for k, c in enumerate(labels)}}
     # what a sharpness shift between training and test predicts for the errors (test labels describe)
+    shift = intervals.mean_ci(blur_shifts(model, p.x("val")[yv == 0], sigma), n_boot=N_BOOT,
+                              seed=ctx.cfg["data.seed"], level=level)
+    n["blur"]["NORMAL"]["shift_ci"] = shift.as_dict()
     sharp = {s: eda.sharpness(p.x(s)) for s in ("train", "test")}
     med = {s: {c: float(np.median(sharp[s][p.y(s) == k])) for k, c in enumerate(labels)} for s in sharp}
     n["sharpness"] = {"train": med["train"], "test": med["test"],
-                      **sharpness_direction(med["train"], med["test"], n["blur"]["NORMAL"]["mean_shift"])}
+                      **sharpness_direction(med["train"], med["test"], shift.as_dict())}
     n["sharpness"]["explains_dominant"] = bool(
         n["sharpness"]["predicts_more_fp"] if testv["fp"] > testv["fn"] else n["sharpness"]["predicts_more_fn"])
     return res
@@ -204,7 +220,7 @@ def run(ctx: Context) -> Result:
 
 SECTION = Section(
     name="q2", title="Q2 A CNN classifier", run=run,
-    sources=tuple(lib("plots", "model", "robustness", "intervals", "eda", "metrics") + [Path(__file__)]),
+    sources=tuple(lib("plots", "model", "robustness", "intervals", "eda", "metrics", "pipeline") + [Path(__file__)]),
     config=("train.", "augment.", "data.", "verdicts.alpha"), models=("main", "replicates"),
     subs=(
         Sub("Q2.1", "Architecture and training", "q2_1.md", tables=("q2_arch",), figures=("q2_curves",)),
