@@ -162,7 +162,7 @@ def _modes(ctx: Context, p) -> list[str]:
 
 SECTION = Section(
     name="q1", title="Q1 The data", run=run,
-    sources=tuple(lib("eda", "plots", "data", "train") + [Path(__file__)]),
+    sources=tuple(lib("eda", "plots", "data", "train", "pipeline") + [Path(__file__)]),
     config=("data.", "train.augment", "train.class_weights", "train.batch_size", "augment."),
     subs=(
         Sub("Q1.1", "Label distribution and example images", "q1_1.md",
