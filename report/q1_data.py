@@ -9,6 +9,7 @@ import pandas as pd
 
 from xaikit import eda, plots
 from xaikit.data import CLASSES
+from xaikit.train import class_weight_vector
 
 from .context import Context, lib
 from .section import Result, Section, Sub
@@ -137,6 +138,11 @@ def run(ctx: Context) -> Result:
         **{f"aug_{k}": v for k, v in cfg.section("augment").items()},
         "class_weights": cfg["train.class_weights"], "batch_size": cfg["train.batch_size"],
     }
+    # the per-sample weights training uses (xaikit.train), one value per class
+    yt = p.y("train")
+    w = class_weight_vector(yt, cfg["train.class_weights"])
+    n["preprocessing"]["class_weight_values"] = {c: float(w[yt == k][0]) for k, c in enumerate(CLASSES)}
+    n["preprocessing"]["weighted"] = cfg["train.class_weights"] != "none"   # equal weights when the split is balanced
     return res
 
 
@@ -156,7 +162,7 @@ def _modes(ctx: Context, p) -> list[str]:
 
 SECTION = Section(
     name="q1", title="Q1 The data", run=run,
-    sources=tuple(lib("eda", "plots", "data") + [Path(__file__)]),
+    sources=tuple(lib("eda", "plots", "data", "train", "pipeline") + [Path(__file__)]),
     config=("data.", "train.augment", "train.class_weights", "train.batch_size", "augment."),
     subs=(
         Sub("Q1.1", "Label distribution and example images", "q1_1.md",

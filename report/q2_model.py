@@ -6,10 +6,13 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+from scipy import ndimage
 from sklearn.metrics import roc_curve
 
-from xaikit import intervals, plots
+from xaikit import eda, intervals, plots
+from xaikit.data import patient_id
 from xaikit.model import architecture_table
+from xaikit.pipeline import to_float
 from xaikit.robustness import blur_sensitivity
 from xaikit.train import predict_probs
 
@@ -21,11 +24,66 @@ from .section import Result, Section, Sub
 KERMANY = {"model": "Kermany et al. 2018 (transfer learning, Inception v3)", "accuracy": 0.928,
            "sensitivity": 0.932, "specificity": 0.901, "auc": 0.968}
 CI_METRICS = ("accuracy", "sensitivity", "specificity", "auc")
+# The performance target of this section (set with its first version, before this session; unchanged):
+# "met" when every metric's interval lies at or above its floor. Moves to [verdicts] with the next retrain.
+TARGET = {"auc": 0.95, "accuracy": 0.90, "sensitivity": 0.85, "specificity": 0.85}
+# Bootstrap draws of the patient-clustered intervals (moves to the config with the next retrain).
+N_BOOT = 2000
+CLUSTERED_METHOD = ("patient-clustered bootstrap ({n} draws), Youden threshold re-selected on a "
+                    "patient-clustered validation resample in each draw")
 
 
 def versus(ours: dict, theirs: float) -> str:
-    """Where a published point value lies against our 95% interval."""
+    """Where a published point value lies against our interval."""
     return "below" if theirs < ours["lo"] else "above" if theirs > ours["hi"] else "within"
+
+
+def target_verdict(ci: dict, target: dict) -> dict:
+    """Per metric "met" (interval wholly at or above the floor), "missed" (wholly below) or
+    "cannot tell"; overall "met" only when every metric is met, "missed" when any is missed."""
+    per = {m: "met" if ci[m]["lo"] >= t else "missed" if ci[m]["hi"] < t else "cannot tell"
+           for m, t in target.items()}
+    words = set(per.values())
+    overall = "missed" if "missed" in words else "met" if words == {"met"} else "cannot tell"
+    return {"per_metric": per, "verdict": overall, "met": overall == "met", "floors": dict(target)}
+
+
+def groups(labels: np.ndarray, names: np.ndarray) -> np.ndarray:
+    """Patient ids per class, as in xaikit.eda: ``"<label>:<patient id of the file name>"``."""
+    return np.array([f"{lab}:{patient_id(str(n).rsplit('/', 1)[-1])}" for lab, n in zip(labels, names)])
+
+
+def sharpness_direction(train: dict, test: dict, blur_shift: dict) -> dict:
+    """What a sharpness shift between training and test predicts for the errors, per true class.
+
+    ``train``/``test``: median variance of the Laplacian per class (test labels describe the
+    errors; they choose nothing). ``blur_shift``: the change of P(PNEUMONIA) when validation NORMAL
+    images are blurred, an estimate {value, lo, hi}. Judged by its interval: above 0, the model
+    reads blur as PNEUMONIA (sharp as NORMAL), so test images of a class that are less sharp than
+    in training predict more PNEUMONIA calls for that class and sharper ones more NORMAL calls;
+    below 0 the reverse; an interval containing 0 predicts no direction."""
+    reads = "sharp_is_normal" if blur_shift["lo"] > 0 else "blur_is_normal" if blur_shift["hi"] < 0 else "cannot tell"
+    out = {"model_reads": reads, "model_reads_sharp_as_normal": reads == "sharp_is_normal",
+           "direction_known": reads != "cannot tell"}
+    for c in ("NORMAL", "PNEUMONIA"):
+        sharper = test[c] > train[c]
+        toward = (None if reads == "cannot tell" else
+                  ("NORMAL" if sharper else "PNEUMONIA") if reads == "sharp_is_normal" else
+                  ("PNEUMONIA" if sharper else "NORMAL"))
+        out[c] = {"test_sharper": bool(sharper), "predicts": toward,
+                  "predicts_errors": bool(toward is not None and toward != c)}
+    # false positives are NORMAL images called PNEUMONIA; false negatives the reverse
+    out["predicts_more_fp"] = out["NORMAL"]["predicts_errors"]
+    out["predicts_more_fn"] = out["PNEUMONIA"]["predicts_errors"]
+    out["sharper_class"] = "NORMAL" if train["NORMAL"] > train["PNEUMONIA"] else "PNEUMONIA"
+    return out
+
+
+def blur_shifts(model, images: np.ndarray, sigma: float) -> np.ndarray:
+    """Per image: P(PNEUMONIA) of the Gaussian-blurred image minus that of the image, the same
+    blur as xaikit.robustness.blur_sensitivity (which reports only the mean)."""
+    x = to_float(images)
+    return predict_probs(model, ndimage.gaussian_filter(x, sigma=(0, sigma, sigma, 0))) - predict_probs(model, x)
 
 
 SEED_METRICS = CI_METRICS + ("precision", "f1")
@@ -36,7 +94,7 @@ def _replicates(ctx: Context, card: dict) -> dict:
     main and main-2..r; mean, min and max per metric."""
     cards = [card] + [ctx.model(m)[1] for m in models.expand(ctx, "replicates")]
     per = [c["test"]["at_val_threshold"] for c in cards]
-    out = {"n": len(cards), "seeds": [int(c.get("seed", ctx.cfg["train.seed"])) for c in cards],
+    out = {"n": len(cards), "several": len(cards) > 1, "seeds": [int(c.get("seed", ctx.cfg["train.seed"])) for c in cards],
            "val_auc": [float(c["val"]["auc"]) for c in cards]}
     for m in SEED_METRICS:
         v = np.array([float(d[m]) for d in per])
@@ -62,16 +120,35 @@ def run(ctx: Context) -> Result:
     test05, testv = card["test"]["at_0.5"], card["test"]["at_val_threshold"]
     n["test"] = {"at_05": test05, "at_val": testv}
     n["kermany"] = KERMANY
+    level = 1 - ctx.cfg["verdicts.alpha"]
     p_test = predict_probs(model, p.x("test"))
-    ci = {tag: {k: v.as_dict() for k, v in intervals.classification_intervals(
-              p.y("test"), p_test, thr, seed=ctx.cfg["data.seed"]).items()}
-          for tag, thr in (("at_val", card["val_threshold"]), ("at_05", 0.5))}
+    p_val = predict_probs(model, p.x("val"))
+    # the primary intervals at the validation threshold: patients resampled, threshold re-selected
+    cl = intervals.clustered_threshold_bootstrap(
+        p.y("val"), p_val, groups(p.y("val"), p.names[p.idx("val")]),
+        p.y("test"), p_test, groups(p.y("test"), p.names[p.idx("test")]),
+        n_boot=N_BOOT, seed=ctx.cfg["data.seed"], level=level)
+    if not np.isclose(cl.threshold.value, card["val_threshold"]):
+        raise ValueError(f"the Youden threshold of the cached model's validation scores expects "
+                         f"{card['val_threshold']}, got {cl.threshold.value}: the model card is stale")
+    # secondary: images independent, threshold fixed (Wilson; AUC resampled within each class)
+    simple = {tag: {k: v.as_dict() for k, v in intervals.classification_intervals(
+                  p.y("test"), p_test, thr, n_boot=N_BOOT, seed=ctx.cfg["data.seed"], level=level).items()}
+              for tag, thr in (("at_val", card["val_threshold"]), ("at_05", 0.5))}
+    ci = {"at_val": {k: v.as_dict() for k, v in cl.metrics().items()}, "at_05": simple["at_05"],
+          "at_val_fixed": simple["at_val"], "level": level, "n_boot": N_BOOT,
+          "method": CLUSTERED_METHOD.format(n=N_BOOT),
+          "method_at_05": "Wilson for accuracy, sensitivity and specificity, bootstrap within each class for "
+                          "AUC; images independent, threshold fixed",
+          "threshold": cl.threshold.as_dict(), "patients": cl.patients, "largest_cluster": cl.largest}
+    ci["clustered_wider"] = {m: bool(ci["at_val"][m]["hi"] - ci["at_val"][m]["lo"] >
+                                     simple["at_val"][m]["hi"] - simple["at_val"][m]["lo"]) for m in CI_METRICS}
     n["test_ci"] = ci
     # Kermany et al. report point values; ours carry intervals: where does theirs lie?
     n["vs_kermany"] = {m: versus(ci["at_val"][m], KERMANY[m]) for m in CI_METRICS}
     n["beats_kermany"] = all(v == "below" for v in n["vs_kermany"].values())
-    n["meets_target"] = bool(testv["auc"] >= 0.95 and testv["accuracy"] >= 0.90 and
-                             testv["sensitivity"] >= 0.85 and testv["specificity"] >= 0.85)
+    n["target"] = target_verdict(ci["at_val"], TARGET)
+    n["meets_target"] = n["target"]["met"]
     n["dominant_error"] = ("false positives (NORMAL images called PNEUMONIA)" if testv["fp"] > testv["fn"]
                            else "false negatives (PNEUMONIA images called NORMAL)")
     n["fp"], n["fn"] = testv["fp"], testv["fn"]
@@ -81,24 +158,33 @@ def run(ctx: Context) -> Result:
         return f"{e['value']:.3f} [{e['lo']:.3f}, {e['hi']:.3f}]"
 
     rows = [
-        {"model": f"this CNN, validation threshold {card['val_threshold']:.3f}",
+        {"model": f"this CNN, validation threshold {card['val_threshold']:.3f} (patient-clustered, "
+                  "threshold re-selected)",
          **{m: cell("at_val", m) for m in CI_METRICS}, "precision": testv["precision"], "F1": testv["f1"]},
-        {"model": "this CNN, threshold 0.5", **{m: cell("at_05", m) for m in CI_METRICS},
+        {"model": f"this CNN, validation threshold {card['val_threshold']:.3f} (images independent, "
+                  "threshold fixed)",
+         **{m: cell("at_val_fixed", m) for m in CI_METRICS}, "precision": testv["precision"], "F1": testv["f1"]},
+        {"model": "this CNN, threshold 0.5 (images independent)", **{m: cell("at_05", m) for m in CI_METRICS},
          "precision": test05["precision"], "F1": test05["f1"]},
         {"model": KERMANY["model"], **{m: KERMANY[m] for m in CI_METRICS}, "precision": np.nan, "F1": np.nan},
     ]
     seeds = _replicates(ctx, card)
     n["replicates"] = seeds
-    if seeds["n"] > 1:
-        rows.insert(2, {"model": f"this recipe, {seeds['n']} seeds (mean [min, max]), validation thresholds",
+    if seeds["several"]:
+        rows.insert(3, {"model": f"this recipe, {seeds['n']} seeds (mean [min, max]), validation thresholds",
                         **{m: f"{seeds[m]['mean']:.3f} [{seeds[m]['min']:.3f}, {seeds[m]['max']:.3f}]"
                            for m in CI_METRICS},
                         "precision": seeds["precision"]["mean"], "F1": seeds["f1"]["mean"]})
+    pt, lg = ci["patients"]["test"], ci["largest_cluster"]["test"]
     res.table("q2_metrics", pd.DataFrame(rows).fillna("-"),
-              f"Test-set performance ({card['n_test']} images) with 95% intervals (Wilson for accuracy, "
-              "sensitivity and specificity; AUC: 2,000 bootstrap resamples of the test images within each "
-              "class). Sensitivity = recall of PNEUMONIA, specificity = recall of NORMAL. Kermany et al. "
-              "report point values only.")
+              f"Test-set performance ({card['n_test']} images of {pt['NORMAL']} NORMAL and {pt['PNEUMONIA']} "
+              f"PNEUMONIA patient ids; at most {lg['NORMAL']} and {lg['PNEUMONIA']} images per id) with "
+              f"{level:.0%} intervals. First row: {ci['method']}, so the interval carries the test patients' "
+              "and the threshold's uncertainty; the point values use the build's threshold. Second and third "
+              "rows: Wilson intervals for accuracy, sensitivity and specificity and a bootstrap of the test "
+              f"images within each class for AUC ({N_BOOT:,} resamples), images treated as independent and "
+              "the threshold as fixed. Sensitivity = recall of PNEUMONIA, specificity = recall of NORMAL. "
+              "Kermany et al. report point values only.")
     res.figure("q2_curves", plots.training_curves(card["history"]),
                "Training curves: loss and AUC per epoch on the (augmented) training and the validation split.")
     labels = ("NORMAL", "PNEUMONIA")
@@ -107,7 +193,6 @@ def run(ctx: Context) -> Result:
     res.figure("q2_cm", plots.confusion({
         f"threshold {card['val_threshold']:.3f} (validation)": cm_v, "threshold 0.5": cm_5}, labels),
         "Test-set confusion matrices.")
-    p_val = predict_probs(model, p.x("val"))
     curves = {}
     for name, y, s in (("test", p.y("test"), p_test), ("validation", p.y("val"), p_val)):
         fpr, tpr, _ = roc_curve(y, s)
@@ -120,13 +205,23 @@ def run(ctx: Context) -> Result:
     n["blur"] = {"sigma": sigma,
                  **{c: blur_sensitivity(model, p.x("val")[yv == k], sigma).__dict__
                     for k, c in enumerate(labels)}}
+    # what a sharpness shift between training and test predicts for the errors (test labels describe)
+    shift = intervals.mean_ci(blur_shifts(model, p.x("val")[yv == 0], sigma), n_boot=N_BOOT,
+                              seed=ctx.cfg["data.seed"], level=level)
+    n["blur"]["NORMAL"]["shift_ci"] = shift.as_dict()
+    sharp = {s: eda.sharpness(p.x(s)) for s in ("train", "test")}
+    med = {s: {c: float(np.median(sharp[s][p.y(s) == k])) for k, c in enumerate(labels)} for s in sharp}
+    n["sharpness"] = {"train": med["train"], "test": med["test"],
+                      **sharpness_direction(med["train"], med["test"], shift.as_dict())}
+    n["sharpness"]["explains_dominant"] = bool(
+        n["sharpness"]["predicts_more_fp"] if testv["fp"] > testv["fn"] else n["sharpness"]["predicts_more_fn"])
     return res
 
 
 SECTION = Section(
     name="q2", title="Q2 A CNN classifier", run=run,
-    sources=tuple(lib("plots", "model", "robustness", "intervals") + [Path(__file__)]),
-    config=("train.", "augment.", "data."), models=("main", "replicates"),
+    sources=tuple(lib("plots", "model", "robustness", "intervals", "eda", "metrics", "pipeline") + [Path(__file__)]),
+    config=("train.", "augment.", "data.", "verdicts.alpha"), models=("main", "replicates"),
     subs=(
         Sub("Q2.1", "Architecture and training", "q2_1.md", tables=("q2_arch",), figures=("q2_curves",)),
         Sub("Q2.2", "Test-set performance", "q2_2.md", tables=("q2_metrics",), figures=("q2_cm", "q2_roc")),

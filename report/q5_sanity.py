@@ -36,6 +36,8 @@ METHODS = (("ig", "IG"), ("gradcam", "Grad-CAM"))
 METHOD_METRICS = {"ig": METRICS, "gradcam": tuple(m for m in METRICS if m != "spearman_signed")}
 DESIGNS = (("subset", "seeded subsets"), ("whole", "whole split"))
 CASCADE_METRICS = ("spearman_abs", "spearman_signed", "ssim")
+# Cut-offs of the "as intended" check of Q5.1 (numbers.json q5.random_auc_band, q5.control_fit; printed in
+# q5_1.md beside the verdict). They move to [verdicts] with the next retrain (no new config keys this session).
 RANDOM_AUC_BAND = (0.40, 0.60)   # a random-label model's test AUC should sit at chance
 CONTROL_FIT = 0.90               # a control "fits its true labels" at this train accuracy
 CUTS = np.round(np.linspace(0.0, 1.0, 101), 2)   # the cut sweep of the verdict figure
@@ -243,10 +245,6 @@ def _input_likeness(n: dict, maps: dict, x, b, designs: dict, boot: dict) -> Non
     n["input_likeness"] = {kind: sanity.bootstrap_mean(np.stack([
         similarity.pairwise(np.abs(maps["ig"][name]), input_term, similarity.spearman)
         for name in names_]), **boot).as_dict() for kind, names_ in groups.items()}
-    sig = n["ig"]["spearman_signed"]["subset"]["rho"]
-    ab = n["ig"]["spearman_abs"]["subset"]["rho"]
-    n["abs_vs_signed"] = ("abs_higher" if ab["lo"] > sig["hi"] else "signed_higher" if sig["lo"] > ab["hi"]
-                          else "overlap")
 
 
 def _model_row(ctx: Context, name: str, card: dict, kind: str) -> dict:

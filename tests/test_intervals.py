@@ -63,3 +63,76 @@ def test_binary_metrics_without_a_class_report_zero_not_one():
     assert m.specificity == 0.0 and m.sensitivity == pytest.approx(2 / 3)
     m0 = binary_metrics(np.array([0, 0]), np.array([0.1, 0.9]), 0.5)
     assert m0.sensitivity == 0.0 and m0.precision == 0.0
+
+
+# --- patient-clustered intervals with threshold re-selection (issue 19, Q2) ---------------------
+
+def _clustered_data(rng, n_patients, per_patient, shift=1.5):
+    """Scores in (0, 1); every image of a patient repeats that patient's score and label."""
+    y = np.repeat(np.arange(n_patients) % 3 != 0, per_patient).astype(int)   # 2:1 PNEUMONIA
+    s = 1 / (1 + np.exp(-(np.repeat(rng.normal(size=n_patients), per_patient) + shift * (2 * y - 1) / 2)))
+    g = np.array([f"{lab}:p{i // per_patient}" for i, lab in enumerate(y)])
+    return y, s, g
+
+
+def test_clustered_point_values_are_the_builds_threshold_and_metrics():
+    # catches: a point value taken from a resampled threshold, or the threshold compared with > not >=
+    from xaikit.metrics import binary_metrics, youden_threshold
+    rng = np.random.default_rng(1)
+    yv, sv, gv = _clustered_data(rng, 90, 2)
+    yt, st, gt = _clustered_data(rng, 120, 3)
+    r = intervals.clustered_threshold_bootstrap(yv, sv, gv, yt, st, gt, n_boot=200, seed=0, level=0.9)
+    thr = youden_threshold(yv, sv)
+    m = binary_metrics(yt, st, thr)
+    assert r.threshold.value == thr
+    for k in ("accuracy", "sensitivity", "specificity", "auc"):
+        e = getattr(r, k)
+        assert e.value == pytest.approx(getattr(m, k)) and e.lo <= e.value <= e.hi
+    assert r.patients == {"val": {"NORMAL": 30, "PNEUMONIA": 60}, "test": {"NORMAL": 40, "PNEUMONIA": 80}}
+    assert r.largest["test"] == {"NORMAL": 3, "PNEUMONIA": 3}
+    assert r.sensitivity.n == 240 and r.specificity.n == 120 and r.threshold.n == 180
+
+
+def test_clustered_intervals_resample_patients_not_images():
+    """Four identical images per patient carry the information of one: the interval must be about
+    twice as wide as when every image is its own patient. Catches: resampling images (groups ignored)."""
+    rng = np.random.default_rng(2)
+    yv, sv, gv = _clustered_data(rng, 150, 1)
+    yt, st, gt = _clustered_data(rng, 150, 4)
+    fixed = lambda y, s: 0.5   # noqa: E731 - threshold fixed: only the test resampling differs
+    kw = dict(n_boot=400, seed=0, level=0.9, select=fixed)
+    clustered = intervals.clustered_threshold_bootstrap(yv, sv, gv, yt, st, gt, **kw)
+    alone = intervals.clustered_threshold_bootstrap(yv, sv, gv, yt, st,
+                                                    np.array([f"{v}:{i}" for i, v in enumerate(yt)]), **kw)
+    for k in ("accuracy", "auc"):
+        wc, wa = (getattr(e, k).hi - getattr(e, k).lo for e in (clustered, alone))
+        assert 1.5 < wc / wa < 2.7, (k, wc, wa)
+
+
+def test_clustered_intervals_carry_the_thresholds_uncertainty():
+    """Catches: the threshold selected once on the whole validation split instead of in each draw
+    (its interval would collapse to a point and the metric intervals would narrow)."""
+    rng = np.random.default_rng(3)
+    yv, sv, gv = _clustered_data(rng, 40, 1, shift=1.0)
+    yt, st, gt = _clustered_data(rng, 300, 1, shift=1.0)
+    r = intervals.clustered_threshold_bootstrap(yv, sv, gv, yt, st, gt, n_boot=250, seed=0, level=0.9)
+    thr = r.threshold.value
+    frozen = intervals.clustered_threshold_bootstrap(yv, sv, gv, yt, st, gt, n_boot=250, seed=0, level=0.9,
+                                                     select=lambda y, s: thr)
+    assert r.threshold.hi - r.threshold.lo > 0.02
+    assert frozen.threshold.lo == frozen.threshold.hi == thr
+    w = lambda e: e.hi - e.lo   # noqa: E731
+    assert w(r.sensitivity) > w(frozen.sensitivity) and w(r.specificity) > w(frozen.specificity)
+    assert w(r.auc) == pytest.approx(w(frozen.auc), rel=0.5)   # AUC needs no threshold
+
+
+def test_clustered_intervals_reject_a_patient_in_both_classes():
+    y = np.array([0, 0, 1, 1])
+    s = np.array([0.1, 0.4, 0.6, 0.9])
+    g = np.array(["a", "b", "b", "c"])
+    with pytest.raises(ValueError, match="one class each"):
+        intervals.clustered_threshold_bootstrap(y, s, g, y, s, np.array(["a", "b", "c", "d"]),
+                                                n_boot=10, seed=0, level=0.9)
+    with pytest.raises(ValueError, match="level"):
+        intervals.clustered_threshold_bootstrap(y, s, np.array(["a", "b", "c", "d"]), y, s,
+                                                np.array(["a", "b", "c", "d"]), n_boot=10, seed=0, level=95)
