@@ -279,12 +279,33 @@ def consistency_without(maps: np.ndarray, nulls: dict, s: dict, full: dict, *, l
     sub = full if not drop.any() else consistency_numbers(
         maps[keep], {k: m[keep] for k, m in nulls.items()}, s, labels=np.asarray(labels)[keep],
         targets=np.asarray(targets)[keep], by=full["by"])
-    compared = {"levels": ("level",), "class specificity beyond the input": ("vs_input", "specific")}
-    changed = [name for name, key in compared.items() if _get(sub, key) != _get(full, key)]
+    spec = ("vs_input", "specificity")
+    compared = {"levels": [(full["levels"][c], sub["levels"][c], full["within"][c], sub["within"][c])
+                           for c in CLASSES],
+                "class specificity beyond the input": [(_get(full, ("vs_input", "specific")),
+                                                        _get(sub, ("vs_input", "specific")), _get(full, spec),
+                                                        _get(sub, spec))]}
+    status = {name: max((_change(*row) for row in rows), key=_CHANGES.index) for name, rows in compared.items()}
+    changed = [name for name, st in status.items() if st != "same"]
     return {**out, "checkable": True, "level": sub["level"], "within": sub["within"],
             "vs_input": sub.get("vs_input"), "changed": changed,
-            "changed_text": " and ".join(changed) if changed else "neither " + " nor ".join(compared),
-            "verdict": "changes without them" if changed else "holds"}
+            "changed_text": " and ".join(changed) if changed else "none",
+            "verdict": {"same": "holds", "less certain": "holds but is less certain without them (the smaller "
+                        "sample's interval contains the value on all images but also a cut-off)",
+                        "changed": "changes without them"}[max(status.values(), key=_CHANGES.index)]}
+
+
+_CHANGES = ("same", "less certain", "changed")
+
+
+def _change(old: str, new: str, old_e: dict, new_e: dict) -> str:
+    """How a verdict word moved on a subset: "same"; "less certain" when the subset's word is
+    undecided (its interval contains a cut-off) and its interval still contains the value on all
+    images; otherwise "changed"."""
+    if old == new:
+        return "same"
+    undecided = new.startswith("between ") or new.startswith("not shown")
+    return "less certain" if undecided and new_e["lo"] <= old_e["value"] <= new_e["hi"] else "changed"
 
 
 def _get(d: dict, key: tuple):

@@ -132,3 +132,16 @@ def test_verdict_without_flagged_images():
     assert none["verdict"] == "holds" and none["changed"] == []
     gone = measures.consistency_without(maps, nulls, S, full, labels=labels, targets=labels, drop=labels == 1)
     assert not gone["checkable"] and gone["verdict"].startswith("cannot be checked")
+
+
+@pytest.mark.parametrize("old,new,value,lo,hi,want", [
+    ("high", "high", 0.6, 0.5, 0.7, "same"),
+    ("high", "between moderate and high (the interval contains the cut-off)", 0.55, 0.48, 0.6, "less certain"),
+    ("high", "between moderate and high (the interval contains the cut-off)", 0.7, 0.45, 0.6, "changed"),
+    ("high", "moderate", 0.55, 0.3, 0.45, "changed"),                  # a decided word that moved
+    ("more", "not shown to be more or less", 0.03, -0.01, 0.05, "less certain"),
+    ("more", "not shown to be more or less", 0.30, -0.01, 0.05, "changed")])
+def test_change_of_a_verdict_on_a_subset(old, new, value, lo, hi, want):
+    """Catches: a wider interval on fewer images reported as a changed verdict, or an effect that
+    is gone reported as merely less certain."""
+    assert measures._change(old, new, {"value": value}, {"lo": lo, "hi": hi}) == want
