@@ -182,38 +182,149 @@ def region_table(r: dict, method: str) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def _consistency(maps: np.ndarray, labels: np.ndarray, s: dict) -> dict:
-    pooled = similarity.pool(np.abs(similarity.to_2d(maps)), CONSISTENCY_CELLS)
-    c = similarity.consistency(pooled, labels)
-    t = similarity.consistency_test(pooled, labels, n_perm=s["n_boot"], n_boot=s["n_boot"],
-                                    seed=s["seed"], level=s["level"])
-    within = (c.within_a + c.within_b) / 2
-    word = ("high" if within >= s["consistency_high"] else
-            "moderate" if within >= s["consistency_moderate"] else "low")
-    return {"within_NORMAL": c.within_a, "within_PNEUMONIA": c.within_b, "across": c.across,
-            "n_NORMAL": c.n_a, "n_PNEUMONIA": c.n_b, "within_mean": within, "level": word,
+GROUPINGS = ("target", "label")   # group maps by the explained (decided) class, or by the true label
+
+
+def level_word(e: dict, high: float, moderate: float) -> str:
+    """The consistency level from the interval of a within-group mean Spearman: "high" when the
+    whole interval is >= ``high``, "moderate" when it lies in [moderate, high), "low" when it
+    lies wholly below ``moderate``; otherwise the two levels it spans."""
+    lo, hi = e["lo"], e["hi"]
+    if lo >= high:
+        return "high"
+    if lo >= moderate and hi < high:
+        return "moderate"
+    if hi < moderate:
+        return "low"
+    return (f"between {'low' if lo < moderate else 'moderate'} and {'high' if hi >= high else 'moderate'} "
+            "(the interval contains the cut-off)")
+
+
+def more_or_less(e: dict) -> str:
+    """"more" / "less" when the interval of a difference excludes 0 on that side."""
+    return "more" if e["lo"] > 0 else "less" if e["hi"] < 0 else "not shown to be more or less"
+
+
+def _pooled_abs(maps: np.ndarray) -> np.ndarray:
+    return similarity.pool(np.abs(similarity.to_2d(maps)), CONSISTENCY_CELLS)
+
+
+def _consistency(maps: np.ndarray, groups: np.ndarray, s: dict, noun: str = "") -> dict:
+    """Within-group Spearman per group with intervals and levels, across, and the permutation
+    test of within > across, for groups 0/1 (NORMAL/PNEUMONIA) of ``groups`` (``noun`` names
+    the groups in the level text: " targets" or " images")."""
+    pooled = _pooled_abs(maps)
+    ci = dict(n_boot=s["n_boot"], seed=s["seed"], level=s["level"])
+    c = similarity.consistency(pooled, groups)
+    t = similarity.consistency_test(pooled, groups, n_perm=s["n_boot"], **ci)
+    w = similarity.within_intervals(pooled, groups, **ci)
+    within = dict(zip(CLASSES, (w.a.as_dict(), w.b.as_dict())), mean=w.mean.as_dict())
+    levels = {k: level_word(within[k], s["consistency_high"], s["consistency_moderate"]) for k in CLASSES}
+    agree = levels[CLASSES[0]] == levels[CLASSES[1]]
+    return {"within": within, "within_mean": w.mean.value, "across": c.across,
+            "n": {CLASSES[0]: c.n_a, CLASSES[1]: c.n_b}, "levels": levels, "levels_agree": agree,
+            "level": (levels[CLASSES[0]] if agree else
+                      f"{levels[CLASSES[0]]} for {CLASSES[0]}{noun} and {levels[CLASSES[1]]} for {CLASSES[1]}{noun}"),
             "diff": {"value": t.diff, "lo": t.lo, "hi": t.hi}, "p_value": t.p_value,
             "class_specific": bool(t.p_value < s["alpha"] and t.lo > 0)}
 
 
-def consistency_numbers(maps: np.ndarray, labels: np.ndarray, nulls: dict, s: dict) -> dict:
-    """Within- and across-class Spearman of pooled |maps|, the permutation test of within >
-    across, and the same for each null reference."""
-    out = _consistency(maps, labels, s)
-    out.update(cells=CONSISTENCY_CELLS, high=s["consistency_high"], moderate=s["consistency_moderate"],
-               alpha=s["alpha"], n_perm=s["n_boot"])
-    out["nulls"] = {k: _consistency(m, labels, s) for k, m in nulls.items()}
+def _vs_input(maps: np.ndarray, input_alone: np.ndarray, groups: np.ndarray, s: dict) -> dict:
+    """Paired map - input alone: within-group mean and within - across, one shared resample."""
+    pc = similarity.paired_consistency(_pooled_abs(maps), _pooled_abs(input_alone), groups,
+                                       n_boot=s["n_boot"], seed=s["seed"], level=s["level"])
+    return {"within": pc.within.as_dict(), "specificity": pc.specificity.as_dict(),
+            "alike": more_or_less(pc.within.as_dict()), "specific": more_or_less(pc.specificity.as_dict()),
+            "specific_beyond_input": bool(pc.specificity.lo > 0)}
+
+
+def consistency_numbers(maps: np.ndarray, nulls: dict, s: dict, *, labels: np.ndarray, targets: np.ndarray,
+                        by: str = "target") -> dict:
+    """Consistency of pooled |maps| with maps grouped ``by`` the explained target (the decided
+    class) or the true label: within-group Spearman per group with intervals and levels, within
+    minus across with its permutation test, the same for each null reference, and the paired
+    test of map minus input alone. Grouped by target, the true-label numbers are added."""
+    if by not in GROUPINGS:
+        raise ValueError(f"consistency grouping expects one of {GROUPINGS}, got {by!r}")
+    groups = np.asarray(targets if by == "target" else labels)
+    noun = {"target": " targets", "label": " images"}[by]
+    out = _consistency(maps, groups, s, noun)
+    out.update(by=by, cells=CONSISTENCY_CELLS, high=s["consistency_high"], moderate=s["consistency_moderate"],
+               alpha=s["alpha"], ci_level=s["level"], n_perm=s["n_boot"])
+    out["nulls"] = {k: _consistency(m, groups, s, noun) for k, m in nulls.items()}
     if "input" in nulls:
-        out["above_input"] = bool(out["within_mean"] > out["nulls"]["input"]["within_mean"])
+        out["vs_input"] = _vs_input(maps, nulls["input"], groups, s)
+    if by == "target":
+        lab = _consistency(maps, np.asarray(labels), s, " images")
+        out["by_label"] = {k: lab[k] for k in ("diff", "p_value", "class_specific", "within_mean", "level")}
+        if "input" in nulls:
+            out["by_label"]["vs_input"] = _vs_input(maps, nulls["input"], np.asarray(labels), s)
+        out["n_target_not_label"] = int(np.sum(np.asarray(targets) != np.asarray(labels)))
     return out
 
 
-def mean_map_figure(maps: np.ndarray, labels: np.ndarray, images: np.ndarray, method: str):
+def consistency_without(maps: np.ndarray, nulls: dict, s: dict, full: dict, *, labels: np.ndarray,
+                        targets: np.ndarray, drop: np.ndarray) -> dict:
+    """Does the consistency verdict ``full`` (from :func:`consistency_numbers`) hold without the
+    images flagged by ``drop``? Compares the levels and the class specificity beyond the input.
+    "cannot be checked" when fewer than 2 images of a group remain."""
+    drop = np.asarray(drop, bool)
+    groups = np.asarray(targets if full["by"] == "target" else labels)
+    keep = ~drop
+    out = {"n_dropped": {c: int(np.sum(drop & (groups == k))) for k, c in enumerate(CLASSES)},
+           "n_kept": {c: int(np.sum(keep & (groups == k))) for k, c in enumerate(CLASSES)}}
+    if min(out["n_kept"].values()) < 2:
+        return {**out, "checkable": False, "changed": [],
+                "verdict": "cannot be checked (fewer than 2 images of a group remain without them)"}
+    sub = full if not drop.any() else consistency_numbers(
+        maps[keep], {k: m[keep] for k, m in nulls.items()}, s, labels=np.asarray(labels)[keep],
+        targets=np.asarray(targets)[keep], by=full["by"])
+    spec = ("vs_input", "specificity")
+    compared = {"levels": [(full["levels"][c], sub["levels"][c], full["within"][c], sub["within"][c])
+                           for c in CLASSES],
+                "class specificity beyond the input": [(_get(full, ("vs_input", "specific")),
+                                                        _get(sub, ("vs_input", "specific")), _get(full, spec),
+                                                        _get(sub, spec))]}
+    status = {name: max((_change(*row) for row in rows), key=_CHANGES.index) for name, rows in compared.items()}
+    changed = [name for name, st in status.items() if st != "same"]
+    return {**out, "checkable": True, "level": sub["level"], "within": sub["within"],
+            "vs_input": sub.get("vs_input"), "changed": changed,
+            "changed_text": " and ".join(changed) if changed else "none",
+            "verdict": {"same": "holds", "less certain": "holds but is less certain without them (the smaller "
+                        "sample's interval contains the value on all images but also a cut-off)",
+                        "changed": "changes without them"}[max(status.values(), key=_CHANGES.index)]}
+
+
+_CHANGES = ("same", "less certain", "changed")
+
+
+def _change(old: str, new: str, old_e: dict, new_e: dict) -> str:
+    """How a verdict word moved on a subset: "same"; "less certain" when the subset's word is
+    undecided (its interval contains a cut-off) and its interval still contains the value on all
+    images; otherwise "changed"."""
+    if old == new:
+        return "same"
+    undecided = new.startswith("between ") or new.startswith("not shown")
+    return "less certain" if undecided and new_e["lo"] <= old_e["value"] <= new_e["hi"] else "changed"
+
+
+def _get(d: dict, key: tuple):
+    for k in key:
+        d = d.get(k, {}) if isinstance(d, dict) else None
+    return d
+
+
+def mean_map_figure(maps: np.ndarray, groups: np.ndarray, images: np.ndarray, method: str, by: str = "target"):
+    """Mean image and mean |map| per group (``by`` names the grouping in the panel titles)."""
     absmaps = np.abs(similarity.to_2d(maps))
     row = []
     for k, c in enumerate(CLASSES):
-        row.append(plots.Panel(images[labels == k].mean(0), "gray", f"mean {c} image"))
-        row.append(plots.Panel(absmaps[labels == k].mean(0), "heat", f"mean {method} ({c})", clip=99.5))
+        sel = groups == k
+        name = f"target {c}" if by == "target" else c
+        if not sel.any():
+            continue
+        row.append(plots.Panel(images[sel].mean(0), "gray", f"mean image, {name}"))
+        row.append(plots.Panel(absmaps[sel].mean(0), "heat", f"mean {method}, {name}", clip=99.5))
     return plots.panel_grid([row], cell=2.0)
 
 

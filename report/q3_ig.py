@@ -134,9 +134,11 @@ def run(ctx: Context) -> Result:
     res.figure("q3_masks", measures.mask_figure(x[rp], masks[rp], st["border_frac"]),
                "The lung mask (an atlas of hand-drawn training lung fields; green contour) over the report images, "
                "and the border zone.")
-    n["consistency"] = measures.consistency_numbers(ig.attributions, y, nulls, st)
-    res.figure("q3_mean", measures.mean_map_figure(ig.attributions, y, x, "|IG|"),
-               f"Mean image and mean |IG| map per class over {len(x)} test images.")
+    n["consistency"] = c = measures.consistency_numbers(ig.attributions, nulls, st, labels=y, targets=target)
+    c["without_negative"] = measures.consistency_without(ig.attributions, nulls, st, c, labels=y, targets=target,
+                                                         drop=ig.f_image - ig.f_baseline < 0)
+    res.figure("q3_mean", measures.mean_map_figure(ig.attributions, target, x, "|IG|"),
+               f"Mean image and mean |IG| map per explained target (the decided class) over {len(x)} test images.")
     _baselines(ctx, explained, model, x, target, rp, res, st)
     res.table("q3_regions", measures.region_table(n["regions"], "|IG|"),
               f"Share of |IG| in the lung mask and the border zone against their area share (ratio; "

@@ -75,9 +75,9 @@ def run(ctx: Context) -> Result:
               f"Share of Grad-CAM mass in the lung mask and the border zone against their area share "
               f"({st['level']:.0%} bootstrap intervals over images), beside the input alone (|x - baseline|) "
               f"and a random map drawn at {g}x{g} and upsampled.")
-    n["consistency"] = measures.consistency_numbers(cam, y, nulls, st)
-    res.figure("q4_mean", measures.mean_map_figure(cam, y, x, "Grad-CAM"),
-               f"Mean image and mean Grad-CAM map per class over {len(x)} test images.")
+    n["consistency"] = measures.consistency_numbers(cam, nulls, st, labels=y, targets=target)
+    res.figure("q4_mean", measures.mean_map_figure(cam, target, x, "Grad-CAM"),
+               f"Mean image and mean Grad-CAM map per explained target (the decided class) over {len(x)} test images.")
     _compare(ig, cam, g, rp, st, res)
     _faithfulness(ctx, model, x, target, {"IG": similarity.to_2d(ig["attributions"]), "Grad-CAM": cam,
                                           "random": measures.random_maps(cam.shape, 0, a["seed"] + 1)}, st, res)

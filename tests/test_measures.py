@@ -49,14 +49,15 @@ def test_consistency_levels_and_class_specificity():
     labels = np.repeat([0, 1], 8)
     proto = rng.uniform(size=(2, 16, 16))
     maps = proto[labels] + rng.normal(0, 0.05, (16, 16, 16))
-    c = measures.consistency_numbers(maps, labels, {"random": rng.uniform(size=(16, 16, 16))}, S)
+    c = measures.consistency_numbers(maps, {"random": rng.uniform(size=(16, 16, 16))}, S,
+                                     labels=labels, targets=labels)
     assert c["level"] == "high" and c["class_specific"] and c["p_value"] < 0.05
     assert c["nulls"]["random"]["level"] == "low" and not c["nulls"]["random"]["class_specific"]
-    assert "above_input" not in c
+    assert "vs_input" not in c
     high = {**S, "consistency_high": 1.01, "consistency_moderate": 0.99}
-    assert measures.consistency_numbers(maps, labels, {}, high)["level"] == "low"
-    at_cut = {**S, "consistency_high": c["within_mean"]}          # the cut-off itself counts as reached
-    assert measures.consistency_numbers(maps, labels, {}, at_cut)["level"] == "high"
+    assert measures.consistency_numbers(maps, {}, high, labels=labels, targets=labels)["level"] == "low"
+    at_cut = {**S, "consistency_high": c["within"]["NORMAL"]["lo"]}   # the cut-off itself counts as reached
+    assert measures.consistency_numbers(maps, {}, at_cut, labels=labels, targets=labels)["levels"]["NORMAL"] == "high"
 
 
 def test_winner_by_interval():

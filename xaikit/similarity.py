@@ -10,6 +10,8 @@ from skimage.feature import hog
 from skimage.metrics import structural_similarity
 from skimage.transform import resize
 
+from .intervals import Estimate
+
 
 def to_2d(maps: np.ndarray) -> np.ndarray:
     """N x H x W x C attributions -> N x H x W by summing channels (N x H x W unchanged)."""
@@ -103,13 +105,31 @@ class ConsistencyTest:
     n_perm: int
 
 
+def _within(c: np.ndarray, idx: np.ndarray) -> float:
+    """Mean of ``c`` over pairs of distinct images in ``idx`` (which may repeat indices after
+    resampling: pairs of the same image are left out); NaN when there is no such pair."""
+    sub, same = c[np.ix_(idx, idx)], idx[:, None] == idx[None, :]
+    return float(sub[~same].mean()) if (~same).any() else np.nan
+
+
 def _within_across(c: np.ndarray, a: np.ndarray, b: np.ndarray) -> tuple[float, float]:
-    """Within and across means of the similarity matrix ``c`` for index sets a, b (which may
-    repeat indices after resampling: pairs of the same image are left out)."""
-    def within(idx):
-        sub, same = c[np.ix_(idx, idx)], idx[:, None] == idx[None, :]
-        return float(sub[~same].mean()) if (~same).any() else np.nan
-    return (within(a) + within(b)) / 2, float(c[np.ix_(a, b)].mean())
+    """Within (mean of the two groups' within-group means) and across means of the similarity
+    matrix ``c`` for index sets a, b."""
+    return (_within(c, a) + _within(c, b)) / 2, float(c[np.ix_(a, b)].mean())
+
+
+def _two_groups(labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    labels = np.asarray(labels)
+    a, b = np.flatnonzero(labels == 0), np.flatnonzero(labels == 1)
+    if len(a) < 2 or len(b) < 2:
+        raise ValueError(f"consistency needs >= 2 maps per group, got {len(a)} and {len(b)}")
+    return a, b
+
+
+def _percentiles(boots, level: float) -> tuple[float, float]:
+    tail = (1 - level) / 2 * 100
+    lo, hi = np.nanpercentile(np.asarray(boots, np.float64), [tail, 100 - tail], axis=0)
+    return lo, hi
 
 
 def consistency_test(maps: np.ndarray, labels: np.ndarray, *, n_perm: int = 2000, n_boot: int = 2000,
@@ -121,9 +141,7 @@ def consistency_test(maps: np.ndarray, labels: np.ndarray, *, n_perm: int = 2000
     the images of each class with replacement.
     """
     labels = np.asarray(labels)
-    a, b = np.flatnonzero(labels == 0), np.flatnonzero(labels == 1)
-    if len(a) < 2 or len(b) < 2:
-        raise ValueError(f"consistency needs >= 2 maps per class, got {len(a)} and {len(b)}")
+    a, b = _two_groups(labels)
     c = rank_corr_matrix(maps)
     within, across = _within_across(c, a, b)
     diff = within - across
@@ -138,9 +156,75 @@ def consistency_test(maps: np.ndarray, labels: np.ndarray, *, n_perm: int = 2000
     for _ in range(n_boot):
         w, x = _within_across(c, rng.choice(a, len(a)), rng.choice(b, len(b)))
         boots.append(w - x)
-    tail = (1 - level) / 2 * 100
-    lo, hi = np.nanpercentile(boots, [tail, 100 - tail])
+    lo, hi = _percentiles(boots, level)
     return ConsistencyTest(within, across, diff, float(lo), float(hi), float(p), n_perm)
+
+
+@dataclass(frozen=True)
+class WithinIntervals:
+    """Mean pairwise Spearman between distinct images within each group, with percentile
+    intervals from one bootstrap that resamples the images of each group with replacement."""
+
+    a: Estimate          # group 0
+    b: Estimate          # group 1
+    mean: Estimate       # (a + b) / 2, from the same draws
+
+
+def within_intervals(maps: np.ndarray, labels: np.ndarray, *, n_boot: int = 2000, seed: int = 0,
+                     level: float = 0.95) -> WithinIntervals:
+    """Within-group consistency of ``maps`` (groups 0 and 1 of ``labels``) with its intervals:
+    each draw resamples the images of each group, then averages the Spearman correlations of
+    all pairs of distinct images (pairs of an image with its own copy are left out)."""
+    a, b = _two_groups(labels)
+    c = rank_corr_matrix(maps)
+    rng = np.random.default_rng(seed)
+    boots = []
+    for _ in range(n_boot):
+        wa, wb = _within(c, rng.choice(a, len(a))), _within(c, rng.choice(b, len(b)))
+        boots.append((wa, wb, (wa + wb) / 2))
+    lo, hi = _percentiles(boots, level)
+    va, vb = _within(c, a), _within(c, b)
+    n = (len(a), len(b), len(a) + len(b))
+    return WithinIntervals(*(Estimate(float(v), float(lo[k]), float(hi[k]), n[k])
+                             for k, v in enumerate((va, vb, (va + vb) / 2))))
+
+
+@dataclass(frozen=True)
+class PairedConsistency:
+    """Maps against a reference stack of the same images (the input alone |x - baseline|):
+    the differences maps - reference of the within-group mean and of within - across, each
+    with a percentile interval from one bootstrap in which both stacks use the same resampled
+    images (resampled within each group)."""
+
+    within: Estimate       # within(maps) - within(reference)
+    specificity: Estimate  # (within - across)(maps) - (within - across)(reference)
+
+
+def paired_consistency(maps: np.ndarray, reference: np.ndarray, labels: np.ndarray, *, n_boot: int = 2000,
+                       seed: int = 0, level: float = 0.95) -> PairedConsistency:
+    """Are ``maps`` more alike within a group, and more group-specific, than ``reference``?
+
+    Both stacks hold the same N images in the same order. Each bootstrap draw resamples the
+    images of each group once and evaluates maps and reference on that one resample, so what
+    the two share (the images) cancels in the difference.
+    """
+    if len(maps) != len(reference):
+        raise ValueError(f"maps and reference must hold the same images, got {len(maps)} and {len(reference)}")
+    a, b = _two_groups(labels)
+    cm, cr = rank_corr_matrix(maps), rank_corr_matrix(reference)
+
+    def stats_for(ia, ib):
+        wm, xm = _within_across(cm, ia, ib)
+        wr, xr = _within_across(cr, ia, ib)
+        return wm - wr, (wm - xm) - (wr - xr)
+
+    rng = np.random.default_rng(seed)
+    boots = [stats_for(rng.choice(a, len(a)), rng.choice(b, len(b))) for _ in range(n_boot)]
+    lo, hi = _percentiles(boots, level)
+    value = stats_for(a, b)
+    n = len(a) + len(b)
+    return PairedConsistency(Estimate(float(value[0]), float(lo[0]), float(hi[0]), n),
+                             Estimate(float(value[1]), float(lo[1]), float(hi[1]), n))
 
 
 def pairwise(maps_a: np.ndarray, maps_b: np.ndarray, measure) -> np.ndarray:
