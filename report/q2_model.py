@@ -14,7 +14,7 @@ from xaikit.robustness import blur_sensitivity
 from xaikit.train import predict_probs
 
 
-from . import models
+from . import models, q2_errors
 from .context import Context, lib
 from .section import Result, Section, Sub
 
@@ -120,14 +120,17 @@ def run(ctx: Context) -> Result:
     n["blur"] = {"sigma": sigma,
                  **{c: blur_sensitivity(model, p.x("val")[yv == k], sigma).__dict__
                     for k, c in enumerate(labels)}}
+    q2_errors.run(ctx, model, card, res)
     return res
 
 
 SECTION = Section(
     name="q2", title="Q2 A CNN classifier", run=run,
-    sources=tuple(lib("plots", "model", "robustness", "intervals") + [Path(__file__)]),
-    config=("train.", "augment.", "data."), models=("main", "replicates"),
+    sources=tuple(lib("plots", "model", "robustness", "intervals") + [Path(__file__)] + q2_errors.SOURCES),
+    config=("train.", "augment.", "data.", "attribution.", "verdicts."), models=("main", "replicates"),
     subs=(
         Sub("Q2.1", "Architecture and training", "q2_1.md", tables=("q2_arch",), figures=("q2_curves",)),
         Sub("Q2.2", "Test-set performance", "q2_2.md", tables=("q2_metrics",), figures=("q2_cm", "q2_roc")),
+        Sub("Q2.3", "Where the classifier errs, and what it looks at", "q2_3.md",
+            figures=("q2_errors",), tables=("q2_errors_maps", "q2_errors_common")),
     ))
