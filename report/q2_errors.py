@@ -26,7 +26,8 @@ from .context import Context, lib, log
 from .section import Result
 
 SOURCES = lib("misclassified", "eda", "gradcam", "ig", "baselines", "scores", "regions", "similarity",
-              "intervals") + measures.SOURCES + [Path(__file__), Path(q3_ig.__file__), Path(__file__).parent / "samples.py"]
+              "intervals") + measures.SOURCES + [Path(__file__), Path(q3_ig.__file__),
+                                         Path(__file__).parent / "samples.py"]
 EXPLAIN_PER_CLASS = 50     # at most this many errors per true class get IG and Grad-CAM (seeded), and as
 #                            many matched correct images: keeps Q2.3 under ~1 minute of IG on the full build
 FIGURE_PER_CLASS = 4       # errors per true class shown in the figure (seeded among the explained)
@@ -168,7 +169,7 @@ def _figure(res: Result, s: mc.ErrorSample, maps: dict, pos: dict, x, y, probs, 
                         plots.Panel(maps["Grad-CAM"][q], "overlay", under=x[i], clip=100)]
             rows.append(row)
     res.figure("q2_errors", plots.panel_grid(rows, col_titles=(
-        "error", "|IG|", "Grad-CAM", "correct, same class", "|IG|", "Grad-CAM"), cell=1.15),
+        "error", "|IG|", "Grad-CAM", "correct, same class", "|IG|", "Grad-CAM"), cell=1.3),
         f"Errors at the validation threshold {thr:.3f} (left; up to {FIGURE_PER_CLASS} per true class, "
         f"seeded) beside correctly classified test images of the same true class (right; seeded, matched by "
         f"true class only): image, |IG| ({a['ig_baseline']} baseline) and Grad-CAM ({a['gradcam_layer']}) "
@@ -207,7 +208,7 @@ def _common(n: dict, res: Result, ctx: Context, test, y, probs, thr, st) -> None
                 shared.append({"kind": "statistic", "class": c, "what": label,
                                "direction": ("higher" if (w == "positive") == (k == 0) else "lower")})
             me, mc_ = corr[c][key]["median_errors"], corr[c][key]["median_correct"]
-            rows.append({"true class": c, "measure": f"{label}: Spearman with P(PNEUMONIA)", "n": e.n,
+            rows.append({"true class": c, "measure": f"{label} (Spearman)", "n": e.n,
                          "value [CI]": _ci(e) if np.isfinite(e.value) else "-", "word": w,
                          "median, errors | correct": f"{_g(me)} | {_g(mc_)}"})
     fam = {}
@@ -218,9 +219,9 @@ def _common(n: dict, res: Result, ctx: Context, test, y, probs, thr, st) -> None
             if e["word"] == "more":
                 shared.append({"kind": "family", "class": c, "what": f, "direction": "more often wrong"})
             r, vs = e["rate"], e["vs_rest"]
-            rows.append({"true class": c, "measure": f"family {f}: error rate", "n": e["n"],
+            rows.append({"true class": c, "measure": f"family {f} (error rate)", "n": e["n"],
                          "value [CI]": f"{r['value']:.3f} [{r['lo']:.3f}, {r['hi']:.3f}] ({e['errors']} errors)",
-                         "word": f"{e['word']} than the rest" if vs else "-", "median, errors | correct": "-"})
+                         "word": e["word"] if vs else "-", "median, errors | correct": "-"})
     n["correlations"] = corr
     const = sorted({STATISTICS[k] for c in CLASSES for k, e in corr[c].items() if e["word"] == "cannot tell"},
                    key=list(STATISTICS.values()).index)
@@ -229,8 +230,8 @@ def _common(n: dict, res: Result, ctx: Context, test, y, probs, thr, st) -> None
     n["shared"] = shared
     n["shares_something"] = bool(shared)
     res.table("q2_errors_common", pd.DataFrame(rows),
-              f"What the wrongly called test images share, per true class, from what is known without labels: "
-              f"the Spearman correlation of each image statistic with P(PNEUMONIA) over all test images of the "
-              f"class (bootstrap intervals, simultaneous over {m_corr} correlations, Bonferroni), and the error "
-              f"rate per file-name family (families from the training names; Wilson intervals, simultaneous over "
-              f"{cells} family cells; the word compares a family with the rest of its class, Newcombe interval).")
+              f"What the wrongly called test images share, per true class, from what is known without labels. "
+              f"Value: the Spearman correlation of each image statistic with P(PNEUMONIA) over all test images of the "
+              f"class (bootstrap intervals, simultaneous over {m_corr} correlations, Bonferroni; medians of the "
+              f"statistic on errors and on correct images beside it), or the error rate per file-name family "
+              f"(families from the training names; Wilson intervals, simultaneous over {cells} family cells; the word compares a family with the rest of its class, Newcombe interval).")

@@ -127,7 +127,8 @@ def run(ctx: Context) -> Result:
 SECTION = Section(
     name="q2", title="Q2 A CNN classifier", run=run,
     sources=tuple(lib("plots", "model", "robustness", "intervals") + [Path(__file__)] + q2_errors.SOURCES),
-    config=("train.", "augment.", "data.", "attribution.", "verdicts."), models=("main", "replicates"),
+    config=("train.", "augment.", "data.", "attribution.", "verdicts.alpha", "verdicts.border_frac"),
+    models=("main", "replicates"),
     subs=(
         Sub("Q2.1", "Architecture and training", "q2_1.md", tables=("q2_arch",), figures=("q2_curves",)),
         Sub("Q2.2", "Test-set performance", "q2_2.md", tables=("q2_metrics",), figures=("q2_cm", "q2_roc")),
