@@ -1,0 +1,237 @@
+"""Q2.3: where the classifier errs, and what IG and Grad-CAM look at on its errors.
+
+Every choice is fixed before the build computes it: the threshold is the main model's validation
+threshold; the explained errors, their matched correct images and the figure rows are drawn by
+``attribution.seed`` (named offsets below) and matched by true class only; the file-name families
+come from the training split's names; the image statistics are listed here. Test labels only
+describe the errors; they choose nothing.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from xaikit import eda, misclassified as mc, plots, regions, similarity
+from xaikit.data import CLASSES
+from xaikit.gradcam import GradcamExplainer
+from xaikit.pipeline import to_float
+from xaikit.train import predict_probs
+
+from . import measures, q3_ig
+from .context import Context, lib, log
+from .section import Result
+
+SOURCES = lib("misclassified", "eda", "gradcam", "ig", "baselines", "scores", "regions", "similarity",
+              "intervals") + measures.SOURCES + [Path(__file__), Path(q3_ig.__file__),
+                                         Path(__file__).parent / "samples.py"]
+EXPLAIN_PER_CLASS = 50     # at most this many errors per true class get IG and Grad-CAM (seeded), and as
+#                            many matched correct images: keeps Q2.3 under ~1 minute of IG on the full build
+FIGURE_PER_CLASS = 4       # errors per true class shown in the figure (seeded among the explained)
+FAMILY_MIN_TRAIN = 10      # a file-name family needs this many training files, else it is "other"
+SEED_OFFSETS = {"explained": 0, "matched": 1, "figure": 2}   # offsets of attribution.seed per choice
+STATISTICS = {             # label-free image statistics, fixed here before the build computes them
+    "sharpness": "sharpness",  # variance of the Laplacian at the build's image size (as Q1.2)
+    "intensity": "mean intensity",
+    "file_kb": "file size",
+    "width": "original width",
+    "height": "original height",
+}
+MAPS = ("IG", "Grad-CAM")
+REGIONS = ("lung", "border")
+
+
+def _statistics(ctx: Context, idx: np.ndarray) -> dict[str, np.ndarray]:
+    p = ctx.prepared()
+    nbytes = {r.relpath: r.nbytes for r in ctx.listing.records}
+    return {"sharpness": eda.sharpness(p.images[idx]),
+            "intensity": p.images[idx].reshape(len(idx), -1).mean(1) / 255.0,
+            "file_kb": np.array([nbytes.get(str(nm), np.nan) for nm in p.names[idx]], float) / 1024,
+            "width": p.width[idx].astype(float), "height": p.height[idx].astype(float)}
+
+
+def run(ctx: Context, model, card: dict, res: Result) -> None:
+    """Adds q2.errors, the Q2.3 figure and tables to ``res``."""
+    t0 = time.perf_counter()
+    p = ctx.prepared()
+    st = measures.settings(ctx)
+    a = ctx.cfg.section("attribution")
+    seed, level = int(a["seed"]), st["level"]
+    thr = float(card["val_threshold"])
+    test = p.idx("test")
+    x_all = to_float(p.images[test])
+    y = p.labels[test]
+    names = p.names[test]
+    probs = predict_probs(model, x_all)
+    s = mc.error_sample(y, probs, thr, EXPLAIN_PER_CLASS, seed,
+                        (SEED_OFFSETS["explained"], SEED_OFFSETS["matched"]))
+    n = res.numbers["errors"] = {
+        "threshold": thr, "seed": seed, "offsets": SEED_OFFSETS, "explain_cap": EXPLAIN_PER_CLASS,
+        "figure_cap": FIGURE_PER_CLASS, "family_min_train": FAMILY_MIN_TRAIN, "level": level,
+        "baseline": a["ig_baseline"], "layer": a["gradcam_layer"], "border_frac": st["border_frac"],
+        "n_test": int(len(y)), "fp": int(len(s.errors[0])), "fn": int(len(s.errors[1])),
+        "counts": {c: {"n": int(np.sum(y == k)), "errors": int(len(s.errors[k])),
+                       "explained": int(len(s.explained[k])),
+                       "all_explained": bool(len(s.explained[k]) == len(s.errors[k]))}
+                   for k, c in enumerate(CLASSES)}}
+
+    # IG and Grad-CAM of the explained errors and their matched correct images
+    pick = np.concatenate([s.explained[0], s.matched[0], s.explained[1], s.matched[1]]).astype(int)
+    maps = {}
+    if len(pick):
+        x = x_all[pick]
+        target = mc.decide(probs[pick], thr)
+        log(f"Q2.3: IG and Grad-CAM for {len(pick)} test images (errors and matched correct ones)")
+        ig = q3_ig.explain_ig(ctx, q3_ig.explained_model(model), x, target, a["ig_baseline"])
+        cam = GradcamExplainer(model, a["gradcam_layer"])(x, target)
+        pos = {int(i): j for j, i in enumerate(pick)}
+        maps = {"IG": np.abs(similarity.to_2d(ig.attributions)), "Grad-CAM": np.asarray(cam, np.float64)}
+        n["ig_gap_median"] = float(np.median(ig.gap))
+    rows = _mass(n, s, maps, pick, ctx, st)
+    res.table("q2_errors_maps", pd.DataFrame(rows),
+              f"Share of |IG| and of Grad-CAM in the lung mask (atlas) and in the border zone on the explained errors "
+              f"and on as many correctly classified test images of the same true class, the difference errors - "
+              f"correct ({level:.0%} bootstrap intervals, images resampled within each group) and its word, and "
+              f"the same difference for the spatial-prior null (each image's map replaced by the mean map of the "
+              f"other images of its group).")
+    if len(pick):
+        _figure(res, s, maps, pos, x_all, y, probs, names, seed, thr, a)
+    _common(n, res, ctx, test, y, probs, thr, st)
+    n["seconds"] = time.perf_counter() - t0
+
+
+def _mass(n: dict, s: mc.ErrorSample, maps: dict, pick: np.ndarray, ctx: Context, st: dict) -> list:
+    """Lung and border shares of the maps (and of the spatial-prior null) on errors vs correct."""
+    size = ctx.cfg["data.image_size"]
+    masks = {"lung": measures.atlas(size), "border": regions.border_zone((size, size), st["border_frac"])}
+    pos = {int(i): j for j, i in enumerate(pick)}
+    ci = dict(n_boot=st["n_boot"], seed=st["seed"], level=st["level"])
+    out, rows = {}, []
+    for k, c in enumerate(CLASSES):
+        out[c] = {}
+        groups = {"errors": [pos[int(i)] for i in s.explained[k]], "correct": [pos[int(i)] for i in s.matched[k]]}
+        for m in MAPS:
+            out[c][m] = {}
+            for r in REGIONS:
+                sh, null = {}, {}
+                for g, rows_g in groups.items():
+                    mm = maps[m][rows_g] if len(rows_g) else np.zeros((0, size, size))
+                    sh[g] = regions.image_shares(mm, masks[r]) if len(rows_g) else np.zeros(0)
+                    null[g] = (regions.image_shares(mc.loo_mean_maps(mm), masks[r]) if len(rows_g) >= 2
+                               else np.full(len(rows_g), np.nan))
+                d = mc.diff_means(sh["errors"], sh["correct"], **ci)
+                dn = mc.diff_means(null["errors"], null["correct"], **ci)
+                e = {"n": len(groups["errors"]),
+                     "errors": float(sh["errors"].mean()) if len(sh["errors"]) else None,
+                     "correct": float(sh["correct"].mean()) if len(sh["correct"]) else None,
+                     "diff": d.as_dict() if d else None, "null_diff": dn.as_dict() if dn else None,
+                     "word": mc.direction(d), "null_word": mc.direction(dn)}
+                out[c][m][r] = e
+                rows.append({"true class": c, "map": m, "region": r, "n": e["n"],
+                             "share, errors": _f(e["errors"]), "share, correct": _f(e["correct"]),
+                             "errors - correct": _ci(d), "word": e["word"], "null: errors - correct": _ci(dn)})
+    n["maps"] = out
+    # the answer's first sentence: "differently" when any interval (class, map, region) excludes 0
+    words = [out[c][m][r]["word"] for c in CLASSES for m in MAPS for r in REGIONS]
+    n["maps_verdict"] = ("differently" if {"more", "less"} & set(words) else
+                         "cannot tell" if set(words) == {"cannot tell"} else "no differently")
+    n["maps_differ"] = sum(w in ("more", "less") for w in words)     # of n["maps_compared"] comparisons
+    n["maps_compared"] = sum(w != "cannot tell" for w in words)
+    return rows
+
+
+def _g(v) -> str:
+    return "-" if v is None or not np.isfinite(v) else f"{v:.3g}"
+
+
+def _f(v) -> str:
+    return "-" if v is None else f"{v:.3f}"
+
+
+def _ci(e) -> str:
+    return "-" if e is None else f"{e.value:.3f} [{e.lo:.3f}, {e.hi:.3f}]"
+
+
+def _figure(res: Result, s: mc.ErrorSample, maps: dict, pos: dict, x, y, probs, names, seed, thr, a) -> None:
+    rows = []
+    for k, c in enumerate(CLASSES):
+        j = mc.seeded_choice(np.arange(len(s.explained[k])), min(FIGURE_PER_CLASS, len(s.explained[k])),
+                             seed, SEED_OFFSETS["figure"])
+        for t in np.sort(j):
+            row = []
+            for i in (int(s.explained[k][t]), int(s.matched[k][t])):
+                q = pos[i]
+                title = f"{Path(str(names[i])).name[:20]}\n{CLASSES[y[i]]} P(pn)={probs[i]:.2f}"
+                row += [plots.Panel(x[i], "gray", title), plots.Panel(maps["IG"][q], "heat"),
+                        plots.Panel(maps["Grad-CAM"][q], "overlay", under=x[i], clip=100)]
+            rows.append(row)
+    res.figure("q2_errors", plots.panel_grid(rows, col_titles=(
+        "error", "|IG|", "Grad-CAM", "correct, same class", "|IG|", "Grad-CAM"), cell=1.3),
+        f"Errors at the validation threshold {thr:.3f} (left; up to {FIGURE_PER_CLASS} per true class, "
+        f"seeded) beside correctly classified test images of the same true class (right; seeded, matched by "
+        f"true class only): image, |IG| ({a['ig_baseline']} baseline) and Grad-CAM ({a['gradcam_layer']}) "
+        "of the decided class. Rows: NORMAL images called PNEUMONIA first, then PNEUMONIA images called "
+        "NORMAL. Captions: file, true label, P(PNEUMONIA).")
+
+
+def _common(n: dict, res: Result, ctx: Context, test, y, probs, thr, st) -> None:
+    """Label-free statistics and file-name families against P(PNEUMONIA) and the errors."""
+    p = ctx.prepared()
+    bad = mc.wrong(y, probs, thr)
+    stats_ = _statistics(ctx, test)
+    m_corr = len(STATISTICS) * len(CLASSES)
+    train_names = p.names[p.idx("train")]
+    fams = mc.families(train_names, FAMILY_MIN_TRAIN)
+    fam_test = mc.family_of(p.names[test], fams)
+    cells = sum(len(set(fam_test[y == k].tolist())) for k in range(len(CLASSES)))
+    # a screen over many measures: simultaneous (Bonferroni) intervals at 1 - alpha overall
+    lvl_corr = 1 - st["alpha"] / m_corr
+    lvl_fam = 1 - st["alpha"] / max(1, cells)
+    n["screen"] = {"alpha": st["alpha"], "n_correlations": m_corr, "level_correlations": lvl_corr, "n_families": cells,
+                   "level_families": lvl_fam, "families": list(fams)}
+    corr, shared, rows = {}, [], []
+    for k, c in enumerate(CLASSES):
+        sel = y == k
+        corr[c] = {}
+        for key, label in STATISTICS.items():
+            v = stats_[key][sel]
+            ok = np.isfinite(v)
+            e = mc.rank_correlation(v[ok], probs[sel][ok], n_boot=st["n_boot"], seed=st["seed"], level=lvl_corr)
+            w = mc.correlation_word(e)
+            corr[c][key] = {**e.as_dict(), "word": w, "label": label,
+                            "median_errors": float(np.nanmedian(v[bad[sel]])) if bad[sel].any() else None,
+                            "median_correct": float(np.nanmedian(v[~bad[sel]])) if (~bad[sel]).any() else None}
+            if w in ("positive", "negative"):
+                shared.append({"kind": "statistic", "class": c, "what": label,
+                               "direction": ("higher" if (w == "positive") == (k == 0) else "lower")})
+            me, mc_ = corr[c][key]["median_errors"], corr[c][key]["median_correct"]
+            rows.append({"true class": c, "measure": f"{label} (Spearman)", "n": e.n,
+                         "value [CI]": _ci(e) if np.isfinite(e.value) else "-", "word": w,
+                         "median, errors | correct": f"{_g(me)} | {_g(mc_)}"})
+    fam = {}
+    for k, c in enumerate(CLASSES):
+        sel = y == k
+        fam[c] = mc.family_rates(fam_test[sel], bad[sel], lvl_fam)
+        for f, e in fam[c].items():
+            if e["word"] == "more":
+                shared.append({"kind": "family", "class": c, "what": f, "direction": "more often wrong"})
+            r, vs = e["rate"], e["vs_rest"]
+            rows.append({"true class": c, "measure": f"family {f} (error rate)", "n": e["n"],
+                         "value [CI]": f"{r['value']:.3f} [{r['lo']:.3f}, {r['hi']:.3f}] ({e['errors']} errors)",
+                         "word": e["word"] if vs else "-", "median, errors | correct": "-"})
+    n["correlations"] = corr
+    const = sorted({STATISTICS[k] for c in CLASSES for k, e in corr[c].items() if e["word"] == "cannot tell"},
+                   key=list(STATISTICS.values()).index)
+    n["constant_statistics"], n["any_constant"] = const, bool(const)
+    n["families"] = fam
+    n["shared"] = shared
+    n["shares_something"] = bool(shared)
+    res.table("q2_errors_common", pd.DataFrame(rows),
+              f"What the wrongly called test images share, per true class, from what is known without labels. "
+              f"Value: the Spearman correlation of each image statistic with P(PNEUMONIA) over all test images of the "
+              f"class (bootstrap intervals, simultaneous over {m_corr} correlations, Bonferroni; medians of the "
+              f"statistic on errors and on correct images beside it), or the error rate per file-name family "
+              f"(families from the training names; Wilson intervals, simultaneous over {cells} family cells; the word compares a family with the rest of its class, Newcombe interval).")

@@ -1,0 +1,107 @@
+"""Q2.3's pure parts (xaikit.misclassified) on generated arrays: which images are errors, the
+matched sample, seeded choices, family rates and the correlation rule."""
+
+import numpy as np
+import pytest
+
+from xaikit import misclassified as mc
+from xaikit.intervals import Estimate
+
+
+def _data(seed=0, n=200):
+    rng = np.random.default_rng(seed)
+    y = rng.integers(0, 2, n)
+    p = np.clip(0.35 * y + rng.uniform(0, 0.65, n), 0, 1)
+    return y, p
+
+
+def test_errors_are_exactly_the_wrong_side_of_the_threshold_and_ties_go_to_pneumonia():
+    y = np.array([0, 0, 0, 1, 1, 1])
+    p = np.array([0.2, 0.5, 0.7, 0.49, 0.5, 0.9])
+    # p == threshold is PNEUMONIA: the NORMAL image at 0.5 is an error, the PNEUMONIA one at 0.5 is not
+    assert mc.wrong(y, p, 0.5).tolist() == [False, True, True, True, False, False]
+    s = mc.error_sample(y, p, 0.5, cap=10, seed=1)
+    assert s.errors[0].tolist() == [1, 2] and s.errors[1].tolist() == [3]
+
+
+def test_error_sample_matches_the_brute_force_set():
+    y, p = _data()
+    thr = 0.41
+    s = mc.error_sample(y, p, thr, cap=1000, seed=3)
+    brute = {i for i in range(len(y)) if (p[i] >= thr) != (y[i] == 1)}
+    assert set(s.errors[0]) | set(s.errors[1]) == brute
+    for c in (0, 1):
+        assert set(s.explained[c]) == set(s.errors[c])     # no cap reached: every error explained
+
+
+def test_matched_sample_has_the_same_size_and_class_and_no_errors():
+    y, p = _data(1)
+    thr = 0.5
+    bad = mc.wrong(y, p, thr)
+    for cap in (3, 1000):
+        s = mc.error_sample(y, p, thr, cap=cap, seed=5)
+        for c in (0, 1):
+            assert len(s.matched[c]) == len(s.explained[c]) == min(cap, len(s.errors[c]), int(np.sum(~bad & (y == c))))
+            assert np.all(y[s.matched[c]] == c) and np.all(y[s.explained[c]] == c)
+            assert not bad[s.matched[c]].any() and bad[s.explained[c]].all()
+            assert len(set(s.matched[c])) == len(s.matched[c])
+
+
+def test_seeded_choice_is_reproducible_and_changes_with_the_seed():
+    pool = np.arange(100)
+    a, b = mc.seeded_choice(pool, 10, 7), mc.seeded_choice(pool, 10, 7)
+    assert a.tolist() == b.tolist()
+    assert a.tolist() != mc.seeded_choice(pool, 10, 8).tolist()
+    assert a.tolist() != mc.seeded_choice(pool, 10, 7, offset=1).tolist()
+    y, p = _data(2)
+    s1, s2, s3 = (mc.error_sample(y, p, 0.5, cap=5, seed=k) for k in (4, 4, 9))
+    assert all(s1.matched[c].tolist() == s2.matched[c].tolist() for c in (0, 1))
+    assert any(s1.matched[c].tolist() != s3.matched[c].tolist() for c in (0, 1))
+    with pytest.raises(ValueError, match="pool size"):
+        mc.seeded_choice(pool, 101, 0)
+
+
+def test_family_without_errors_gets_a_wilson_interval_from_zero():
+    fams = np.array(["a"] * 30 + ["b"] * 30)
+    err = np.array([False] * 30 + [True] * 10 + [False] * 20)
+    r = mc.family_rates(fams, err, 0.95)
+    assert r["a"]["errors"] == 0 and r["a"]["rate"]["lo"] == 0.0 and r["a"]["rate"]["hi"] > 0
+    assert r["b"]["rate"]["value"] == pytest.approx(1 / 3)
+    assert r["b"]["word"] == "more" and r["a"]["word"] == "less"
+
+
+def test_families_come_from_names_and_unknown_ones_are_other():
+    train = ["train/P/person1_virus_3.jpeg", "train/P/person22_virus_14.jpeg", "train/N/IM-0001-0001.jpeg"]
+    assert mc.family("person12_bacteria_3.jpeg") == "personN_bacteria_N"
+    known = mc.families(train, min_count=2)
+    assert known == ("personN_virus_N",)
+    assert mc.family_of(["test/x/person5_virus_9.jpeg", "IM-7-8.jpeg"], known).tolist() == ["personN_virus_N", "other"]
+
+
+def test_correlation_rule_counts_only_intervals_excluding_zero():
+    assert mc.correlation_word(Estimate(0.3, 0.1, 0.5, 50)) == "positive"
+    assert mc.correlation_word(Estimate(-0.3, -0.5, -0.01, 50)) == "negative"
+    assert mc.correlation_word(Estimate(0.3, -0.01, 0.5, 50)) == "none"
+    assert mc.correlation_word(Estimate(0.3, 0.0, 0.5, 50)) == "none"        # touching 0 does not count
+    assert mc.correlation_word(Estimate(np.nan, np.nan, np.nan, 5)) == "cannot tell"
+    rng = np.random.default_rng(0)
+    s = rng.normal(size=80)
+    strong = mc.rank_correlation(s, s + 0.3 * rng.normal(size=80), n_boot=300, seed=0, level=0.95)
+    assert mc.correlation_word(strong) == "positive"
+    noise = mc.rank_correlation(s, rng.normal(size=80), n_boot=300, seed=0, level=0.95)
+    assert mc.correlation_word(noise) == "none"
+    assert mc.correlation_word(mc.rank_correlation(np.ones(10), s[:10], n_boot=50, seed=0, level=0.95)) == "cannot tell"
+
+
+def test_diff_means_and_the_leave_one_out_null():
+    a, b = np.full(20, 0.6) + np.linspace(0, 0.01, 20), np.full(20, 0.4) + np.linspace(0, 0.01, 20)
+    d = mc.diff_means(a, b, n_boot=200, seed=0, level=0.95)
+    assert d.value == pytest.approx(0.2) and mc.direction(d) == "more"
+    assert mc.direction(mc.diff_means(b, a, n_boot=200, seed=0, level=0.95)) == "less"
+    assert mc.diff_means(a[:1], b, n_boot=200, seed=0, level=0.95) is None
+    assert mc.direction(None) == "cannot tell"
+    maps = np.arange(3 * 2 * 2, dtype=float).reshape(3, 2, 2)
+    loo = mc.loo_mean_maps(maps)
+    np.testing.assert_allclose(loo[0], (maps[1] + maps[2]) / 2)
+    with pytest.raises(ValueError, match=">= 2"):
+        mc.loo_mean_maps(maps[:1])
