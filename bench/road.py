@@ -6,7 +6,7 @@ else uniform noise images with random maps. For each map and ranking resolution 
 deletion and insertion masks of one image at every interior fraction (the two ends need no
 solve), with the report's direct solve (SuperLU, symmetric mode) and with conjugate gradients.
 
-    .venv/bin/python bench/road.py [--build build] [--images 4] [--steps 8]
+    .venv/bin/python bench/road.py [--build build] [--images 4] [--steps 6]
 """
 
 from __future__ import annotations
@@ -40,7 +40,7 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--build", default=str(Path(__file__).resolve().parent.parent / "build"))
     ap.add_argument("--images", type=int, default=4)
-    ap.add_argument("--steps", type=int, default=8, help="fraction steps (the report's ROAD grid)")
+    ap.add_argument("--steps", type=int, default=6, help="fraction steps (the report's ROAD grid)")
     ap.add_argument("--cells", type=int, default=8)
     args = ap.parse_args()
     build = Path(args.build)
