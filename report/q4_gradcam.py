@@ -9,13 +9,15 @@ import pandas as pd
 
 from xaikit import intervals, plots, similarity
 from xaikit.data import CLASSES
-from xaikit.faithfulness import deletion_insertion
+from xaikit.faithfulness import deletion_insertion, road_imputer, sign_flip_p
 from xaikit.gradcam import GradcamExplainer
+from xaikit.sanity import holm
 
 from . import measures, samples
 from .context import Context, lib, log
 from .progress import bar
-from .q3_ig import baseline_images
+
+from .q3_ig import baseline_images, explain_ig, explained_model
 from .section import Result, Section, Sub
 
 
@@ -113,62 +115,182 @@ def _compare(ig: dict, cam: np.ndarray, g: int, rp: np.ndarray, st: dict, res: R
         f"the {g}x{g} Grad-CAM resolution.")
 
 
-def winner_counts(faith: dict) -> dict:
-    """How many of the paired IG - Grad-CAM comparisons (curve x resolution x target class)
-    each method wins, and how many neither (the interval of the difference contains 0)."""
-    won = [cell["IG - Grad-CAM"]["winner"] for kind in ("deletion", "insertion") if kind in faith
-           for per_class in faith[kind].values() for cell in per_class.values()]
-    return {"ig": won.count("IG"), "gradcam": won.count("Grad-CAM"),
-            "neither": sum(w is None for w in won), "total": len(won)}
+# Cut-offs and settings of Q4.4 (they move to [verdicts] / [attribution] with the next retrain):
+MIN_SPAN = 0.1   # saturation gate: a (fill, resolution, target) cell is informative only when the interval
+                 # of mean P(target | image) - P(target | fully removed image) lies wholly above this share
+                 # of the probability scale (it then also excludes 0)
+ROAD_STEPS = 6   # ROAD's fraction grid (7 points), at the cell resolution only: each interior point is one
+                 # sparse solve per image and curve (bench/road.py), so ROAD uses fewer steps than
+                 # attribution.faithfulness_steps; the crossed design (MATCHED) also ranks at cells only
+ROAD_FILL = "road"
+FILL_LABELS = {"train_mean": "training-mean image", "blurred": "blurred image",
+               ROAD_FILL: "ROAD noisy linear imputation"}
+MATCHED = "IG, fill as baseline"   # the crossed design's IG: its baseline equals the fixed fill
+
+
+def saturation_gate(p_image: np.ndarray, p_removed: np.ndarray, st: dict) -> dict:
+    """Is a cell informative? Its curves run between P(target | image) and P(target | fully
+    removed image); when the interval of their mean difference is not wholly above ``MIN_SPAN``
+    the curves of every map are squeezed into a band too narrow to rank maps by."""
+    span = intervals.bootstrap(lambda u, v: np.mean(u - v), p_image, p_removed, n_boot=st["n_boot"],
+                               seed=st["seed"], level=st["level"]).as_dict()
+    return {"span": span, "informative": bool(span["lo"] > MIN_SPAN)}
+
+
+def holm_family(cells: list[dict], alpha: float) -> None:
+    """Holm-adjust the IG - Grad-CAM p-values of the informative cells as one family, in place:
+    each such comparison gets ``p_holm`` and ``winner_holm`` (the better method when p_holm <
+    alpha, by the sign of the mean difference), uninformative ones None."""
+    family = [c for c in cells if c["informative"]]
+    adjusted = holm([c["IG - Grad-CAM"]["p"] for c in family])
+    for c in cells:
+        c["IG - Grad-CAM"].update(p_holm=None, winner_holm=None)
+    for c, p in zip(family, adjusted):
+        d = c["IG - Grad-CAM"]
+        better_if_higher = c["curve"] == "insertion"
+        d["p_holm"] = float(p)
+        if p < alpha:
+            d["winner_holm"] = "IG" if (d["value"] > 0) == better_if_higher else "Grad-CAM"
+
+
+def winner_counts(cells: list[dict]) -> dict:
+    """How many informative IG - Grad-CAM comparisons each method wins after Holm's adjustment,
+    how many neither, and how many cells the saturation gate left out; ``verdict`` names the
+    outcome ("IG", "Grad-CAM", "mixed", "neither", or "uninformative" when none is informative)."""
+    won = [c["IG - Grad-CAM"]["winner_holm"] for c in cells if c["informative"]]
+    out = {"ig": won.count("IG"), "gradcam": won.count("Grad-CAM"), "neither": sum(w is None for w in won),
+           "total": len(won), "uninformative": sum(not c["informative"] for c in cells)}
+    out["verdict"] = ("uninformative" if not won else "mixed" if out["ig"] and out["gradcam"] else
+                      "IG" if out["ig"] else "Grad-CAM" if out["gradcam"] else "neither")
+    return out
+
+
+def _cell(curves: dict, kind: str, rname: str, sel: np.ndarray, maps: tuple, st: dict) -> dict:
+    """Areas under one curve for the images ``sel``, their intervals and paired differences."""
+    ci = dict(n_boot=st["n_boot"], seed=st["seed"], level=st["level"])
+    auc = {m: getattr(curves[rname, m], f"{kind}_auc")[sel] for m in maps}
+    cell = {"n": int(sel.sum())}
+    for m in maps:
+        cell[m] = intervals.mean_ci(auc[m], **ci).as_dict()
+    pairs = PAIRS + (((MATCHED, "IG"), (MATCHED, "Grad-CAM")) if MATCHED in maps else ())
+    for p, q in pairs:
+        d = intervals.bootstrap(lambda u, v: np.mean(u - v), auc[p], auc[q], **ci).as_dict()
+        d["winner"] = measures.winner(d, p, q, higher_is_better=kind == "insertion")
+        cell[f"{p} - {q}"] = d
+    cell["IG - Grad-CAM"]["p"] = sign_flip_p(auc["IG"] - auc["Grad-CAM"], n_perm=st["n_boot"], seed=st["seed"])
+    return cell
 
 
 def _faithfulness(ctx: Context, model, x, target, maps: dict, st: dict, res: Result) -> None:
-    """Deletion and insertion at matched resolutions, per target class, with paired intervals."""
+    """Deletion and insertion per fill (the training mean, ROAD's imputation), ranking resolution
+    and target class, with paired intervals, a saturation gate and one Holm family."""
     a = ctx.cfg.section("attribution")
     fill_name = "blurred" if a["ig_baseline"] == "train_mean" else "train_mean"
     fill = baseline_images(fill_name, x, ctx)
-    ci = dict(n_boot=st["n_boot"], seed=st["seed"], level=st["level"])
-    resolutions = {f"{a['faithfulness_cells']}x{a['faithfulness_cells']} cells": a["faithfulness_cells"],
-                   "pixels": 0}
-    curves = {}
-    for rname, cells in resolutions.items():
-        for m in MAPS:
-            with bar(f"deletion/insertion {m}, {rname}", len(x), "img") as update:
-                curves[rname, m] = deletion_insertion(model, x, maps[m], target, fill=fill, start=fill,
-                                                      steps=a["faithfulness_steps"], cells=cells, progress=update)
-    fr = next(iter(curves.values())).fractions
-    out = {"fill": fill_name, "resolutions": list(resolutions), "level": st["level"],
-           "p_fill": float(np.mean(model.predict(fill, verbose=0)[:, 1]))}
-    rows = []
-    for kind in ("deletion", "insertion"):
-        panels = {}
-        for rname in resolutions:
+    matched = explain_ig(ctx, explained_model(model), x, target, fill_name, adaptive=False, b=fill)
+    maps = {**maps, MATCHED: similarity.to_2d(matched.attributions)}
+    cells_res = f"{a['faithfulness_cells']}x{a['faithfulness_cells']} cells"
+    resolutions = {cells_res: a["faithfulness_cells"], "pixels": 0}
+    designs = {   # fill -> (steps, {resolution: maps}, fill keywords)
+        fill_name: (a["faithfulness_steps"], {cells_res: MAPS + (MATCHED,), "pixels": MAPS}, dict(fill=fill, start=fill)),
+        ROAD_FILL: (ROAD_STEPS, {cells_res: MAPS},
+                    dict(impute=road_imputer(baseline_images("train_mean", x[:1], ctx)[0]), seed=a["seed"]))}
+    out = {"fill": fill_name, "resolutions": list(resolutions), "level": st["level"], "min_span": MIN_SPAN,
+           "alpha": st["alpha"], "road_steps": ROAD_STEPS, "steps": a["faithfulness_steps"],
+           "matched_baseline": fill_name, "ig_baseline": a["ig_baseline"], "crossed_at": cells_res,
+           "p_fill": float(np.mean(model.predict(fill, verbose=0)[:, 1])), "fills": []}
+    p_image = np.asarray(model.predict(x, verbose=0))[np.arange(len(x)), target]
+    rows, crossed_rows, all_cells = [], [], []
+    for fname, (steps, rmaps, kw) in designs.items():
+        curves = {}
+        rnames = tuple(rmaps)
+        for rname, fmaps in rmaps.items():
+            for m in fmaps:
+                with bar(f"deletion/insertion {m}, {rname}, {fname}", len(x), "img") as update:
+                    curves[rname, m] = deletion_insertion(model, x, maps[m], target, steps=steps,
+                                                          cells=resolutions[rname], progress=update, **kw)
+        f_out = {"name": fname, "label": FILL_LABELS[fname], "steps": steps, "resolutions": list(rnames),
+                 "cells": [], "gates": []}
+        panels = {kind: {} for kind in ("deletion", "insertion")}
+        for rname in rnames:
             for k, c in enumerate(CLASSES):
                 sel = target == k
                 if sel.sum() < 2:
                     continue
-                auc = {m: getattr(curves[rname, m], f"{kind}_auc")[sel] for m in MAPS}
-                panels[f"{rname}, target {c}"] = {m: getattr(curves[rname, m], kind)[sel] for m in MAPS}
-                cell = {"n": int(sel.sum())}
-                for m in MAPS:
-                    cell[m] = intervals.mean_ci(auc[m], **ci).as_dict()
-                for p, q in PAIRS:
-                    d = intervals.bootstrap(lambda u, v: np.mean(u - v), auc[p], auc[q], **ci).as_dict()
-                    d["winner"] = measures.winner(d, p, q, higher_is_better=kind == "insertion")
-                    cell[f"{p} - {q}"] = d
-                out.setdefault(kind, {}).setdefault(rname, {})[c] = cell
-                rows.append({"curve": kind, "ranked at": rname, "target": c, "n": cell["n"],
-                             **{m: _fmt(cell[m]) for m in MAPS},
-                             **{f"{p} - {q}": _fmt(cell[f"{p} - {q}"]) for p, q in PAIRS}})
-        res.figure(f"q4_{kind}", plots.curve_panels(fr, panels, xlabel=f"share of the image {kind.replace('ion', 'ed')}"),
-                   f"{kind.capitalize()} curves (mean ± std over images) per ranking resolution and target class; "
-                   f"removed pixels take the {fill_name.replace('_', ' ')} image"
-                   f"{'' if kind == 'deletion' else ', which is also where insertion starts'}.")
-    out["summary"] = winner_counts(out)
+                # fully removed = the end of every deletion curve (the same image whatever the map)
+                gate = saturation_gate(p_image[sel], curves[rname, "random"].deletion[sel, -1], st)
+                f_out["gates"].append({"ranked_at": rname, "target": c, **gate})
+                for kind in ("deletion", "insertion"):
+                    cell = {"curve": kind, "ranked_at": rname, "target": c, **gate,
+                            **_cell(curves, kind, rname, sel, rmaps[rname], st)}
+                    f_out["cells"].append(cell)
+                    panels[kind][f"{rname}, target {c}"] = {m: getattr(curves[rname, m], kind)[sel] for m in MAPS}
+        fr = next(iter(curves.values())).fractions
+        if fname == ROAD_FILL:
+            res.figure("q4_road", plots.curve_panels(fr, {f"{kind}, {t}": v for kind, p in panels.items()
+                                                          for t, v in p.items()},
+                                                     xlabel="share of the image removed (deletion) / kept (insertion)"),
+                       f"Deletion and insertion curves with ROAD's noisy linear imputation (Rong et al. 2022; "
+                       f"mean ± std over images), ranked at {cells_res}, {steps} steps: deletion imputes the "
+                       "top-ranked cells, insertion keeps them and imputes all others.")
+        else:
+            for kind in ("deletion", "insertion"):
+                res.figure(f"q4_{kind}", plots.curve_panels(fr, panels[kind],
+                                                            xlabel=f"share of the image {kind.replace('ion', 'ed')}"),
+                           f"{kind.capitalize()} curves (mean ± std over images) per ranking resolution and target "
+                           f"class; removed pixels take the {FILL_LABELS[fname]}"
+                           f"{'' if kind == 'deletion' else ', which is also where insertion starts'}.")
+        all_cells += f_out["cells"]
+        out["fills"].append(f_out)
+    holm_family(all_cells, st["alpha"])
+    for f_out in out["fills"]:
+        f_out["summary"] = winner_counts(f_out["cells"])
+        for cell in f_out["cells"]:
+            rows.append({"fill": f_out["label"], "curve": cell["curve"], "ranked at": cell["ranked_at"],
+                         "target": cell["target"], "n": cell["n"],
+                         "P(image) - P(removed)": _fmt(cell["span"]),
+                         **{m: _fmt(cell[m]) for m in MAPS}, "IG - Grad-CAM": _fmt(cell["IG - Grad-CAM"]),
+                         "Holm p": (f"{cell['IG - Grad-CAM']['p_holm']:.3g}" if cell["informative"]
+                                    else "uninformative")})
+            if MATCHED in cell:
+                crossed_rows.append({"curve": cell["curve"], "ranked at": cell["ranked_at"],
+                                     "target": cell["target"], "informative": "yes" if cell["informative"] else "no",
+                                     MATCHED: _fmt(cell[MATCHED]), "IG": _fmt(cell["IG"]),
+                                     f"{MATCHED} - IG": _fmt(cell[f"{MATCHED} - IG"]),
+                                     f"{MATCHED} - Grad-CAM": _fmt(cell[f"{MATCHED} - Grad-CAM"])})
+    out["summary"] = winner_counts(all_cells)
+    verdicts = [f["summary"]["verdict"] for f in out["fills"]]
+    out["summary"]["same_verdict"] = len(set(verdicts)) == 1
+    out["saturated"] = sorted({g["target"] for f in out["fills"] for g in f["gates"] if not g["informative"]})
+    out["crossed"] = crossed_summary(out["fills"][0]["cells"], all_cells)
     res.numbers["faithfulness"] = out
     res.table("q4_faith", pd.DataFrame(rows),
               f"Areas under the deletion (lower is better) and insertion (higher is better) curves "
-              f"(Petsiuk et al. 2018), mean [{st['level']:.0%} interval] over images, and paired differences.")
+              f"(Petsiuk et al. 2018) per fill, mean [{st['level']:.0%} interval] over images, the paired "
+              f"IG - Grad-CAM difference and its sign-flip p-value after Holm's adjustment over the informative "
+              f"cells; a cell is informative when P(target | image) - P(target | fully removed) lies wholly "
+              f"above {MIN_SPAN} (column 6).")
+    res.table("q4_faith_crossed", pd.DataFrame(crossed_rows),
+              f"Crossed design under the {FILL_LABELS[fill_name]} fill, ranked at {cells_res}: IG recomputed with "
+              f"the fill as its baseline ({a['ig_steps']} steps) beside the main IG ({a['ig_baseline']} baseline); areas and "
+              f"paired differences, mean [{st['level']:.0%} interval] over images.")
+
+
+def crossed_summary(cells: list[dict], all_cells: list[dict]) -> dict:
+    """Does IG win only when its baseline equals the fill? Over the informative ``cells`` of the
+    fixed fill: how often the matched IG beats the main IG and Grad-CAM (intervals); and the
+    outcome: "unmatched_wins" when the main IG, whose baseline matches no fill, wins a Holm-
+    adjusted comparison under any fill (``all_cells``); "only_matched" when only the matched IG
+    beats Grad-CAM; else "no_wins"."""
+    inf = [c for c in cells if c["informative"] and MATCHED in c]
+    out = {"total": len(inf),
+           "matched_better": sum(c[f"{MATCHED} - IG"]["winner"] == MATCHED for c in inf),
+           "matched_worse": sum(c[f"{MATCHED} - IG"]["winner"] == "IG" for c in inf),
+           "matched_wins": sum(c[f"{MATCHED} - Grad-CAM"]["winner"] == MATCHED for c in inf),
+           "unmatched_wins": sum(c["informative"] and c["IG - Grad-CAM"]["winner_holm"] == "IG" for c in all_cells)}
+    out["outcome"] = ("unmatched_wins" if out["unmatched_wins"] else
+                      "only_matched" if out["matched_wins"] else "no_wins")
+    return out
 
 
 def _fmt(e: dict) -> str:
@@ -177,7 +299,7 @@ def _fmt(e: dict) -> str:
 
 SECTION = Section(
     name="q4", title="Q4 Grad-CAM", run=run,
-    sources=tuple(lib("gradcam", "faithfulness", "scores", "baselines", "ig") + measures.SOURCES +
+    sources=tuple(lib("gradcam", "faithfulness", "road", "sanity", "scores", "baselines", "ig") + measures.SOURCES +
                   [Path(__file__), Path(samples.__file__), Path(__file__).parent / "q3_ig.py"]),
     config=("data.", "attribution.", "verdicts."), models=("main",), after=("q3",),
     subs=(
@@ -186,5 +308,5 @@ SECTION = Section(
         Sub("Q4.2", "Do the maps highlight sensible regions?", "q4_2.md", tables=("q4_regions",)),
         Sub("Q4.3", "Are the maps consistent across samples?", "q4_3.md", figures=("q4_mean",)),
         Sub("Q4.4", "Grad-CAM compared with IG", "q4_4.md",
-            figures=("q4_side", "q4_deletion", "q4_insertion"), tables=("q4_faith",)),
+            figures=("q4_side", "q4_deletion", "q4_insertion", "q4_road"), tables=("q4_faith", "q4_faith_crossed")),
     ))

@@ -1,20 +1,35 @@
 """Deletion and insertion curves (Petsiuk et al. 2018, RISE) and their areas.
 
 Pixels (or cells of a coarse grid) are removed in the order a map ranks them. What a
-removed pixel becomes is the caller's choice (``fill`` for deletion, ``start`` for the
-image insertion begins from); Rong et al. (2022, ROAD) show that this choice can favour a
-method whose own reference image it matches, so the report uses a fill that is not IG's
-baseline and ranks every map at the same resolution.
+removed pixel becomes is the caller's choice: a fixed image (``fill`` for deletion, ``start``
+for the image insertion begins from) or an imputer such as ROAD's noisy linear imputation
+(``road_imputer``; Rong et al. 2022), for which deletion at fraction f imputes the top-f units
+and insertion keeps the top-f units and imputes all others (ROAD's LeRF complement). Rong et
+al. show that a fixed fill can favour a method whose own reference image it matches, so the
+report ranks under more than one fill, and ranks every map at the same resolution.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import keras
 import numpy as np
 
+from .road import NOISE, noisy_linear_impute
 from .similarity import pool, to_2d
+
+# (images S x H x W x C, removed S x H x W booleans, seed) -> S x H x W x C with removed pixels replaced
+Imputer = Callable[[np.ndarray, np.ndarray, int], np.ndarray]
+
+
+def road_imputer(fallback: np.ndarray | float, noise: float = NOISE) -> Imputer:
+    """ROAD's noisy linear imputation (``xaikit.road``); groups of removed pixels with no kept
+    neighbour (a fully removed image) take ``fallback`` plus the noise."""
+    def impute(images: np.ndarray, removed: np.ndarray, seed: int) -> np.ndarray:
+        return noisy_linear_impute(images, removed, seed=seed, noise=noise, fallback=fallback)
+    return impute
 
 
 @dataclass(frozen=True)
@@ -57,13 +72,16 @@ def unit_ranks(m: np.ndarray, cells: int = 0) -> tuple[np.ndarray, int]:
 
 
 def deletion_insertion(model: keras.Model, images: np.ndarray, maps: np.ndarray, target, *,
-                       fill: np.ndarray, start: np.ndarray, steps: int = 16, cells: int = 0,
+                       fill: np.ndarray | None = None, start: np.ndarray | None = None,
+                       impute: Imputer | None = None, seed: int = 0, steps: int = 16, cells: int = 0,
                        progress=None) -> Curves:
     """Curves for N images (N x H x W x C, float) ranked by N x H x W ``maps``.
 
     Deletion replaces the top-ranked units of each image by ``fill``; insertion begins from
     ``start`` and puts the top-ranked original units back. ``fill`` and ``start`` are one
-    image (H x W x C) or one per image. ``model`` outputs probabilities; the curves follow
+    image (H x W x C) or one per image. With ``impute`` instead (no fill, no start), deletion
+    imputes the top-ranked units and insertion imputes all but them; image i's imputations
+    draw from ``seed`` and i. ``model`` outputs probabilities; the curves follow
     P(``target``). ``progress`` (optional) is called with 1 after each image.
     """
     images = np.asarray(images, np.float32)
@@ -72,8 +90,13 @@ def deletion_insertion(model: keras.Model, images: np.ndarray, maps: np.ndarray,
     maps = to_2d(np.asarray(maps, np.float64)).astype(np.float64)
     if maps.shape != images.shape[:3]:
         raise ValueError(f"maps expect shape {images.shape[:3]}, got {maps.shape}")
-    fill = np.broadcast_to(np.asarray(fill, np.float32), images.shape)
-    start = np.broadcast_to(np.asarray(start, np.float32), images.shape)
+    given = (fill is not None, start is not None, impute is not None)
+    if given not in ((True, True, False), (False, False, True)):
+        raise ValueError("deletion_insertion expects either fill and start, or impute, "
+                         f"got fill={fill is not None}, start={start is not None}, impute={impute is not None}")
+    if impute is None:
+        fill = np.broadcast_to(np.asarray(fill, np.float32), images.shape)
+        start = np.broadcast_to(np.asarray(start, np.float32), images.shape)
     if steps < 1:
         raise ValueError(f"steps expects >= 1, got {steps}")
     target = np.broadcast_to(np.asarray(target, int), (len(images),))
@@ -84,11 +107,33 @@ def deletion_insertion(model: keras.Model, images: np.ndarray, maps: np.ndarray,
     for i in range(n):
         rank, units = unit_ranks(maps[i], cells)
         keep = np.stack([rank >= int(round(f * units)) for f in fractions])[..., None]
-        deleted = np.where(keep, images[i][None], fill[i][None])
-        inserted = np.where(keep, start[i][None], images[i][None])
-        batch = np.concatenate([deleted, inserted]).astype(np.float32)
+        if impute is None:
+            deleted = np.where(keep, images[i][None], fill[i][None])
+            inserted = np.where(keep, start[i][None], images[i][None])
+            batch = np.concatenate([deleted, inserted]).astype(np.float32)
+        else:
+            removed = np.concatenate([~keep, keep])[..., 0]
+            image_seed = int(np.random.SeedSequence([seed, i]).generate_state(1)[0])
+            batch = impute(np.broadcast_to(images[i], removed.shape + images.shape[3:]), removed,
+                           image_seed).astype(np.float32)
         probs = np.asarray(model.predict(batch, batch_size=len(batch), verbose=0))[:, target[i]]
         dele[i], ins[i] = probs[:steps + 1], probs[steps + 1:]
         if progress is not None:
             progress(1)
     return Curves(fractions, dele, ins, cells)
+
+
+def sign_flip_p(diff: np.ndarray, *, n_perm: int = 2000, seed: int = 0) -> float:
+    """Two-sided p-value of a paired mean difference being 0: the observed |mean| against
+    ``n_perm`` seeded random sign flips of the per-image differences (exact over all 2^n flips
+    when that is no more than ``n_perm``), counting the observed one (p >= 1 / (n_perm + 1))."""
+    d = np.asarray(diff, np.float64).ravel()
+    if len(d) < 1:
+        raise ValueError(f"sign_flip_p expects >= 1 differences, got {len(d)}")
+    observed = abs(d.mean())
+    if 2 ** len(d) <= n_perm:
+        signs = 1 - 2 * ((np.arange(2 ** len(d))[:, None] >> np.arange(len(d))) & 1)
+        return float(np.mean(np.abs(signs @ d) / len(d) >= observed - 1e-12))
+    signs = np.random.default_rng(seed).choice([-1.0, 1.0], size=(n_perm, len(d)))
+    hits = np.sum(np.abs(signs @ d) / len(d) >= observed - 1e-12)
+    return float((hits + 1) / (n_perm + 1))
