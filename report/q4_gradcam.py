@@ -55,6 +55,7 @@ def run(ctx: Context) -> Result:
     g = n["grid"] = int(model.get_layer(a["gradcam_layer"]).output.shape[1])
     n["early_grid"] = int(model.get_layer(a["gradcam_early_layer"]).output.shape[1])
     n["flat_maps"] = int(np.sum(cam.reshape(len(cam), -1).max(1) == 0))
+    n["upsampling"] = measures.upsampling_numbers(explainer.grid(x, target), cam, ig["masks"], st)
     caps = measures.caption_rows(names[rp], y[rp], probs[rp], target[rp], thr)
     for k, c in enumerate(CLASSES):
         rows, titles = [], []

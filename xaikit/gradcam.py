@@ -52,9 +52,8 @@ class GradcamExplainer:
         self.layer, self.score = layer, score
         self._gradcam = Gradcam(model, model_modifier=ReplaceToLinear(), clone=True)
 
-    def __call__(self, images: np.ndarray, target, *, batch_size: int = 64) -> np.ndarray:
-        """Maps (N x H x W, float32 in [0, 1]) for the ``target`` class (int or one per image),
-        upsampled centre-aligned from the layer's grid (:data:`xaikit.regions.UPSAMPLING`)."""
+    def grid(self, images: np.ndarray, target, *, batch_size: int = 64) -> np.ndarray:
+        """Non-negative maps at the layer's own resolution (N x h x w, float32, not normalised)."""
         images = np.asarray(images, np.float32)
         if images.ndim != 4:
             raise ValueError(f"images expects N x H x W x C, got shape {images.shape}")
@@ -67,9 +66,17 @@ class GradcamExplainer:
             cam = self._gradcam(score, chunk, penultimate_layer=self.layer,
                                 seek_penultimate_conv_layer=False, normalize_cam=False,
                                 expand_cam=False)
-            out.append(upsample(np.asarray(cam, np.float32).reshape(len(chunk), *np.shape(cam)[-2:]),
-                                images.shape[1:3]).astype(np.float32))
-        return normalize_maps(np.concatenate(out)) if out else np.zeros(images.shape[:3], np.float32)
+            out.append(np.asarray(cam, np.float32).reshape(len(chunk), *np.shape(cam)[-2:]))
+        return np.concatenate(out) if out else np.zeros((0, 1, 1), np.float32)
+
+    def __call__(self, images: np.ndarray, target, *, batch_size: int = 64) -> np.ndarray:
+        """Maps (N x H x W, float32 in [0, 1]) for the ``target`` class (int or one per image),
+        upsampled centre-aligned from the layer's grid (:data:`xaikit.regions.UPSAMPLING`)."""
+        images = np.asarray(images, np.float32)
+        cams = self.grid(images, target, batch_size=batch_size)
+        if len(cams) == 0:
+            return np.zeros(images.shape[:3], np.float32)
+        return normalize_maps(upsample(cams, images.shape[1:3]).astype(np.float32))
 
 
 def gradcam(model: keras.Model, images: np.ndarray, target, *, layer: str = "last_conv",
