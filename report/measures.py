@@ -101,6 +101,7 @@ def hand_mask_dice(ctx: Context, s: dict) -> dict | None:
         out[f"atlas_vs_{k}"] = intervals.bootstrap(lambda u, v: np.mean(u - v), sc["atlas"], sc[k], **ci).as_dict()
     out["target_verdict"] = target_word(out["atlas"]["mean"], out["target"])
     out["meets_target"] = out["target_verdict"] == "meets"
+    out["misses_target"] = out["target_verdict"] == "misses"
     out["beats_prior"] = bool(out["atlas_vs_prior"]["lo"] > 0)
     out["beats_segmentation"] = bool(out["atlas_vs_segmentation"]["lo"] > 0)
     return out

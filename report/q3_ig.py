@@ -143,8 +143,8 @@ def run(ctx: Context) -> Result:
     _baselines(ctx, explained, model, x, target, rp, res, st)
     res.table("q3_regions", measures.region_table(n["regions"], "|IG|"),
               f"Share of |IG| in the lung mask and the border zone against their area share (ratio; "
-              f"{st['level']:.0%} bootstrap intervals over images), beside the same ratios for the input alone "
-              "(|x - baseline|) and a random map.")
+              f"{st['level']:.0%} bootstrap intervals over images), beside the same ratios for the spatial prior (the "
+              "mean |IG| of the other images of the class), the input alone (|x - baseline|) and a random map.")
     return res
 
 

@@ -74,7 +74,8 @@ def run(ctx: Context) -> Result:
     n["regions"] = measures.region_numbers(cam, ig["masks"], y, nulls, st)   # the masks of Q3
     res.table("q4_regions", measures.region_table(n["regions"], "Grad-CAM"),
               f"Share of Grad-CAM mass in the lung mask and the border zone against their area share "
-              f"({st['level']:.0%} bootstrap intervals over images), beside the input alone (|x - baseline|) "
+              f"({st['level']:.0%} bootstrap intervals over images), beside the spatial prior (the mean Grad-CAM of the "
+              f"other images of the class), the input alone (|x - baseline|) "
               f"and a random map drawn at {g}x{g} and upsampled.")
     n["consistency"] = measures.consistency_numbers(cam, y, nulls, st)
     res.figure("q4_mean", measures.mean_map_figure(cam, y, x, "Grad-CAM"),
