@@ -240,10 +240,26 @@ def region_answer(r: dict) -> str:
     return "Partly"
 
 
+REGION_KEYS = ("lung_word", "border_word", "beyond_input", "beyond_prior")
+UNDECIDED = ("not clearly concentrated in the lung fields (the interval contains the cut-off)",
+             "neither over- nor under-represented in the image border", "no more and no less")
+
+
 def verdicts_hold(a: dict, b: dict) -> bool:
     """Whether two :func:`region_numbers` results reach the same verdict words in every class."""
-    keys = ("lung_word", "border_word", "beyond_input", "beyond_prior")
-    return all(a[c].get(k) == b[c].get(k) for c in CLASSES for k in keys)
+    return all(a[c].get(k) == b[c].get(k) for c in CLASSES for k in REGION_KEYS)
+
+
+def verdict_change(a: dict, b: dict) -> str:
+    """How the verdicts of ``a`` fare on a subset ``b``: "hold" (every word the same), "hold but are
+    less certain" (some decided words become undecided, as fewer images widen the intervals, and
+    none turns into another decided word), or "change"."""
+    pairs = [(a[c].get(k), b[c].get(k)) for c in CLASSES for k in REGION_KEYS]
+    if all(u == v for u, v in pairs):
+        return "hold"
+    if all(u == v or (v in UNDECIDED and u not in UNDECIDED) for u, v in pairs):
+        return "hold but are less certain"
+    return "change"
 
 
 def upsampling_numbers(grid: np.ndarray, maps: np.ndarray, masks: np.ndarray, s: dict) -> dict:
@@ -266,7 +282,8 @@ def negative_delta_numbers(delta: np.ndarray, targets: np.ndarray, maps: np.ndar
                            labels: np.ndarray, nulls: dict, s: dict, full: dict) -> dict:
     """IG explains F(x) - F(baseline): count, per explained target, the images whose difference is
     negative (the baseline scores higher than the image), and recompute the region verdicts without
-    them. ``verdicts_hold`` is None when a class keeps fewer than two images."""
+    them: ``verdicts`` says whether they hold (:func:`verdict_change`); ``verdicts_hold`` (every word
+    the same) is None when a class keeps fewer than two images."""
     neg = np.asarray(delta) < 0
     out = {c: {"n": int(np.sum(targets == k)), "negative": int(np.sum(neg & (targets == k))),
                "min": float(np.min(delta[targets == k])) if np.any(targets == k) else 0.0}
@@ -275,15 +292,16 @@ def negative_delta_numbers(delta: np.ndarray, targets: np.ndarray, maps: np.ndar
     out["n"] = int(len(neg))
     keep = ~neg
     if not neg.any():
-        out["verdicts_hold"] = True
+        out["verdicts_hold"], out["verdicts"] = True, "hold"
     elif min(np.sum(keep & (labels == k)) for k in range(len(CLASSES))) < 2:
-        out["verdicts_hold"] = None
+        out["verdicts_hold"], out["verdicts"] = None, "cannot be recomputed (fewer than two images of a class remain)"
     else:
         r = region_numbers(maps[keep], masks[keep], labels[keep], {k: v[keep] for k, v in nulls.items()}, s)
         out["regions"] = {k: r[k] for k in ("lung_verdict", "border_verdict", "beyond_input", "answer") if k in r}
         out["regions"].update({c: {k: r[c][k] for k in ("n", "lung_word", "border_word", "beyond_input")
                                    if k in r[c]} | {"lung_ratio": r[c]["map"]["lung_ratio"]} for c in CLASSES})
         out["verdicts_hold"] = verdicts_hold(full, r)
+        out["verdicts"] = verdict_change(full, r)
     return out
 
 

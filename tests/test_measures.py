@@ -199,6 +199,11 @@ def test_region_verdicts_per_class_and_pooled_only_when_they_agree():
     assert both["beyond_input"] == "more"
     assert measures.region_numbers(flat, masks, labels, {}, S)["answer"] == "No"
     assert measures.verdicts_hold(both, both) and not measures.verdicts_hold(both, r)
+    assert measures.verdict_change(both, both) == "hold" and measures.verdict_change(both, r) == "change"
+    unsure = {c: dict(both[c]) for c in ("NORMAL", "PNEUMONIA")}
+    unsure["PNEUMONIA"]["lung_word"] = measures.UNDECIDED[0]       # decided -> undecided: less certain
+    assert measures.verdict_change(both, unsure) == "hold but are less certain"
+    assert measures.verdict_change(unsure, both) == "change"      # undecided -> decided is a change
 
 
 @pytest.mark.parametrize("lo,hi,word", [(0.81, 0.9, "meets"), (0.7, 0.79, "misses"),
@@ -221,7 +226,7 @@ def test_negative_difference_counted_per_target_and_verdicts_recomputed():
     r = measures.negative_delta_numbers(delta, targets, maps, masks, labels, {}, S, full)
     assert (r["PNEUMONIA"]["negative"], r["NORMAL"]["negative"], r["negative"]) == (3, 0, 3)
     assert r["PNEUMONIA"]["n"] == int(np.sum(targets == 1)) and r["PNEUMONIA"]["min"] == -3.0
-    assert r["verdicts_hold"] is True and r["regions"]["PNEUMONIA"]["n"] == int(np.sum(labels[delta >= 0] == 1))
+    assert r["verdicts_hold"] is True and r["verdicts"] == "hold" and r["regions"]["PNEUMONIA"]["n"] == int(np.sum(labels[delta >= 0] == 1))
     few = np.where(labels == 1, -1.0, 1.0)               # every PNEUMONIA image dropped: cannot compare
     assert measures.negative_delta_numbers(few, targets, maps, masks, labels, {}, S, full)["verdicts_hold"] is None
     none = measures.negative_delta_numbers(np.ones(16), targets, maps, masks, labels, {}, S, full)
