@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from skimage.transform import resize
+from scipy.ndimage import zoom
 
 from xaikit import intervals, plots, regions, similarity
 from xaikit.data import CLASSES, decode_listing
@@ -25,6 +25,7 @@ HAND_MASKS = Path(__file__).parent / "lung_masks.json"
 SOURCES = lib("regions", "similarity", "plots", "intervals") + [Path(__file__), HAND_MASKS]
 CONSISTENCY_CELLS = 16  # maps are average-pooled to 16 x 16 cells before rank correlation
 GROUPS = ("all",) + CLASSES
+DICE_TARGET = 0.8  # mean Dice the lung atlas should reach on the validation fields; moves to [verdicts] with the next retrain
 
 
 def settings(ctx: Context) -> dict:
@@ -91,17 +92,29 @@ def hand_mask_dice(ctx: Context, s: dict) -> dict | None:
     labels = np.array(labels)
     ci = dict(n_boot=s["n_boot"], seed=s["seed"], level=s["level"])
     sc = {k: np.array(v) for k, v in scores.items()}
-    out = {"n": int(len(labels)), "n_development": len(drawn["development"]), "target": 0.8,
+    out = {"n": int(len(labels)), "n_development": len(drawn["development"]), "target": DICE_TARGET,
            "segmentation_fallbacks": int(np.sum(fb))}
     for k, v in sc.items():
         out[k] = {"mean": intervals.mean_ci(v, **ci).as_dict(), "min": float(v.min()),
                   **{c: float(v[labels == j].mean()) for j, c in enumerate(CLASSES) if np.any(labels == j)}}
     for k in ("segmentation", "prior"):
         out[f"atlas_vs_{k}"] = intervals.bootstrap(lambda u, v: np.mean(u - v), sc["atlas"], sc[k], **ci).as_dict()
-    out["meets_target"] = bool(out["atlas"]["mean"]["value"] >= out["target"])
+    out["target_verdict"] = target_word(out["atlas"]["mean"], out["target"])
+    out["meets_target"] = out["target_verdict"] == "meets"
+    out["misses_target"] = out["target_verdict"] == "misses"
     out["beats_prior"] = bool(out["atlas_vs_prior"]["lo"] > 0)
     out["beats_segmentation"] = bool(out["atlas_vs_segmentation"]["lo"] > 0)
     return out
+
+
+def target_word(e: dict, target: float) -> str:
+    """A target judged by the interval: "meets" when the whole interval is at or above it, "misses"
+    when the whole interval is below, otherwise "cannot tell (the interval contains the target)"."""
+    if e["lo"] >= target:
+        return "meets"
+    if e["hi"] < target:
+        return "misses"
+    return "cannot tell (the interval contains the target)"
 
 
 def random_maps(shape: tuple, cells: int, seed: int) -> np.ndarray:
@@ -111,7 +124,7 @@ def random_maps(shape: tuple, cells: int, seed: int) -> np.ndarray:
     rng = np.random.default_rng(seed)
     if cells <= 0:
         return rng.uniform(size=shape)
-    return np.stack([resize(m, (h, w), order=1) for m in rng.uniform(size=(n, cells, cells))])
+    return regions.upsample(rng.uniform(size=(n, cells, cells)), (h, w))   # as Grad-CAM is upsampled
 
 
 def per_image_shares(maps: np.ndarray, masks: np.ndarray, border_frac: float) -> dict[str, np.ndarray]:
@@ -122,13 +135,59 @@ def per_image_shares(maps: np.ndarray, masks: np.ndarray, border_frac: float) ->
     return {"lung_share": regions.image_shares(maps2, masks), "border_share": regions.image_shares(maps2, border)}
 
 
+def prior_maps(maps: np.ndarray, labels: np.ndarray) -> np.ndarray:
+    """The spatial-prior null: for each image, the mean |map| of the OTHER images of its class
+    (leave-one-out), each map first scaled to unit mass so every image weighs the same. An image
+    alone in its class gets an all-zero prior (no other image to average)."""
+    u = np.abs(similarity.to_2d(maps)).astype(np.float64)
+    mass = u.reshape(len(u), -1).sum(1)
+    u = u / np.where(mass > 0, mass, 1.0)[:, None, None]
+    out = np.zeros_like(u)
+    for k in np.unique(labels):
+        sel = np.flatnonzero(labels == k)
+        if len(sel) < 2:
+            continue
+        total = u[sel].sum(0)
+        out[sel] = (total[None] - u[sel]) / (len(sel) - 1)
+    return out
+
+
+def interval_word(d: dict, cut: float, above: str, below: str, between: str) -> str:
+    """``above`` when the whole interval lies above ``cut``, ``below`` when it lies below, else ``between``."""
+    return above if d["lo"] > cut else below if d["hi"] < cut else between
+
+
+def by_class(words: dict) -> tuple[bool, str]:
+    """(whether both classes have the same word, that word or "W1 on NORMAL images and W2 on
+    PNEUMONIA images"): a pooled verdict is stated only when both classes agree."""
+    ws = [words[c] for c in CLASSES]
+    if all(w == ws[0] for w in ws):
+        return True, ws[0]
+    return False, " and ".join(f"{w} on {c} images" for c, w in zip(CLASSES, ws))
+
+
+NOT_SHARED = "cannot tell (one mask for every image: the prior's mean lung share equals the maps' own by construction)"
+
+
 def region_numbers(maps: np.ndarray, masks: np.ndarray, labels: np.ndarray, nulls: dict, s: dict) -> dict:
     """Lung and border ratios (share of |map| inside / share of area) per class with intervals,
-    the same for each null reference map, and the paired difference map - input alone."""
+    the same for each null reference map and for the spatial prior (:func:`prior_maps`), the paired
+    differences map - input alone and map - prior (difference of ratios: (share_map - share_null) /
+    lung area), and per-class verdict words; a pooled word only where both classes agree.
+
+    The map - prior comparison is only informative with a mask per image: with one mask for every
+    image (an atlas) the mean of the leave-one-out priors' shares equals the maps' mean share
+    exactly, and its word is "cannot tell" (:data:`NOT_SHARED`)."""
     border = regions.border_zone(masks.shape[1:], s["border_frac"])
     ci = dict(n_boot=s["n_boot"], seed=s["seed"], level=s["level"])
-    out = {"margin": s["lung_margin"], "border_frac": s["border_frac"], "level": s["level"]}
+    cut = 1 + s["lung_margin"]
+    shared = bool(np.all(masks == masks[:1]))
+    nulls = {**nulls, "prior": prior_maps(maps, labels)}
+    out = {"margin": s["lung_margin"], "border_frac": s["border_frac"], "level": s["level"], "lung_cut": cut,
+           "shared_mask": shared, "prior_rule": "leave-one-out mean of the unit-mass |maps| of the other "
+                                                 "images of the same class"}
     ratio = lambda sh, ar: np.mean(sh) / np.mean(ar)
+    diff = lambda a, b, ar: (np.mean(a) - np.mean(b)) / np.mean(ar)
     for g, sel in groups(labels):
         area = masks[sel].reshape(int(sel.sum()), -1).mean(1)
         barea = np.full(int(sel.sum()), border.mean())
@@ -140,22 +199,109 @@ def region_numbers(maps: np.ndarray, masks: np.ndarray, labels: np.ndarray, null
             row[name] = {"lung_share": float(ls.mean()), "border_share": float(bs.mean()),
                          "lung_ratio": intervals.bootstrap(ratio, ls, area, **ci).as_dict(),
                          "border_ratio": intervals.bootstrap(ratio, bs, barea, **ci).as_dict()}
-        if "input" in shares:
-            row["vs_input"] = intervals.bootstrap(lambda a, b, ar: (np.mean(a) - np.mean(b)) / np.mean(ar),
-                                                  shares["map"], shares["input"], area, **ci).as_dict()
+        lr, br = row["map"]["lung_ratio"], row["map"]["border_ratio"]
+        row["lung_word"] = ("concentrated in the lung fields" if lr["lo"] >= cut else
+                            "not concentrated in the lung fields" if lr["hi"] < cut else
+                            "not clearly concentrated in the lung fields (the interval contains the cut-off)")
+        row["border_word"] = interval_word(br, 1, "over-represented in the image border",
+                                           "under-represented in the image border",
+                                           "neither over- nor under-represented in the image border")
+        for null in ("input", "prior"):
+            if null in shares:
+                d = row[f"vs_{null}"] = intervals.bootstrap(diff, shares["map"], shares[null], area, **ci).as_dict()
+                row[f"beyond_{null}"] = interval_word(d, 0, "more", "less", "no more and no less")
+        if shared:
+            row["beyond_prior"] = NOT_SHARED
         out[g] = row
-    lr, br = out["all"]["map"]["lung_ratio"], out["all"]["map"]["border_ratio"]
-    cut = 1 + s["lung_margin"]
-    out["lung_verdict"] = ("concentrated in the lung fields" if lr["lo"] >= cut else
-                           "not concentrated in the lung fields" if lr["hi"] < cut else
-                           "not clearly concentrated in the lung fields (the interval contains the cut-off)")
-    out["lung_cut"] = cut
-    out["border_verdict"] = ("over-represented in the image border" if br["lo"] > 1 else
-                             "under-represented in the image border" if br["hi"] < 1 else
-                             "neither over- nor under-represented in the image border")
-    if "vs_input" in out["all"]:
-        d = out["all"]["vs_input"]
-        out["beyond_input"] = ("more" if d["lo"] > 0 else "less" if d["hi"] < 0 else "no more and no less")
+    for key, word in (("lung", "lung_word"), ("border", "border_word"), ("input", "beyond_input"),
+                      ("prior", "beyond_prior")):
+        if all(word in out[c] for c in CLASSES):
+            out[f"{key}_agree"], out[f"{key}_by_class"] = by_class({c: out[c][word] for c in CLASSES})
+    out["lung_verdict"], out["border_verdict"] = out["lung_by_class"], out["border_by_class"]
+    if "input_by_class" in out:
+        out["beyond_input"] = out["input_by_class"]
+    out["beyond_prior"] = out["prior_by_class"]
+    out["answer"] = region_answer(out)
+    return out
+
+
+def region_answer(r: dict) -> str:
+    """The one-word answer to "do the maps highlight sensible regions?": "Yes" when in every class the
+    map is concentrated in the lungs, not over-represented in the border, and puts more mass in the
+    lungs than the input alone and than the spatial prior; "No" when in every class it is not
+    concentrated in the lungs or over-represented in the border; "Partly" otherwise."""
+    rows = [r[c] for c in CLASSES]
+    if all(w["lung_word"] == "concentrated in the lung fields" and not w["border_word"].startswith("over")
+           and w.get("beyond_input", "more") == "more" and w["beyond_prior"] == "more" for w in rows):
+        return "Yes"
+    if all(w["lung_word"] == "not concentrated in the lung fields" or w["border_word"].startswith("over")
+           for w in rows):
+        return "No"
+    return "Partly"
+
+
+REGION_KEYS = ("lung_word", "border_word", "beyond_input", "beyond_prior")
+UNDECIDED = ("not clearly concentrated in the lung fields (the interval contains the cut-off)",
+             "neither over- nor under-represented in the image border", "no more and no less")
+
+
+def verdicts_hold(a: dict, b: dict) -> bool:
+    """Whether two :func:`region_numbers` results reach the same verdict words in every class."""
+    return all(a[c].get(k) == b[c].get(k) for c in CLASSES for k in REGION_KEYS)
+
+
+def verdict_change(a: dict, b: dict) -> str:
+    """How the verdicts of ``a`` fare on a subset ``b``: "hold" (every word the same), "hold but are
+    less certain" (some decided words become undecided, as fewer images widen the intervals, and
+    none turns into another decided word), or "change"."""
+    pairs = [(a[c].get(k), b[c].get(k)) for c in CLASSES for k in REGION_KEYS]
+    if all(u == v for u, v in pairs):
+        return "hold"
+    if all(u == v or (v in UNDECIDED and u not in UNDECIDED) for u, v in pairs):
+        return "hold but are less certain"
+    return "change"
+
+
+def upsampling_numbers(grid: np.ndarray, maps: np.ndarray, masks: np.ndarray, s: dict) -> dict:
+    """How the upsampling moves mass: lung and border shares of the centre-aligned ``maps`` (what the
+    report uses) against tf-keras-vis's corner-aligned zoom of the same ``grid`` maps, with paired
+    intervals of centre - corner."""
+    h, w = maps.shape[1:3]
+    corner = zoom(np.asarray(grid, np.float64), (1, h / grid.shape[1], w / grid.shape[2]), order=1)
+    ci = dict(n_boot=s["n_boot"], seed=s["seed"], level=s["level"])
+    sh = {k: per_image_shares(m, masks, s["border_frac"]) for k, m in (("centre", maps), ("corner", corner))}
+    out = {"rule": regions.UPSAMPLING, "grid": int(grid.shape[1])}
+    for share in ("lung_share", "border_share"):
+        out[share] = {"centre": float(sh["centre"][share].mean()), "corner": float(sh["corner"][share].mean()),
+                      "centre_minus_corner": intervals.bootstrap(lambda u, v: np.mean(u - v), sh["centre"][share],
+                                                                 sh["corner"][share], **ci).as_dict()}
+    return out
+
+
+def negative_delta_numbers(delta: np.ndarray, targets: np.ndarray, maps: np.ndarray, masks: np.ndarray,
+                           labels: np.ndarray, nulls: dict, s: dict, full: dict) -> dict:
+    """IG explains F(x) - F(baseline): count, per explained target, the images whose difference is
+    negative (the baseline scores higher than the image), and recompute the region verdicts without
+    them: ``verdicts`` says whether they hold (:func:`verdict_change`); ``verdicts_hold`` (every word
+    the same) is None when a class keeps fewer than two images."""
+    neg = np.asarray(delta) < 0
+    out = {c: {"n": int(np.sum(targets == k)), "negative": int(np.sum(neg & (targets == k))),
+               "min": float(np.min(delta[targets == k])) if np.any(targets == k) else 0.0}
+           for k, c in enumerate(CLASSES)}
+    out["negative"] = int(neg.sum())
+    out["n"] = int(len(neg))
+    keep = ~neg
+    if not neg.any():
+        out["verdicts_hold"], out["verdicts"] = True, "hold"
+    elif min(np.sum(keep & (labels == k)) for k in range(len(CLASSES))) < 2:
+        out["verdicts_hold"], out["verdicts"] = None, "cannot be recomputed (fewer than two images of a class remain)"
+    else:
+        r = region_numbers(maps[keep], masks[keep], labels[keep], {k: v[keep] for k, v in nulls.items()}, s)
+        out["regions"] = {k: r[k] for k in ("lung_verdict", "border_verdict", "beyond_input", "answer") if k in r}
+        out["regions"].update({c: {k: r[c][k] for k in ("n", "lung_word", "border_word", "beyond_input")
+                                   if k in r[c]} | {"lung_ratio": r[c]["map"]["lung_ratio"]} for c in CLASSES})
+        out["verdicts_hold"] = verdicts_hold(full, r)
+        out["verdicts"] = verdict_change(full, r)
     return out
 
 
@@ -170,15 +316,16 @@ def winner(diff: dict, a: str, b: str, higher_is_better: bool) -> str | None:
 
 def region_table(r: dict, method: str) -> pd.DataFrame:
     """The ratios of :func:`region_numbers`, one row per image group and map."""
-    label = {"map": method, "input": "|x - baseline| (input alone)", "random": "random map"}
+    label = {"map": method, "input": "|x - baseline| (input alone)", "random": "random map",
+             "prior": f"spatial prior (mean {method} of the other images of the class)"}
     rows = []
     for g in GROUPS:
-        for name in [k for k in ("map", "input", "random") if k in r[g]]:
+        for name in [k for k in ("map", "prior", "input", "random") if k in r[g]]:
             e, b = r[g][name]["lung_ratio"], r[g][name]["border_ratio"]
             rows.append({"images": g, "n": r[g]["n"], "map": label[name],
                          "lung share": r[g][name]["lung_share"], "lung area": r[g]["lung_area"],
-                         "lung ratio [95% CI]": f"{e['value']:.2f} [{e['lo']:.2f}, {e['hi']:.2f}]",
-                         "border ratio [95% CI]": f"{b['value']:.2f} [{b['lo']:.2f}, {b['hi']:.2f}]"})
+                         f"lung ratio [{r['level']:.0%} CI]": f"{e['value']:.2f} [{e['lo']:.2f}, {e['hi']:.2f}]",
+                         f"border ratio [{r['level']:.0%} CI]": f"{b['value']:.2f} [{b['lo']:.2f}, {b['hi']:.2f}]"})
     return pd.DataFrame(rows)
 
 

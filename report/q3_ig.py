@@ -81,10 +81,11 @@ def run(ctx: Context) -> Result:
     masks, fallback = measures.lung_masks(x)
     input_alone = np.abs(similarity.to_2d(x - (b_main.mean(0) if b_main.ndim == 5 else b_main)))
     rand = measures.random_maps(input_alone.shape, 0, a["seed"])
+    negative = (ig.f_image - ig.f_baseline) < 0        # the map explains a difference of the opposite sign
     ctx.save_arrays("ig_main", names=names, inputs=x, labels=y, targets=target, probs=probs,
                     attributions=ig.attributions, gaps=ig.gap, f_image=ig.f_image,
                     f_baseline=ig.f_baseline, baseline=np.array(a["ig_baseline"]), masks=masks,
-                    input_alone=input_alone, threshold=np.array(thr),
+                    input_alone=input_alone, threshold=np.array(thr), negative_delta=negative,
                     **measures.per_image_shares(ig.attributions, masks, ctx.cfg["verdicts.border_frac"]))
     res = Result()
     n = res.numbers
@@ -116,7 +117,7 @@ def run(ctx: Context) -> Result:
         rows, titles = [], []
         for j in np.flatnonzero(y[rp] == k):
             i = rp[j]
-            titles.append(caps[j] + f"\ngap {ig.gap[i]:.2%}")
+            titles.append(caps[j] + f"\ngap {ig.gap[i]:.2%}" + (" F(x)<F(b)" if negative[i] else ""))
             rows.append([plots.Panel(x[i], "gray"),
                          plots.Panel(ig.attributions[i], "heat"),
                          plots.Panel(ig.attributions[i], "signed"),
@@ -126,11 +127,13 @@ def run(ctx: Context) -> Result:
             cell=1.45),
             f"IG maps of the {len(rows)} {c} report images (explained score: logit margin of the decided "
             f"class; {a['ig_baseline']} baseline). Captions: file, true label, P(PNEUMONIA), target, "
-            "completeness gap.")
+            "completeness gap; F(x)<F(b) marks a baseline that scores higher than the image.")
     nulls = {"input": input_alone, "random": rand}
     n["masks"] = measures.mask_numbers(masks, fallback, y)
     n["hand_masks"] = measures.hand_mask_dice(ctx, st)
     n["regions"] = measures.region_numbers(ig.attributions, masks, y, nulls, st)
+    n["negative_delta"] = measures.negative_delta_numbers(ig.f_image - ig.f_baseline, target, ig.attributions,
+                                                          masks, y, nulls, st, n["regions"])
     res.figure("q3_masks", measures.mask_figure(x[rp], masks[rp], st["border_frac"]),
                "The lung mask (an atlas of hand-drawn training lung fields; green contour) over the report images, "
                "and the border zone.")
@@ -142,8 +145,8 @@ def run(ctx: Context) -> Result:
     _baselines(ctx, explained, model, x, target, rp, res, st)
     res.table("q3_regions", measures.region_table(n["regions"], "|IG|"),
               f"Share of |IG| in the lung mask and the border zone against their area share (ratio; "
-              f"{st['level']:.0%} bootstrap intervals over images), beside the same ratios for the input alone "
-              "(|x - baseline|) and a random map.")
+              f"{st['level']:.0%} bootstrap intervals over images), beside the same ratios for the spatial prior (the "
+              "mean |IG| of the other images of the class), the input alone (|x - baseline|) and a random map.")
     return res
 
 

@@ -57,6 +57,7 @@ def run(ctx: Context) -> Result:
     g = n["grid"] = int(model.get_layer(a["gradcam_layer"]).output.shape[1])
     n["early_grid"] = int(model.get_layer(a["gradcam_early_layer"]).output.shape[1])
     n["flat_maps"] = int(np.sum(cam.reshape(len(cam), -1).max(1) == 0))
+    n["upsampling"] = measures.upsampling_numbers(explainer.grid(x, target), cam, ig["masks"], st)
     caps = measures.caption_rows(names[rp], y[rp], probs[rp], target[rp], thr)
     for k, c in enumerate(CLASSES):
         rows, titles = [], []
@@ -75,7 +76,8 @@ def run(ctx: Context) -> Result:
     n["regions"] = measures.region_numbers(cam, ig["masks"], y, nulls, st)   # the masks of Q3
     res.table("q4_regions", measures.region_table(n["regions"], "Grad-CAM"),
               f"Share of Grad-CAM mass in the lung mask and the border zone against their area share "
-              f"({st['level']:.0%} bootstrap intervals over images), beside the input alone (|x - baseline|) "
+              f"({st['level']:.0%} bootstrap intervals over images), beside the spatial prior (the mean Grad-CAM of the "
+              f"other images of the class), the input alone (|x - baseline|) "
               f"and a random map drawn at {g}x{g} and upsampled.")
     n["consistency"] = measures.consistency_numbers(cam, nulls, st, labels=y, targets=target)
     res.figure("q4_mean", measures.mean_map_figure(cam, target, x, "Grad-CAM"),

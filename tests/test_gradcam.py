@@ -4,6 +4,8 @@ import pytest
 import tensorflow as tf
 from scipy.ndimage import zoom
 
+from xaikit.regions import upsample
+
 from xaikit.gradcam import GradcamExplainer, gradcam, normalize_maps
 
 
@@ -29,8 +31,8 @@ def reference_gradcam(model, images, target, layer="last_conv", score="margin"):
     grads = tape.gradient(score, feats).numpy()
     weights = grads.mean(axis=(1, 2), keepdims=True)
     cam = np.maximum((feats.numpy() * weights).sum(-1), 0)
-    factor = (images.shape[1] / cam.shape[1], images.shape[2] / cam.shape[2])
-    up = np.stack([zoom(c, factor, order=1) for c in cam])
+    # half-pixel (centre-aligned) bilinear with clamped edges, as TF2's resize does it
+    up = tf.image.resize(cam[..., None], images.shape[1:3], method="bilinear").numpy()[..., 0]
     peak = up.reshape(len(up), -1).max(1)                  # own normalisation, not the implementation's
     return up / np.where(peak > 0, peak, 1.0)[:, None, None]
 
@@ -146,3 +148,24 @@ def test_named_conv_that_feeds_batchnorm():
     ref = reference_gradcam(model, x, np.array([0, 1, 0]))
     assert ref.max() > 0
     np.testing.assert_allclose(ours, ref, atol=1e-4)
+
+
+def test_upsampling_is_centre_aligned():
+    """Catches: a corner-aligned zoom (tf-keras-vis's expand_cam, scipy zoom), which puts the centre of
+    cell 2 of 8 at pixel 18 of 64 instead of the centre of its block, 19.5; and extrapolation or
+    reflection at the border, which would not keep a constant map constant."""
+    one = np.zeros((1, 8, 8))
+    one[0, 2, 5] = 1.0
+    up = upsample(one, (64, 64))[0]
+    rows, cols = np.mgrid[0:64, 0:64]
+    assert (up * rows).sum() / up.sum() == pytest.approx(2 * 8 + 3.5)
+    assert (up * cols).sum() / up.sum() == pytest.approx(5 * 8 + 3.5)
+    assert up.sum() == pytest.approx(64)                # an interior cell keeps its mass (8 x 8 pixels)
+    zoomed = zoom(one[0], 8, order=1)                   # the corner-aligned resize misses the block centre
+    assert (zoomed * rows).sum() / zoomed.sum() == pytest.approx(18, abs=0.01)
+    np.testing.assert_allclose(upsample(np.full((2, 8, 8), 0.7), (64, 48)), 0.7)
+    edge = np.zeros((1, 4, 4))
+    edge[0, :, 0] = 1.0                                 # held out to the border: the outer block stays 1
+    np.testing.assert_allclose(upsample(edge, (32, 32))[0][:, :4], 1.0)
+    with pytest.raises(ValueError, match="N x h x w"):
+        upsample(np.zeros((8, 8)), (64, 64))

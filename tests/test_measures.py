@@ -37,9 +37,9 @@ def test_region_verdicts_follow_the_interval():
     r2 = measures.region_numbers(flat, masks, labels, {"input": lungs}, S)
     assert r2["lung_verdict"] == "not concentrated in the lung fields" and r2["beyond_input"] == "less"
     # a cut-off at the point value itself lies inside the interval: no verdict either way
-    at_point = {**S, "lung_margin": r2["all"]["map"]["lung_ratio"]["value"] - 1}
+    at_point = {**S, "lung_margin": r2["NORMAL"]["map"]["lung_ratio"]["value"] - 1}
     r3 = measures.region_numbers(flat, masks, labels, {}, at_point)
-    assert "interval contains the cut-off" in r3["lung_verdict"]
+    assert "interval contains the cut-off" in r3["NORMAL"]["lung_word"]
     assert "vs_input" not in r3["all"] and "beyond_input" not in r3
 
 
@@ -142,3 +142,109 @@ def test_hand_mask_dice_on_the_validation_images():
            for im in data.decode_listing(ctx.listing, 64, recs).images]
     assert out["segmentation"]["mean"]["value"] == pytest.approx(
         np.mean([regions.dice(m, regions.polygon_mask(list(val[n].values()), (64, 64))) for m, n in zip(seg, names)]))
+
+
+def test_spatial_prior_leaves_the_image_out():
+    """Catches: the prior including the image itself, averaging across classes, or weighting images
+    by their mass instead of equally."""
+    rng = np.random.default_rng(3)
+    labels = np.array([0, 0, 0, 1, 1, 1, 1, 0])
+    maps = rng.uniform(size=(8, 6, 6)) * rng.uniform(1, 100, size=(8, 1, 1))
+    prior = measures.prior_maps(maps, labels)
+    unit = maps / maps.sum((1, 2), keepdims=True)
+    for i in range(8):
+        others = [j for j in range(8) if j != i and labels[j] == labels[i]]
+        np.testing.assert_allclose(prior[i], unit[others].mean(0))
+    changed = maps.copy()
+    changed[0] = 50 * rng.uniform(size=(6, 6))          # the image's own map does not move its prior
+    np.testing.assert_allclose(measures.prior_maps(changed, labels)[0], prior[0])
+    assert not np.allclose(measures.prior_maps(changed, labels)[1], prior[1])
+    assert np.all(measures.prior_maps(maps[:3], np.array([0, 0, 1]))[2] == 0)    # alone in its class
+
+
+def test_spatial_prior_needs_a_mask_per_image():
+    """With one mask for every image the prior comparison is zero by construction and says
+    "cannot tell"; with per-image masks a map that follows each image's own lungs beats the prior.
+    Catches: a prior verdict stated on a shared mask, or the map - prior difference with the wrong sign."""
+    masks, labels, rng = setup()
+    maps = np.where(masks, 1.0, 0.0) + 0.01 * rng.uniform(size=masks.shape)
+    r = measures.region_numbers(maps, masks, labels, {}, S)
+    assert r["shared_mask"] and r["NORMAL"]["vs_prior"]["value"] == pytest.approx(0, abs=1e-8)
+    assert r["beyond_prior"] == measures.NOT_SHARED and r["answer"] == "Partly"
+    own = np.zeros_like(masks)
+    for i in range(len(own)):                            # lungs that move from image to image
+        own[i, 2 + i % 6:10 + i % 6, 2 + (i * 5) % 9:8 + (i * 5) % 9] = True
+    follow = np.where(own, 1.0, 0.0) + 0.01 * rng.uniform(size=own.shape)
+    r2 = measures.region_numbers(follow, own, labels, {}, S)
+    assert not r2["shared_mask"] and r2["prior_agree"] and r2["beyond_prior"] == "more"
+    assert r2["NORMAL"]["vs_prior"]["lo"] > 0 and r2["answer"] == "Yes"
+
+
+def test_region_verdicts_per_class_and_pooled_only_when_they_agree():
+    """Catches: a pooled verdict stated when the classes disagree, classes swapped, and the answer
+    word not following the class words."""
+    masks, labels, rng = setup()
+    lungs = np.where(masks, 1.0, 0.0) + 0.01 * rng.uniform(size=masks.shape)
+    flat = rng.uniform(size=masks.shape)
+    mixed = np.where((labels == 0)[:, None, None], lungs, flat)     # NORMAL in the lungs, PNEUMONIA not
+    r = measures.region_numbers(mixed, masks, labels, {"input": flat}, S)
+    assert r["NORMAL"]["lung_word"] == "concentrated in the lung fields"
+    assert r["PNEUMONIA"]["lung_word"] == "not concentrated in the lung fields"
+    assert not r["lung_agree"]
+    assert r["lung_verdict"] == ("concentrated in the lung fields on NORMAL images and "
+                                 "not concentrated in the lung fields on PNEUMONIA images")
+    assert r["NORMAL"]["beyond_input"] == "more" and not r["input_agree"]
+    assert r["answer"] == "Partly"
+    both = measures.region_numbers(lungs, masks, labels, {"input": flat}, S)
+    assert both["lung_agree"] and both["lung_verdict"] == "concentrated in the lung fields"
+    assert both["beyond_input"] == "more"
+    assert measures.region_numbers(flat, masks, labels, {}, S)["answer"] == "No"
+    assert measures.verdicts_hold(both, both) and not measures.verdicts_hold(both, r)
+    assert measures.verdict_change(both, both) == "hold" and measures.verdict_change(both, r) == "change"
+    unsure = {c: dict(both[c]) for c in ("NORMAL", "PNEUMONIA")}
+    unsure["PNEUMONIA"]["lung_word"] = measures.UNDECIDED[0]       # decided -> undecided: less certain
+    assert measures.verdict_change(both, unsure) == "hold but are less certain"
+    assert measures.verdict_change(unsure, both) == "change"      # undecided -> decided is a change
+
+
+@pytest.mark.parametrize("lo,hi,word", [(0.81, 0.9, "meets"), (0.7, 0.79, "misses"),
+                                        (0.786, 0.839, "cannot tell (the interval contains the target)")])
+def test_dice_target_judged_by_the_interval(lo, hi, word):
+    """Catches: the target judged by the point value (0.81 would "meet" in the third case)."""
+    assert measures.target_word({"value": 0.81, "lo": lo, "hi": hi}, measures.DICE_TARGET) == word
+    assert measures.target_word({"value": 0.8, "lo": 0.8, "hi": 0.9}, 0.8) == "meets"    # at the target counts
+
+
+def test_negative_difference_counted_per_target_and_verdicts_recomputed():
+    """Catches: counting by true label instead of explained target, the sign of F(x) - F(b) flipped,
+    the minimum taken over the wrong class, and a verdict comparison claimed with too few images left."""
+    masks, labels, rng = setup(n=16)
+    maps = np.where(masks, 1.0, 0.0) + 0.01 * rng.uniform(size=masks.shape)
+    targets = np.array([0, 1] * 4 + [1, 1, 0, 0] * 2)
+    delta = np.full(16, 2.0)
+    delta[[1, 3, 8]] = [-0.5, -3.0, -1.0]                 # three PNEUMONIA targets, minimum -3
+    full = measures.region_numbers(maps, masks, labels, {}, S)
+    r = measures.negative_delta_numbers(delta, targets, maps, masks, labels, {}, S, full)
+    assert (r["PNEUMONIA"]["negative"], r["NORMAL"]["negative"], r["negative"]) == (3, 0, 3)
+    assert r["PNEUMONIA"]["n"] == int(np.sum(targets == 1)) and r["PNEUMONIA"]["min"] == -3.0
+    assert r["verdicts_hold"] is True and r["verdicts"] == "hold" and r["regions"]["PNEUMONIA"]["n"] == int(np.sum(labels[delta >= 0] == 1))
+    few = np.where(labels == 1, -1.0, 1.0)               # every PNEUMONIA image dropped: cannot compare
+    assert measures.negative_delta_numbers(few, targets, maps, masks, labels, {}, S, full)["verdicts_hold"] is None
+    none = measures.negative_delta_numbers(np.ones(16), targets, maps, masks, labels, {}, S, full)
+    assert none["negative"] == 0 and none["verdicts_hold"] is True
+
+
+def test_upsampling_numbers_compare_centre_and_corner_alignment():
+    """Catches: the two upsamplings swapped or compared on different maps: one cell at the corner of
+    a 4 x 4 grid keeps more of its mass in the border zone when stretched to the corner."""
+    grid = np.zeros((6, 4, 4))
+    grid[:, 0, 0] = 1.0
+    grid[:, 1:3, 1:3] = 0.2
+    from xaikit.regions import upsample
+    masks = np.zeros((6, 20, 20), bool)
+    masks[:, 5:15, 5:15] = True
+    r = measures.upsampling_numbers(grid, upsample(grid, (20, 20)), masks, S)
+    assert r["grid"] == 4 and "centre-aligned" in r["rule"]
+    assert r["border_share"]["corner"] != r["border_share"]["centre"]
+    assert r["border_share"]["centre_minus_corner"]["value"] == pytest.approx(
+        r["border_share"]["centre"] - r["border_share"]["corner"])

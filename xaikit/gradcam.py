@@ -3,6 +3,11 @@
 Measured pitfall (tf-keras-vis 0.8.7, Keras 3.15): with ``seek_penultimate_conv_layer=True``
 or a Conv2D that feeds a BatchNorm, maps came out all zeros without an error. We always name
 the post-activation layer and pass ``seek_penultimate_conv_layer=False``.
+
+Upsampling: tf-keras-vis's ``expand_cam=True`` resizes with ``scipy.ndimage.zoom(order=1)``, which is
+corner-aligned (the outer cells' centres land on the image corners, so an 8x8 map at 64 px moves cell
+centres outwards by up to 3.5 px, and more at larger sizes). We take the map at the layer's own
+resolution (``expand_cam=False``) and upsample it centre-aligned with :func:`xaikit.regions.upsample`.
 """
 
 from __future__ import annotations
@@ -13,6 +18,7 @@ from tf_keras_vis.gradcam import Gradcam
 from tf_keras_vis.utils.model_modifiers import ReplaceToLinear
 from tf_keras_vis.utils.scores import CategoricalScore
 
+from .regions import upsample
 from .scores import margin_score
 
 SCORES = ("margin", "logit")
@@ -46,8 +52,8 @@ class GradcamExplainer:
         self.layer, self.score = layer, score
         self._gradcam = Gradcam(model, model_modifier=ReplaceToLinear(), clone=True)
 
-    def __call__(self, images: np.ndarray, target, *, batch_size: int = 64) -> np.ndarray:
-        """Maps (N x H x W, float32 in [0, 1]) for the ``target`` class (int or one per image)."""
+    def grid(self, images: np.ndarray, target, *, batch_size: int = 64) -> np.ndarray:
+        """Non-negative maps at the layer's own resolution (N x h x w, float32, not normalised)."""
         images = np.asarray(images, np.float32)
         if images.ndim != 4:
             raise ValueError(f"images expects N x H x W x C, got shape {images.shape}")
@@ -59,9 +65,18 @@ class GradcamExplainer:
             score = margin_score(t) if self.score == "margin" else CategoricalScore(t)
             cam = self._gradcam(score, chunk, penultimate_layer=self.layer,
                                 seek_penultimate_conv_layer=False, normalize_cam=False,
-                                expand_cam=True)
-            out.append(np.asarray(cam, np.float32).reshape(len(chunk), *images.shape[1:3]))
-        return normalize_maps(np.concatenate(out)) if out else np.zeros(images.shape[:3], np.float32)
+                                expand_cam=False)
+            out.append(np.asarray(cam, np.float32).reshape(len(chunk), *np.shape(cam)[-2:]))
+        return np.concatenate(out) if out else np.zeros((0, 1, 1), np.float32)
+
+    def __call__(self, images: np.ndarray, target, *, batch_size: int = 64) -> np.ndarray:
+        """Maps (N x H x W, float32 in [0, 1]) for the ``target`` class (int or one per image),
+        upsampled centre-aligned from the layer's grid (:data:`xaikit.regions.UPSAMPLING`)."""
+        images = np.asarray(images, np.float32)
+        cams = self.grid(images, target, batch_size=batch_size)
+        if len(cams) == 0:
+            return np.zeros(images.shape[:3], np.float32)
+        return normalize_maps(upsample(cams, images.shape[1:3]).astype(np.float32))
 
 
 def gradcam(model: keras.Model, images: np.ndarray, target, *, layer: str = "last_conv",

@@ -7,8 +7,31 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import ndimage
 from skimage import draw, filters, measure, morphology
+from skimage.transform import resize
 
 MIN_SHARE, MAX_SHARE = 0.08, 0.6     # a mask outside these shares of the image falls back to the prior
+
+
+UPSAMPLING = ("centre-aligned bilinear: each cell's value sits at the centre of the image block it covers, "
+              "edge cells held constant out to the border")
+
+
+def upsample(maps: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
+    """Bilinear upsampling of N x h x w maps to N x H x W with half-pixel (centre) alignment.
+
+    Cell (i, j) of an h-row map covers rows [i H/h, (i+1) H/h) of the image; its value is placed at
+    that block's centre and interpolated linearly in between; beyond the outermost cell centres the
+    edge value is held (no extrapolation). A corner-aligned zoom (scipy ``zoom``, tf-keras-vis's
+    ``expand_cam``) instead pins the outer cells' centres to the image corners, which moves every cell
+    centre outwards by up to half a block.
+    """
+    maps = np.asarray(maps, np.float64)
+    if maps.ndim != 3:
+        raise ValueError(f"upsample expects N x h x w maps, got shape {maps.shape}")
+    out = np.empty((len(maps), *shape))
+    for k, m in enumerate(maps):
+        out[k] = resize(m, shape, order=1, mode="edge", anti_aliasing=False)
+    return out
 
 
 def border_zone(shape: tuple[int, int], frac: float = 0.1) -> np.ndarray:
