@@ -206,6 +206,8 @@ def _baselines(ctx: Context, explained, model, x, target, rp, res: Result, st: d
     # any constant image standardises to the same all-zero input inside the model
     bl, wh = n["baselines"]["black"], n["baselines"]["white"]
     n["constant_baselines_equal"] = bool(abs(bl["p_baseline"] - wh["p_baseline"]) < 1e-4)
+    # on average, the blurred copies are called PNEUMONIA at the operating threshold of Q2
+    n["blurred_called_pneumonia"] = bool(n["baselines"]["blurred"]["p_baseline"] >= n["threshold"])
     n["black_gap_problem"] = bool(bl["median_gap"] > ctx.cfg["attribution.ig_tolerance"])
     n["blurred_gap_ok"] = bool(n["baselines"]["blurred"]["median_gap"] <= ctx.cfg["attribution.ig_tolerance"])
 
