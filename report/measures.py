@@ -15,14 +15,14 @@ import numpy as np
 import pandas as pd
 from scipy.ndimage import zoom
 
-from xaikit import intervals, plots, regions, similarity
+from xaikit import intervals, misclassified, plots, regions, similarity
 from xaikit.data import CLASSES, decode_listing
 from xaikit.pipeline import to_float
 
 from .context import Context, lib
 
 HAND_MASKS = Path(__file__).parent / "lung_masks.json"
-SOURCES = lib("regions", "similarity", "plots", "intervals") + [Path(__file__), HAND_MASKS]
+SOURCES = lib("regions", "similarity", "plots", "intervals", "misclassified") + [Path(__file__), HAND_MASKS]
 CONSISTENCY_CELLS = 16  # maps are average-pooled to 16 x 16 cells before rank correlation
 GROUPS = ("all",) + CLASSES
 DICE_TARGET = 0.8  # mean Dice the lung atlas should reach on the validation fields; moves to [verdicts] with the next retrain
@@ -223,6 +223,140 @@ def region_numbers(maps: np.ndarray, masks: np.ndarray, labels: np.ndarray, null
     out["beyond_prior"] = out["prior_by_class"]
     out["answer"] = region_answer(out)
     return out
+
+
+ZONE_WHERE = {   # the zones as places in a sentence ("puts 38% of its mass <where>")
+    "right_lung": "in the right lung (the image's left)", "left_lung": "in the left lung (the image's right)",
+    "mediastinum": "over the mediastinum and heart", "above": "above the lungs (neck, shoulders)",
+    "below": "below the lungs (diaphragm, abdomen)", "lateral": "beside the lungs (lateral chest wall, axillae)",
+    "border": "in the border strip (letters, markers)"}
+
+
+def zone_masks(lungs: np.ndarray, border_frac: float) -> dict[str, np.ndarray]:
+    """The named zones of :func:`xaikit.regions.zones` for a 2-D lung mask (the atlas)."""
+    return regions.zones(lungs, regions.border_zone(lungs.shape, border_frac))
+
+
+def _text_list(items: list[str]) -> str:
+    return items[0] if len(items) == 1 else ", ".join(items[:-1]) + " and " + items[-1] if items else ""
+
+
+def zone_extremes(rows: dict) -> tuple[dict | None, dict | None]:
+    """(the zone that stands out most: the highest ratio among zones whose interval lies wholly
+    above 1; the most under-represented: the lowest ratio among those wholly below 1), each as
+    {zone, label, where, share, area, ratio, input_ratio, beyond_input}, None when no zone qualifies."""
+    def pick(keep, key):
+        cand = [z for z, r in rows.items() if keep(r["ratio"])]
+        if not cand:
+            return None
+        z = key(cand, key=lambda k: rows[k]["ratio"]["value"])
+        r = rows[z]
+        return {"zone": z, "label": regions.ZONE_LABELS[z], "where": ZONE_WHERE[z], "share": r["share"],
+                "area": r["area"], "ratio": r["ratio"], "input_ratio": r["input_ratio"],
+                "beyond_input": r["beyond_input"]}
+    return pick(lambda e: e["lo"] > 1, max), pick(lambda e: e["hi"] < 1, min)
+
+
+def zone_numbers(maps: np.ndarray, lungs: np.ndarray, labels: np.ndarray, nulls: dict, s: dict) -> dict:
+    """Where the mass of |maps| lies by named zone (:func:`xaikit.regions.zones` of the 2-D lung
+    mask ``lungs`` and the border strip), per true class: each zone's area, the mean share of
+    |map| in it, the ratio share / area with its interval over images, the same for the input
+    alone (``nulls["input"]``) and the spatial prior (:func:`prior_maps`), the paired difference
+    map - input, and a word ("over-represented" / "under-represented" / "neither", by the
+    interval against 1). Sentence material: per class the zone that stands out most and the
+    most under-represented (:func:`zone_extremes`); between classes, the difference of ratios
+    PNEUMONIA - NORMAL per zone with a two-sample interval (different images: not paired)."""
+    zs = zone_masks(np.asarray(lungs, bool), s["border_frac"])
+    ci = dict(n_boot=s["n_boot"], seed=s["seed"], level=s["level"])
+    prior = prior_maps(maps, labels)
+    out = {"rule": regions.ZONE_RULE, "level": s["level"], "order": list(regions.ZONES),
+           "labels": dict(regions.ZONE_LABELS), "where": dict(ZONE_WHERE),
+           "area": {z: float(m.mean()) for z, m in zs.items()}}
+    ratio = lambda sh, ar: np.mean(sh) / np.mean(ar)
+    diff = lambda a, b, ar: (np.mean(a) - np.mean(b)) / np.mean(ar)
+    scaled = {}                               # per class and zone: each image's share / the zone's area
+    for k, c in enumerate(CLASSES):
+        sel = labels == k
+        n = int(sel.sum())
+        row = {"n": n, "zones": {}}
+        scaled[c] = {}
+        if n < 2:                              # an interval needs two images
+            row.update(top=None, bottom=None)
+            out[c] = row
+            continue
+        for z, m in zs.items():
+            area = np.full(n, m.mean())
+            sh = {name: regions.image_shares(v[sel], m) for name, v in
+                  (("map", maps), ("input", nulls["input"]), ("prior", prior))}
+            d = intervals.bootstrap(diff, sh["map"], sh["input"], area, **ci).as_dict()
+            r = intervals.bootstrap(ratio, sh["map"], area, **ci).as_dict()
+            row["zones"][z] = {
+                "label": regions.ZONE_LABELS[z], "area": float(m.mean()), "share": float(sh["map"].mean()),
+                "ratio": r, "input_share": float(sh["input"].mean()),
+                "input_ratio": intervals.bootstrap(ratio, sh["input"], area, **ci).as_dict(),
+                "prior_ratio": intervals.bootstrap(ratio, sh["prior"], area, **ci).as_dict(),
+                "vs_input": d, "beyond_input": interval_word(d, 0, "more", "less", "no more and no less"),
+                "word": interval_word(r, 1, "over-represented", "under-represented", "neither")}
+            scaled[c][z] = sh["map"] / m.mean()
+        row["top"], row["bottom"] = zone_extremes(row["zones"])
+        out[c] = row
+    out["between"] = zone_between(scaled, s)
+    out["prior_repeats"] = bool(all(np.isclose(r["prior_ratio"]["value"], r["ratio"]["value"], rtol=1e-6, atol=0)
+                                    for c in CLASSES for r in out[c]["zones"].values()))   # float32 maps
+    return out
+
+
+def zone_between(scaled: dict, s: dict) -> dict:
+    """Which zones differ between classes: per zone the difference of mean ratios PNEUMONIA - NORMAL
+    with a two-sample percentile interval (each class resampled on its own: different images), the
+    zones whose interval lies wholly above 0 (more on PNEUMONIA) or below (more on NORMAL). None
+    when a class has fewer than two images."""
+    a, b = CLASSES[1], CLASSES[0]
+    if not scaled.get(a) or not scaled.get(b):
+        return {"checkable": False, "differs": False, "both_ways": False, "zones": {}, "more_on": {c: [] for c in CLASSES},
+                "more_on_text": {c: "" for c in CLASSES}, "more_on_any": {c: False for c in CLASSES},
+                "rule": "fewer than two images of a class"}
+    zones = {}
+    for z in scaled[a]:
+        e = misclassified.diff_means(scaled[a][z], scaled[b][z], n_boot=s["n_boot"], seed=s["seed"],
+                                     level=s["level"]).as_dict()
+        zones[z] = {"diff": e, "word": misclassified.direction(e, (f"more on {a}", f"more on {b}", "no different"))}
+    more_on = {a: [ZONE_WHERE[z] for z, r in zones.items() if r["diff"]["lo"] > 0],
+               b: [ZONE_WHERE[z] for z, r in zones.items() if r["diff"]["hi"] < 0]}
+    return {"checkable": True, "zones": zones, "more_on": more_on,
+            "more_on_text": {c: _text_list(v) for c, v in more_on.items()},
+            "more_on_any": {c: bool(v) for c, v in more_on.items()},
+            "differs": bool(more_on[a] or more_on[b]), "both_ways": bool(more_on[a] and more_on[b]),
+            "rule": f"difference of mean ratios {a} - {b}, two-sample percentile bootstrap (classes are different images)"}
+
+
+def zone_table(z: dict, method: str) -> pd.DataFrame:
+    """The numbers of :func:`zone_numbers`, one row per zone: area, per class the map's share with its
+    ratio, the input's ratio, and the class difference of ratios (``method`` names the map)."""
+    lv = f"{z['level']:.0%}"
+    f = lambda e: f"{e['value']:.2f} [{e['lo']:.2f}, {e['hi']:.2f}]"
+    rows = []
+    for zone in z["order"]:
+        row = {"zone": z["labels"][zone], "area": f"{z['area'][zone]:.0%}"}
+        for c in CLASSES:
+            r = z[c]["zones"].get(zone)
+            if r is None:
+                continue
+            row[f"{c}: {method} share (ratio [{lv} CI])"] = f"{r['share']:.0%} ({f(r['ratio'])})"
+            row[f"{c}: input alone, ratio"] = f"{r['input_ratio']['value']:.2f}"
+            if not z["prior_repeats"]:
+                row[f"{c}: spatial prior, ratio"] = f"{r['prior_ratio']['value']:.2f}"
+        if zone in z["between"]["zones"]:
+            row[f"{CLASSES[1]} - {CLASSES[0]} ratio [{lv} CI]"] = f(z["between"]["zones"][zone]["diff"])
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def zone_figure(image: np.ndarray, lungs: np.ndarray, border_frac: float, title: str = ""):
+    """The zones drawn once, colour-coded over ``image``, with their areas in the legend."""
+    zs = zone_masks(np.asarray(lungs, bool), border_frac)
+    return plots.zone_map(np.asarray(image, np.float64)[..., 0] if np.ndim(image) == 3 else image,
+                          {f"{regions.ZONE_LABELS[z]}, {m.mean():.0%}": m for z, m in zs.items()}, title=title)
 
 
 def region_answer(r: dict) -> str:

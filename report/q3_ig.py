@@ -134,6 +134,16 @@ def run(ctx: Context) -> Result:
     n["regions"] = measures.region_numbers(ig.attributions, masks, y, nulls, st)
     n["negative_delta"] = measures.negative_delta_numbers(ig.f_image - ig.f_baseline, target, ig.attributions,
                                                           masks, y, nulls, st, n["regions"])
+    n["zones"] = measures.zone_numbers(ig.attributions, masks[0], y, nulls, st)    # anatomy in words (Q3.2)
+    res.figure("q3_zones", measures.zone_figure(x.mean(0), masks[0], st["border_frac"]),
+               f"The named zones of Q3.2 and Q4.2 over the mean of the {len(x)} explained test images, with each "
+               "zone's share of the image: the lung atlas split into the patient's right lung (the image's left on a "
+               "frontal PA film) and left lung, then every other pixel by the side of the lungs it is nearest to; the "
+               "border strip takes precedence.")
+    res.table("q3_zones", measures.zone_table(n["zones"], "|IG|"),
+              f"|IG| by zone: share of the mass and ratio share / area per true class ({st['level']:.0%} bootstrap "
+              "intervals over images), the ratio of the input alone (|x - baseline|), and the difference of ratios "
+              "between classes (two-sample interval).")
     res.figure("q3_masks", measures.mask_figure(x[rp], masks[rp], st["border_frac"]),
                "The lung mask (an atlas of hand-drawn training lung fields; green contour) over the report images, "
                "and the border zone.")
@@ -221,7 +231,7 @@ SECTION = Section(
         Sub("Q3.1", "IG maps of 5 NORMAL and 5 PNEUMONIA test images", "q3_1.md",
             figures=("q3_maps_normal", "q3_maps_pneumonia")),
         Sub("Q3.2", "Do the maps highlight sensible regions?", "q3_2.md",
-            figures=("q3_masks",), tables=("q3_regions",)),
+            figures=("q3_masks", "q3_zones"), tables=("q3_regions", "q3_zones")),
         Sub("Q3.3", "Are the maps consistent across samples?", "q3_3.md", figures=("q3_mean",)),
         Sub("Q3.4", "The effect of the baseline", "q3_4.md",
             figures=("q3_baseline_grid", "q3_baseline_spearman", "q3_baseline_ssim"),

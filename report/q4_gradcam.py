@@ -79,6 +79,11 @@ def run(ctx: Context) -> Result:
               f"({st['level']:.0%} bootstrap intervals over images), beside the spatial prior (the mean Grad-CAM of the "
               f"other images of the class), the input alone (|x - baseline|) "
               f"and a random map drawn at {g}x{g} and upsampled.")
+    n["zones"] = measures.zone_numbers(cam, ig["masks"][0], y, nulls, st)    # anatomy in words (Q4.2)
+    res.table("q4_zones", measures.zone_table(n["zones"], "Grad-CAM"),
+              f"Grad-CAM by zone (the zones of Q3.2): share of the mass and ratio share / area per true class "
+              f"({st['level']:.0%} bootstrap intervals over images), the ratio of the input alone, and the difference "
+              "of ratios between classes (two-sample interval).")
     n["consistency"] = measures.consistency_numbers(cam, nulls, st, labels=y, targets=target)
     res.figure("q4_mean", measures.mean_map_figure(cam, target, x, "Grad-CAM"),
                f"Mean image and mean Grad-CAM map per explained target (the decided class) over {len(x)} test images.")
@@ -307,7 +312,7 @@ SECTION = Section(
     subs=(
         Sub("Q4.1", "Grad-CAM maps of the same 10 test images", "q4_1.md",
             figures=("q4_maps_normal", "q4_maps_pneumonia")),
-        Sub("Q4.2", "Do the maps highlight sensible regions?", "q4_2.md", tables=("q4_regions",)),
+        Sub("Q4.2", "Do the maps highlight sensible regions?", "q4_2.md", tables=("q4_regions", "q4_zones")),
         Sub("Q4.3", "Are the maps consistent across samples?", "q4_3.md", figures=("q4_mean",)),
         Sub("Q4.4", "Grad-CAM compared with IG", "q4_4.md",
             figures=("q4_side", "q4_deletion", "q4_insertion", "q4_road"), tables=("q4_faith", "q4_faith_crossed")),

@@ -352,3 +352,31 @@ def cascade_bands(curves: dict[tuple[str, str], dict[str, np.ndarray]], steps: d
                 ax.set_ylabel("Spearman |map|", fontsize=8)
     axes[0][0].legend(fontsize=6)
     return fig
+
+
+def zone_map(image: np.ndarray, zones: dict[str, np.ndarray], *, title: str = "", width: float = 6.0) -> Figure:
+    """Disjoint boolean ``zones`` (name -> H x W mask) colour-coded over a gray ``image`` in [0, 1],
+    one qualitative colour per zone, with a legend naming them in order."""
+    image = np.asarray(image, np.float64)
+    if image.ndim != 2:
+        raise ValueError(f"zone_map expects an H x W image, got shape {image.shape}")
+    colours = matplotlib.colormaps["tab10"].colors
+    if len(zones) > len(colours):
+        raise ValueError(f"zone_map draws at most {len(colours)} zones, got {len(zones)}")
+    rgba = np.zeros(image.shape + (4,))
+    for (name, m), col in zip(zones.items(), colours):
+        m = np.asarray(m, bool)
+        if m.shape != image.shape:
+            raise ValueError(f"zone {name!r} expects shape {image.shape}, got {m.shape}")
+        rgba[m] = (*col, 0.45)
+    fig = Figure(figsize=(width, width * 0.6), layout="constrained")
+    ax = fig.subplots()
+    ax.imshow(image, cmap="gray", vmin=0, vmax=1)
+    ax.imshow(rgba, interpolation="nearest")
+    ax.set_xticks([])
+    ax.set_yticks([])
+    if title:
+        ax.set_title(title, fontsize=8)
+    handles = [Patch(facecolor=(*col, 0.6), edgecolor="none", label=name) for name, col in zip(zones, colours)]
+    fig.legend(handles=handles, loc="outside right center", fontsize=8, frameon=False)
+    return fig

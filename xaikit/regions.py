@@ -149,3 +149,74 @@ def image_shares(maps: np.ndarray, masks: np.ndarray) -> np.ndarray:
     total = maps.reshape(len(maps), -1).sum(1)
     inside = (maps * masks).reshape(len(maps), -1).sum(1)
     return np.where(total > 0, inside / np.where(total > 0, total, 1.0), 0.0)
+
+
+ZONES = ("right_lung", "left_lung", "mediastinum", "above", "below", "lateral", "border")
+ZONE_LABELS = {   # the patient's right lung lies on the image's left on a frontal (PA) film
+    "right_lung": "right lung (image left)", "left_lung": "left lung (image right)",
+    "mediastinum": "mediastinum and heart", "above": "above the lungs (neck, shoulders)",
+    "below": "below the lungs (diaphragm, abdomen)", "lateral": "lateral chest wall",
+    "border": "border strip (letters, markers)"}
+ZONE_RULE = ("the lung atlas split at the lung-free column nearest the centre (the patient's right lung is the image's "
+             "left on a frontal PA film); every other pixel goes to the side of the lungs it is nearest to: above or "
+             "below the lung in its column, or beside its half's lung in its row, medially (mediastinum and heart) or "
+             "laterally (lateral chest wall); the border strip takes precedence over every zone")
+
+
+def _midline(lungs: np.ndarray) -> int:
+    """The column that splits the two lungs: in the central half, the column with the fewest lung
+    pixels (the nearest to the centre among ties)."""
+    w = lungs.shape[1]
+    cols = np.arange(w // 4, w - w // 4)
+    count = lungs[:, cols].sum(0)
+    best = cols[count == count.min()]
+    return int(best[np.argmin(np.abs(best - (w - 1) / 2))])
+
+
+def zones(lungs: np.ndarray, border: np.ndarray) -> dict[str, np.ndarray]:
+    """Named anatomical zones of a frontal chest X-ray from a lung mask and a border zone, as an
+    ordered dict of disjoint boolean masks that cover the image (keys :data:`ZONES`).
+
+    The lung mask splits at :func:`_midline` into the patient's right lung (image left) and left
+    lung (image right). Every other pixel outside ``border`` goes to the nearest of four lung
+    boundaries (distance in pixels; ties in this order): lung below it in its column -> "above";
+    lung above it -> "below"; in its row, on the medial side of its half's lung -> "mediastinum";
+    on the outer side -> "lateral". A pixel with neither (no lung in its column nor in its row's
+    half) goes above or below by the lungs' middle row. ``border`` takes precedence.
+    """
+    lungs, border = np.asarray(lungs, bool), np.asarray(border, bool)
+    if lungs.shape != border.shape or lungs.ndim != 2:
+        raise ValueError(f"zones expects two H x W masks of one shape, got {lungs.shape} and {border.shape}")
+    if not lungs.any():
+        raise ValueError("zones expects a lung mask with at least one pixel, got an empty mask")
+    h, w = lungs.shape
+    mid = _midline(lungs)
+    rows, cols = np.mgrid[0:h, 0:w]
+    inf = np.inf
+    has_col = lungs.any(0)[None]
+    top = np.where(has_col, lungs.argmax(0)[None], h)
+    bottom = np.where(has_col, h - 1 - lungs[::-1].argmax(0)[None], -1)
+    dist = np.full((4, h, w), inf)                 # above, below, mediastinum, lateral
+    dist[0] = np.where(has_col & (rows < top), top - rows, inf)
+    dist[1] = np.where(has_col & (rows > bottom), rows - bottom, inf)
+    for lo, hi in ((0, mid), (mid, w)):
+        half = np.zeros_like(lungs)
+        half[:, lo:hi] = lungs[:, lo:hi]
+        has_row = half.any(1)[:, None]
+        first = np.where(has_row, half.argmax(1)[:, None], w)
+        last = np.where(has_row, w - 1 - half[:, ::-1].argmax(1)[:, None], -1)
+        inside = (cols >= lo) & (cols < hi) & has_row
+        left, right = inside & (cols < first), inside & (cols > last)
+        outer, inner = (left, right) if lo == 0 else (right, left)
+        dist[2] = np.where(inner, np.where(left, first - cols, cols - last), dist[2])
+        dist[3] = np.where(outer, np.where(left, first - cols, cols - last), dist[3])
+    pick = np.argmin(dist, 0)
+    lung_rows = np.flatnonzero(lungs.any(1))
+    middle = (lung_rows[0] + lung_rows[-1]) / 2
+    pick = np.where(np.isinf(dist.min(0)), np.where(rows < middle, 0, 1), pick)
+    rest = ~lungs & ~border
+    out = {"right_lung": lungs & (cols < mid) & ~border, "left_lung": lungs & (cols >= mid) & ~border,
+           "border": border.copy()}
+    for k, name in enumerate(("above", "below", "mediastinum", "lateral")):
+        out[name] = rest & (pick == k)
+    return {z: out[z] for z in ZONES}
