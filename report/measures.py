@@ -475,8 +475,8 @@ def mean_map_figure(maps: np.ndarray, groups: np.ndarray, images: np.ndarray, me
     return plots.panel_grid(plots.chunk(row, plots.MAX_COLS))
 
 
-GRID_PER_CLASS = 2   # report images per class in the grids that compare settings (Q3.4 baselines, Q5 models):
-                     # one column each, so that four columns print at full size
+GRID_PER_CLASS = 2   # report images per class in the grids that compare settings or methods (Q3.4 baselines,
+                     # Q4.4 IG beside Grad-CAM, Q5 models): four images print at full size in one block
 
 
 def grid_images(rp: np.ndarray, labels: np.ndarray, per_class: int) -> np.ndarray:

@@ -82,13 +82,14 @@ def run(ctx: Context) -> Result:
     n["consistency"] = measures.consistency_numbers(cam, nulls, st, labels=y, targets=target)
     res.figure("q4_mean", measures.mean_map_figure(cam, target, x, "Grad-CAM"),
                f"Mean image and mean Grad-CAM map per explained target (the decided class) over {len(x)} test images.")
-    _compare(ig, cam, g, rp, st, res, caps)
+    _compare(ig, cam, g, rp, st, res, caps, y)
     _faithfulness(ctx, model, x, target, {"IG": similarity.to_2d(ig["attributions"]), "Grad-CAM": cam,
                                           "random": measures.random_maps(cam.shape, 0, a["seed"] + 1)}, st, res)
     return res
 
 
-def _compare(ig: dict, cam: np.ndarray, g: int, rp: np.ndarray, st: dict, res: Result, caps: list[str]) -> None:
+def _compare(ig: dict, cam: np.ndarray, g: int, rp: np.ndarray, st: dict, res: Result, caps: list[str],
+             labels: np.ndarray) -> None:
     """Q4.4 agreement (Spearman at Grad-CAM's grid and at pixels) and roughness, with intervals."""
     x = ig["inputs"]
     ci = dict(n_boot=st["n_boot"], seed=st["seed"], level=st["level"])
@@ -107,14 +108,17 @@ def _compare(ig: dict, cam: np.ndarray, g: int, rp: np.ndarray, st: dict, res: R
         "agreement": ("largely agree" if grid["lo"] >= cut else
                       "disagree more than they agree" if grid["hi"] < cut else
                       "agree only partly (the interval contains the cut-off)")}
+    shown = measures.grid_images(rp, labels, measures.GRID_PER_CLASS)
+    cap = dict(zip(rp.tolist(), caps))
     side = [[plots.Panel(x[i], "gray"), plots.Panel(ig_abs[i], "heat"),
              plots.Panel(similarity.pool(ig_abs[i:i + 1], g)[0], "heat", clip=100),
-             plots.Panel(cam[i], "heat", clip=100)] for i in rp]
+             plots.Panel(cam[i], "heat", clip=100)] for i in shown]
     res.figure("q4_side", plots.panel_grid(side, col_titles=(
         "image", "|IG|", f"|IG| pooled to {g}x{g}", "Grad-CAM"),
-        row_titles=[f"{cap}; rho {rho_grid[i]:.2f}" for cap, i in zip(caps, rp)]),
-        f"IG and Grad-CAM side by side for the {len(rp)} report images; rho is the Spearman correlation at "
-        f"the {g}x{g} Grad-CAM resolution.")
+        row_titles=[f"{cap[int(i)]}; rho {rho_grid[i]:.2f}" for i in shown]),
+        f"IG and Grad-CAM side by side for {len(shown)} report images (the first {measures.GRID_PER_CLASS} of "
+        f"each class); rho is the Spearman correlation at the {g}x{g} "
+        "Grad-CAM resolution.")
 
 
 # Cut-offs and settings of Q4.4 (they move to [verdicts] / [attribution] with the next retrain):

@@ -156,3 +156,19 @@ def test_pdf_check_measures_panels_and_ignores_charts():
                                                              "Grad-CAM": rng.uniform(size=(20, 9))}}, xlabel="share")]
     for chart in charts:
         assert panel_boxes(_render(chart), 100) == []
+
+
+def test_titles_fit_over_their_panels():
+    # catches: column titles left unwrapped or wrapped too wide (a long file name runs into the
+    # neighbouring column's title)
+    rng = np.random.default_rng(3)
+    x = rng.uniform(size=(16, 16))
+    names = ["person1000_bacteria_2931.jpeg (PNEUMONIA)", "NORMAL2-IM-1427-0001.jpeg (NORMAL)",
+             "IM-0084-0001.jpeg (NORMAL)", "signed IG (red +, blue -)"]
+    fig = plots.panel_grid([[plots.Panel(x, "heat")] * 4], col_titles=names)
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    renderer = FigureCanvasAgg(fig).get_renderer()
+    limit = (plots.CELL_IN + plots.GAP_IN) * fig.dpi
+    widths = [t.get_window_extent(renderer).width for t in fig.texts]
+    assert len(widths) == 4 and max(widths) <= limit
+    assert "person1000_bacteria_2931.jpeg" in fig.texts[0].get_text().replace("\n", "")

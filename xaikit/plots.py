@@ -63,8 +63,8 @@ def _show(ax, p: Panel, title: bool = True) -> None:
 
 def wrap_text(text: str, width: int) -> str:
     """``text`` broken into lines of at most ``width`` characters, never cutting a character off:
-    lines break at spaces; a word longer than a line (a file name) breaks after ``_``, ``-`` or
-    ``.``, or is split where it has none. Existing line breaks are kept."""
+    lines break at spaces; a word longer than a line (a file name) breaks after ``_`` or ``-``,
+    or is split where it has none. Existing line breaks are kept."""
     import re
     if width < 1:
         raise ValueError(f"wrap_text expects a width of at least 1 character, got {width}")
@@ -72,7 +72,7 @@ def wrap_text(text: str, width: int) -> str:
     for para in str(text).split("\n"):
         pieces = []                      # (piece, space before it)
         for word in para.split(" "):
-            parts = [word] if len(word) <= width else [t for t in re.split(r"(?<=[_\-.])", word) if t]
+            parts = [word] if len(word) <= width else [t for t in re.split(r"(?<=[_\-])", word) if t]
             for k, part in enumerate(parts):
                 while len(part) > width:
                     pieces.append((part[:width], k == 0))
@@ -111,9 +111,22 @@ def _lines(text: str) -> int:
     return text.count("\n") + 1 if text else 0
 
 
-def _chars(width_in: float, pt: float, em: float = 0.62) -> int:
-    """Characters of DejaVu Sans at ``pt`` that fit in ``width_in`` (``em`` wide on average)."""
-    return max(8, int(width_in * 72 / (em * pt)))
+def _text_inches(text: str, pt: float, bold: bool = False) -> float:
+    """Width in inches of the longest line of ``text`` set in the default font at ``pt``."""
+    from matplotlib.font_manager import FontProperties
+    from matplotlib.textpath import TextPath
+    prop = FontProperties(weight="bold" if bold else "normal")
+    return max((TextPath((0, 0), line, size=pt, prop=prop).get_extents().width
+                for line in text.split("\n") if line.strip()), default=0.0) / 72
+
+
+def _fit(text: str, width_in: float, pt: float, bold: bool = False) -> str:
+    """``text`` wrapped (:func:`wrap_text`) at the most characters per line whose set width fits
+    ``width_in``."""
+    n = max((len(line) for line in text.split("\n")), default=1)
+    while n > 8 and _text_inches(wrap_text(text, n), pt, bold) > width_in:
+        n -= 1
+    return wrap_text(text, max(n, 1))
 
 
 def _scale_key(p: Panel) -> tuple[str, str] | None:
@@ -136,8 +149,8 @@ def panel_grid(rows: Sequence[Sequence[Panel]], *, col_titles: Sequence[str] = (
         raise ValueError("panel_grid expects at least one panel, got none")
     nrows, ncols = len(rows), max(len(r) for r in rows)
     lh = lambda pt: pt * 1.25 / 72      # noqa: E731  line height in inches
-    col_t = [wrap_text(t, _chars(cell, COL_TITLE_PT)) for t in col_titles]
-    row_t = [wrap_text(t, _chars(ncols * cell + (ncols - 1) * GAP_IN, ROW_TITLE_PT, em=0.68)) for t in row_titles]
+    col_t = [_fit(t, cell + 0.6 * GAP_IN, COL_TITLE_PT) for t in col_titles]
+    row_t = [_fit(t, ncols * cell + (ncols - 1) * GAP_IN, ROW_TITLE_PT, bold=True) for t in row_titles]
     panel_t = []                         # per row: (column, span, wrapped title)
     for row in rows:
         ts = []
@@ -146,7 +159,7 @@ def panel_grid(rows: Sequence[Sequence[Panel]], *, col_titles: Sequence[str] = (
                 span = 1
                 while j + span < len(row) and not row[j + span].title:
                     span += 1
-                ts.append((j, span, wrap_text(p.title, _chars(span * cell + (span - 1) * GAP_IN, TITLE_PT))))
+                ts.append((j, span, _fit(p.title, span * cell + (span - 0.4) * GAP_IN, TITLE_PT)))
         panel_t.append(ts)
     heads = []
     for i in range(nrows):
