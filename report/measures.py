@@ -606,21 +606,31 @@ def mean_map_figure(maps: np.ndarray, groups: np.ndarray, images: np.ndarray, me
             continue
         row.append(plots.Panel(images[sel].mean(0), "gray", f"mean image, {name}"))
         row.append(plots.Panel(absmaps[sel].mean(0), "heat", f"mean {method}, {name}", clip=99.5))
-    return plots.panel_grid([row], cell=2.0)
+    return plots.panel_grid(plots.chunk(row, plots.MAX_COLS))
+
+
+GRID_PER_CLASS = 2   # report images per class in the grids that compare settings or methods (Q3.4 baselines,
+                     # Q4.4 IG beside Grad-CAM, Q5 models): four images print at full size in one block
+
+
+def grid_images(rp: np.ndarray, labels: np.ndarray, per_class: int) -> np.ndarray:
+    """The first ``per_class`` report positions ``rp`` of each class (NORMAL first), in order."""
+    return np.concatenate([rp[labels[rp] == c][:per_class] for c in range(len(CLASSES))])
 
 
 def mask_figure(images: np.ndarray, masks: np.ndarray, border_frac: float):
     border = regions.border_zone(masks.shape[1:], border_frac)
-    rows = [[plots.Panel(m.astype(float), "mask", under=im) for im, m in zip(images[i:i + 5], masks[i:i + 5])]
-            for i in range(0, len(images), 5)]
-    rows.append([plots.Panel(border.astype(float), "mask", "border zone", under=images[0])])
-    return plots.panel_grid(rows, cell=1.6)
+    cells = [plots.Panel(m.astype(float), "mask", under=im) for im, m in zip(images, masks)]
+    cells.append(plots.Panel(border.astype(float), "mask", "border zone", under=images[0]))
+    return plots.panel_grid(plots.chunk(cells, plots.MAX_COLS))
 
 
 def caption_rows(names, labels, probs, targets, threshold: float) -> list[str]:
+    """One title per report image: the full file name (never cut; the figure wraps it), true label,
+    P(PNEUMONIA), MISSED when the threshold decides wrongly, and the explained target."""
     out = []
     for name, y, pr, t in zip(names, labels, probs, targets):
         wrong = (pr >= threshold) != (y == 1)
-        out.append(f"{Path(str(name)).name[:20]}\n{CLASSES[y]} P(pn)={pr:.2f}"
-                   f"{' MISSED' if wrong else ''}\ntarget {CLASSES[t]}")
+        out.append(f"{Path(str(name)).name}: {CLASSES[y]}, P(pn)={pr:.2f}"
+                   f"{', MISSED' if wrong else ''}, target {CLASSES[t]}")
     return out

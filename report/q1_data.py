@@ -41,14 +41,14 @@ def run(ctx: Context) -> Result:
     res.figure("q1_counts", plots.bar_counts(counts), "Images per split and class.")
 
     rng = np.random.default_rng(cfg["data.seed"])
-    per = 8
+    per = plots.MAX_COLS   # one row of full-size panels per class
     grid = []
     for k, cls in enumerate(CLASSES):
         pool = np.flatnonzero((p.split == "train") & (p.labels == k))
         idx = rng.choice(pool, min(per, len(pool)), replace=False)   # tiny datasets have fewer
-        grid.append([plots.Panel(p.images[i] / 255.0, "gray", Path(str(p.names[i])).name[:22])
+        grid.append([plots.Panel(p.images[i] / 255.0, "gray", Path(str(p.names[i])).name)
                      for i in idx])
-    res.figure("q1_examples", plots.panel_grid(grid, row_titles=CLASSES, cell=1.3),
+    res.figure("q1_examples", plots.panel_grid(grid, row_titles=CLASSES),
                f"Random training images (seed {cfg['data.seed']}), top row NORMAL, bottom row "
                "PNEUMONIA, with file names.")
 
@@ -59,7 +59,7 @@ def run(ctx: Context) -> Result:
     diff = means[1] - means[0]
     res.figure("q1_means", plots.panel_grid([[
         plots.Panel(means[0], "gray", "mean NORMAL"), plots.Panel(means[1], "gray", "mean PNEUMONIA"),
-        plots.Panel(diff, "signed", "PNEUMONIA - NORMAL")]], cell=2.3),
+        plots.Panel(diff, "signed", "PNEUMONIA - NORMAL")]], cell=2.1),
         "Per-class mean training image and their difference (red: brighter in PNEUMONIA).")
     intensity = {c: x[y == k].mean(axis=(1, 2)) for k, c in enumerate(CLASSES)}
     res.figure("q1_hist", plots.histograms({c: x[y == k][:, ::4, ::4] for k, c in enumerate(CLASSES)},

@@ -164,17 +164,18 @@ def _figure(res: Result, s: mc.ErrorSample, maps: dict, pos: dict, x, y, probs, 
             row = []
             for i in (int(s.explained[k][t]), int(s.matched[k][t])):
                 q = pos[i]
-                title = f"{Path(str(names[i])).name[:20]}\n{CLASSES[y[i]]} P(pn)={probs[i]:.2f}"
-                row += [plots.Panel(x[i], "gray", title), plots.Panel(maps["IG"][q], "heat"),
+                title = f"{Path(str(names[i])).name}: {CLASSES[y[i]]}, P(pn)={probs[i]:.2f}"
+                row += [plots.Panel(maps["IG"][q], "overlay", title, under=x[i]),
                         plots.Panel(maps["Grad-CAM"][q], "overlay", under=x[i], clip=100)]
             rows.append(row)
     res.figure("q2_errors", plots.panel_grid(rows, col_titles=(
-        "error", "|IG|", "Grad-CAM", "correct, same class", "|IG|", "Grad-CAM"), cell=1.3),
-        f"Errors at the validation threshold {thr:.3f} (left; up to {FIGURE_PER_CLASS} per true class, "
-        f"seeded) beside correctly classified test images of the same true class (right; seeded, matched by "
-        f"true class only): image, |IG| ({a['ig_baseline']} baseline) and Grad-CAM ({a['gradcam_layer']}) "
-        "of the decided class. Rows: NORMAL images called PNEUMONIA first, then PNEUMONIA images called "
-        "NORMAL. Captions: file, true label, P(PNEUMONIA).")
+        "error: |IG|", "error: Grad-CAM", "correct: |IG|", "correct: Grad-CAM")),
+        f"Errors at the validation threshold {thr:.3f} (left pair; up to {FIGURE_PER_CLASS} per true class, "
+        f"seeded) beside correctly classified test images of the same true class (right pair; seeded, matched "
+        f"by true class only): |IG| ({a['ig_baseline']} baseline, to its 99th percentile) and Grad-CAM "
+        f"({a['gradcam_layer']}, to its maximum) of the decided class, each overlaid on the image. Rows: NORMAL "
+        "images called PNEUMONIA first, then PNEUMONIA images called NORMAL. Titles: file, true label, "
+        "P(PNEUMONIA).")
 
 
 def _common(n: dict, res: Result, ctx: Context, test, y, probs, thr, st) -> None:

@@ -117,14 +117,13 @@ def run(ctx: Context) -> Result:
         rows, titles = [], []
         for j in np.flatnonzero(y[rp] == k):
             i = rp[j]
-            titles.append(caps[j] + f"\ngap {ig.gap[i]:.2%}" + (" F(x)<F(b)" if negative[i] else ""))
+            titles.append(caps[j] + f", gap {ig.gap[i]:.2%}" + (", F(x)<F(b)" if negative[i] else ""))
             rows.append([plots.Panel(x[i], "gray"),
                          plots.Panel(ig.attributions[i], "heat"),
                          plots.Panel(ig.attributions[i], "signed"),
                          plots.Panel(ig.attributions[i], "overlay", under=x[i])])
         res.figure(f"q3_maps_{c.lower()}", plots.panel_grid(
-            rows, row_titles=titles, col_titles=("image", "|IG|", "signed IG (red +, blue -)", "overlay"),
-            cell=1.45),
+            rows, row_titles=titles, col_titles=("image", "|IG|", "signed IG (red +, blue -)", "overlay")),
             f"IG maps of the {len(rows)} {c} report images (explained score: logit margin of the decided "
             f"class; {a['ig_baseline']} baseline). Captions: file, true label, P(PNEUMONIA), target, "
             "completeness gap; F(x)<F(b) marks a baseline that scores higher than the image.")
@@ -152,7 +151,7 @@ def run(ctx: Context) -> Result:
                                                          drop=ig.f_image - ig.f_baseline < 0)
     res.figure("q3_mean", measures.mean_map_figure(ig.attributions, target, x, "|IG|"),
                f"Mean image and mean |IG| map per explained target (the decided class) over {len(x)} test images.")
-    _baselines(ctx, explained, model, x, target, rp, res, st)
+    _baselines(ctx, explained, model, x, target, rp, res, st, labels=y, image_names=names)
     res.table("q3_regions", measures.region_table(n["regions"], "|IG|"),
               f"Share of |IG| in the lung mask and the border zone against their area share (ratio; "
               f"{st['level']:.0%} bootstrap intervals over images), beside the same ratios for the spatial prior (the "
@@ -160,7 +159,8 @@ def run(ctx: Context) -> Result:
     return res
 
 
-def _baselines(ctx: Context, explained, model, x, target, rp, res: Result, st: dict) -> None:
+def _baselines(ctx: Context, explained, model, x, target, rp, res: Result, st: dict, *, labels,
+               image_names) -> None:
     """IG of every explained image with each baseline, all at the same fixed step count."""
     a = ctx.cfg.section("attribution")
     names = xb.BASELINES
@@ -189,9 +189,14 @@ def _baselines(ctx: Context, explained, model, x, target, rp, res: Result, st: d
     res.table("q3_baselines", pd.DataFrame(rows), "Baselines: the model's P(PNEUMONIA) for the baseline "
               f"image, the explained margin difference and the completeness gap, over the {len(x)} explained "
               f"test images (all at {a['ig_steps']} steps).")
-    grid = [[plots.Panel(x[i], "gray")] + [plots.Panel(maps[b][i], "heat") for b in names] for i in rp]
-    res.figure("q3_baseline_grid", plots.panel_grid(grid, col_titles=("image",) + names, cell=1.25),
-               f"|IG| of the {len(rp)} report images for each baseline (rows: NORMAL first, then PNEUMONIA).")
+    shown = measures.grid_images(rp, labels, measures.GRID_PER_CLASS)
+    grid = [[plots.Panel(x[i], "gray") for i in shown]] + \
+        [[plots.Panel(maps[b][i], "heat") for i in shown] for b in names]
+    res.figure("q3_baseline_grid", plots.panel_grid(
+        grid, row_titles=["image"] + [f"|IG| with the {b} baseline" for b in names],
+        col_titles=[f"{Path(str(image_names[i])).name} ({CLASSES[labels[i]]})" for i in shown]),
+        f"|IG| of {len(shown)} report images (the first {measures.GRID_PER_CLASS} of each class; columns) for "
+        "each baseline (rows).")
     res.figure("q3_baseline_spearman", plots.matrix(spear, names, title="Spearman of |IG|"),
                f"Mean Spearman correlation of |IG| maps between baselines over {len(x)} images.")
     res.figure("q3_baseline_ssim", plots.matrix(ssim, names, title="SSIM of |IG|", vmin=0),
@@ -199,6 +204,7 @@ def _baselines(ctx: Context, explained, model, x, target, rp, res: Result, st: d
     off = ~np.eye(k, dtype=bool)
     ci = dict(n_boot=st["n_boot"], seed=st["seed"], level=st["level"])
     n = res.numbers
+    n["baseline_grid_per_class"] = measures.GRID_PER_CLASS
     n["baseline_images"] = int(len(x))
     n["baselines"] = {r["baseline"]: {"p_baseline": r["P(PNEUMONIA) of baseline"],
                                       "delta": r["F(x) - F(baseline)"],

@@ -67,7 +67,7 @@ def run(ctx: Context) -> Result:
             rows.append([plots.Panel(x[i], "gray"), plots.Panel(cam[i], "heat", clip=100),
                          plots.Panel(cam[i], "overlay", under=x[i], clip=100),
                          plots.Panel(early[i], "overlay", under=x[i], clip=100)])
-        res.figure(f"q4_maps_{c.lower()}", plots.panel_grid(rows, row_titles=titles, cell=1.45, col_titles=(
+        res.figure(f"q4_maps_{c.lower()}", plots.panel_grid(rows, row_titles=titles, col_titles=(
             "image", f"Grad-CAM {a['gradcam_layer']}", "overlay", f"overlay, {a['gradcam_early_layer']}")),
             f"Grad-CAM of the {len(rows)} {c} report images for the decided class, at `{a['gradcam_layer']}` "
             f"({g}x{g} feature map) and at the earlier `{a['gradcam_early_layer']}` "
@@ -87,13 +87,14 @@ def run(ctx: Context) -> Result:
     n["consistency"] = measures.consistency_numbers(cam, nulls, st, labels=y, targets=target)
     res.figure("q4_mean", measures.mean_map_figure(cam, target, x, "Grad-CAM"),
                f"Mean image and mean Grad-CAM map per explained target (the decided class) over {len(x)} test images.")
-    _compare(ig, cam, g, rp, st, res)
+    _compare(ig, cam, g, rp, st, res, caps, y)
     _faithfulness(ctx, model, x, target, {"IG": similarity.to_2d(ig["attributions"]), "Grad-CAM": cam,
                                           "random": measures.random_maps(cam.shape, 0, a["seed"] + 1)}, st, res)
     return res
 
 
-def _compare(ig: dict, cam: np.ndarray, g: int, rp: np.ndarray, st: dict, res: Result) -> None:
+def _compare(ig: dict, cam: np.ndarray, g: int, rp: np.ndarray, st: dict, res: Result, caps: list[str],
+             labels: np.ndarray) -> None:
     """Q4.4 agreement (Spearman at Grad-CAM's grid and at pixels) and roughness, with intervals."""
     x = ig["inputs"]
     ci = dict(n_boot=st["n_boot"], seed=st["seed"], level=st["level"])
@@ -112,14 +113,17 @@ def _compare(ig: dict, cam: np.ndarray, g: int, rp: np.ndarray, st: dict, res: R
         "agreement": ("largely agree" if grid["lo"] >= cut else
                       "disagree more than they agree" if grid["hi"] < cut else
                       "agree only partly (the interval contains the cut-off)")}
+    shown = measures.grid_images(rp, labels, measures.GRID_PER_CLASS)
+    cap = dict(zip(rp.tolist(), caps))
     side = [[plots.Panel(x[i], "gray"), plots.Panel(ig_abs[i], "heat"),
              plots.Panel(similarity.pool(ig_abs[i:i + 1], g)[0], "heat", clip=100),
-             plots.Panel(cam[i], "heat", clip=100)] for i in rp]
+             plots.Panel(cam[i], "heat", clip=100)] for i in shown]
     res.figure("q4_side", plots.panel_grid(side, col_titles=(
-        "image", "|IG|", f"|IG| pooled to {g}x{g}", "Grad-CAM"), row_titles=[f"rho {rho_grid[i]:.2f}" for i in rp],
-        cell=1.5),
-        f"IG and Grad-CAM side by side for the {len(rp)} report images; rho is the Spearman correlation at "
-        f"the {g}x{g} Grad-CAM resolution.")
+        "image", "|IG|", f"|IG| pooled to {g}x{g}", "Grad-CAM"),
+        row_titles=[f"{cap[int(i)]}; rho {rho_grid[i]:.2f}" for i in shown]),
+        f"IG and Grad-CAM side by side for {len(shown)} report images (the first {measures.GRID_PER_CLASS} of "
+        f"each class); rho is the Spearman correlation at the {g}x{g} "
+        "Grad-CAM resolution.")
 
 
 # Cut-offs and settings of Q4.4 (they move to [verdicts] / [attribution] with the next retrain):

@@ -201,13 +201,18 @@ def run(ctx: Context) -> Result:
     s = samples.choose(ctx)
     rp = np.array([int(np.flatnonzero(pos == i)[0]) for i in s.report_pos if i in pos])
     show = ["main"] + ([models.arm("random", models.WHOLE)] if n["whole"] else []) + [designs["subset"]["random"][0]]
-    grid = [[plots.Panel(x[i], "gray")] +
-            [plots.Panel(maps[meth][tag][i], "heat", clip=99 if meth == "ig" else 100)
-             for meth, _ in METHODS for tag in show] for i in rp]
-    res.figure("q5_grid", plots.panel_grid(grid, row_titles=[CLASSES[y[i]] for i in rp], col_titles=(
-        ["image"] + [f"{t}\n{m}" for t in ("|IG|", "Grad-CAM") for m in show]), cell=1.05),
-        f"Maps of the {len(rp)} report images under the main model and random-label models.")
+    shown = measures.grid_images(rp, y, measures.GRID_PER_CLASS)
+    grid = [[plots.Panel(x[i], "gray") for i in shown]] + \
+        [[plots.Panel(maps[meth][tag][i], "heat", clip=99 if meth == "ig" else 100) for i in shown]
+         for meth, _ in METHODS for tag in show]
+    res.figure("q5_grid", plots.panel_grid(
+        grid, row_titles=["image"] + [f"{t}, {m}" for t in ("|IG|", "Grad-CAM") for m in show],
+        col_titles=[f"{Path(str(names[i])).name} ({CLASSES[y[i]]})" for i in shown]),
+        f"Maps of {len(shown)} report images (the first {measures.GRID_PER_CLASS} of each class; columns) under "
+        "the main model and random-label models (rows). Colour bars: |IG| to its 99th percentile (p99), "
+        "Grad-CAM to its maximum.")
     n["n_report"] = int(len(rp))
+    n["n_grid"] = int(len(shown))
     n["grid_models"] = show
     cas = np.concatenate([rp[y[rp] == c][: sc["cascade_images_per_class"]] for c in (0, 1)])
     partners = sanity.matched_partners(y, target, 2, seed=sc["seed"])[0, 1]

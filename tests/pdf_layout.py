@@ -122,6 +122,96 @@ def report_titles() -> list[str]:
     return ["Findings"] + [s.title for s in SECTIONS] + ["References", "Appendix: provenance of this build"]
 
 
+# Image panels (X-rays and maps) in the figures: found in the pixels of each embedded image.
+MIN_PANEL_IN = 1.5                     # no X-ray or map printed narrower than this
+INK_LEVEL = 245                        # a pixel is ink when one of its channels is darker than this
+SOLID_IN = 0.35                        # a panel pixel lies in runs of ink this long both ways
+PANEL_ASPECT = (0.8, 1.25)             # X-rays and maps are square; bars and colour bars are not
+MIN_SOLID = 0.85                       # share of a panel's box that is solid
+FLAT_COLOURS, FLAT_SHARE = 4, 0.9      # flat (bars of a chart): 4 colours cover 90% of the box
+
+
+def _in_long_run(ink: np.ndarray, length: int) -> np.ndarray:
+    """Pixels of a 2-D boolean array that lie in a horizontal run of at least ``length`` trues."""
+    h, w = ink.shape
+    if w < length:
+        return np.zeros_like(ink)
+    c = np.concatenate([np.zeros((h, 1), np.int64), np.cumsum(ink, axis=1)], axis=1)
+    full = (c[:, length:] - c[:, :-length]) == length          # a full run starts at column j
+    f = np.concatenate([np.zeros((h, 1), np.int64), np.cumsum(full, axis=1)], axis=1)
+    j = np.arange(w)
+    lo, hi = np.clip(j - length + 1, 0, full.shape[1]), np.clip(j + 1, 0, full.shape[1])
+    return (f[:, hi] - f[:, lo]) > 0
+
+
+def _runs(flags: np.ndarray) -> list[tuple[int, int]]:
+    d = np.diff(np.concatenate([[0], flags.astype(np.int8), [0]]))
+    return list(zip(np.flatnonzero(d == 1), np.flatnonzero(d == -1)))
+
+
+def panel_boxes(rgb: np.ndarray, ppi: float) -> list[tuple[int, int, int, int]]:
+    """(top, bottom, left, right) pixel boxes of the image panels in an H x W x 3 figure image
+    printed at ``ppi``: solid areas (every pixel in horizontal and vertical runs of ink at least
+    ``SOLID_IN`` long: text, lines and colour bars are not) filling most of a roughly square box
+    that is not flat (bars of a chart: a few colours). A panel of a signed map (near white where the map is near zero) is
+    not found; every grid that has one also has images or magnitude maps of the same size."""
+    rgb = np.asarray(rgb)[..., :3]
+    ink = rgb.min(axis=-1) < INK_LEVEL
+    n = max(2, int(SOLID_IN * ppi))
+    solid = _in_long_run(ink, n) & _in_long_run(ink.T, n).T
+    boxes = []
+    for top, bottom in _runs(solid.any(axis=1)):
+        band = solid[top:bottom]
+        for left, right in _runs(band.any(axis=0)):
+            rows = np.flatnonzero(band[:, left:right].any(axis=1))
+            t, b = top + rows[0], top + rows[-1] + 1
+            h, w = b - t, right - left
+            if min(h, w) < n or not PANEL_ASPECT[0] <= w / h <= PANEL_ASPECT[1]:
+                continue
+            if solid[t:b, left:right].mean() < MIN_SOLID:      # a patch of a sparse map, or bars
+                continue
+            inner = rgb[t + h // 10: b - h // 10, left + w // 10: right - w // 10] >> 3
+            _, counts = np.unique(inner.reshape(-1, 3).astype(np.int32) @ np.array([1024, 32, 1]),
+                                  return_counts=True)
+            if np.sort(counts)[::-1][:FLAT_COLOURS].sum() < FLAT_SHARE * counts.sum():
+                boxes.append((int(t), int(b), int(left), int(right)))
+    return boxes
+
+
+def image_list(pdf: Path) -> list[dict]:
+    """``pdfimages -list`` rows of the images (soft masks left out): page, num, width, x-ppi."""
+    out = subprocess.run(["pdfimages", "-list", str(pdf)], capture_output=True, text=True,
+                         check=True).stdout.splitlines()[2:]
+    rows = []
+    for line in out:
+        f = line.split()
+        if len(f) > 12 and f[2] == "image":
+            rows.append({"page": int(f[0]), "num": int(f[1]), "width": int(f[3]), "ppi": float(f[12])})
+    return rows
+
+
+def narrow_panels(pdf: Path, min_in: float = MIN_PANEL_IN) -> list[tuple[int, int, float]]:
+    """(page, image number, printed width in inches) of every image panel of the PDF's figures
+    printed narrower than ``min_in`` (each embedded image measured at its own printed ppi)."""
+    import tempfile
+
+    from PIL import Image
+    bad = []
+    with tempfile.TemporaryDirectory() as tmp:
+        subprocess.run(["pdfimages", "-png", str(pdf), f"{tmp}/i"], check=True)
+        for row in image_list(pdf):
+            path = Path(tmp) / f"i-{row['num']:03d}.png"
+            if not path.exists():
+                continue
+            with Image.open(path) as im:
+                rgb = np.asarray(im.convert("RGB"))
+            for _, _, left, right in panel_boxes(rgb, row["ppi"]):
+                width = (right - left) / row["ppi"]
+                if width < min_in:
+                    bad.append((row["page"], row["num"], round(width, 2)))
+    return bad
+
+
 if __name__ == "__main__":       # python -m tests.pdf_layout build/report.pdf
     import sys
     target = Path(sys.argv[1] if len(sys.argv) > 1 else "build/report.pdf")
@@ -129,3 +219,8 @@ if __name__ == "__main__":       # python -m tests.pdf_layout build/report.pdf
     print(f"{target}: {len(fill)} pages; fill " + " ".join(f"{f:.2f}" for f in fill))
     print("layout problems:", layout_problems(target) or "none")
     print("pages more than 40% empty that do not end a section:", underfilled_pages(target, report_titles()) or "none")
+    narrow = {}
+    for page, num, width in narrow_panels(target):
+        narrow.setdefault((page, num), []).append(width)
+    print(f"image panels narrower than {MIN_PANEL_IN} in:", "; ".join(
+        f"page {p} image {k}: {len(w)} panels, the narrowest {min(w):.2f} in" for (p, k), w in narrow.items()) or "none")

@@ -8,7 +8,7 @@ import pytest
 
 from . import browser
 from .conftest import ROOT, make_dataset
-from .pdf_layout import layout_problems, report_titles, underfilled_pages
+from .pdf_layout import layout_problems, narrow_panels, report_titles, underfilled_pages
 
 E2E_BUILD: dict[str, Path] = {}    # a copy of the end-to-end test's first build, for the browser test
 
@@ -100,6 +100,8 @@ def test_end_to_end_build_on_real_sample(real_sample, tmp_path, tmp_path_factory
         assert layout_problems(build / "quick" / "report.pdf") == []
         # no page but the last of a section is more than 40% empty (#23: grids split into strips)
         assert underfilled_pages(build / "quick" / "report.pdf", report_titles(), 0.6) == []
+        # every X-ray and map panel of the figures prints at least 1.5 in wide (#24)
+        assert narrow_panels(build / "quick" / "report.pdf") == []
     for f in ("ig_main", "gradcam_main", "q5_maps", "ig_baselines"):
         assert (build / "quick" / "attributions" / f"{f}.npz").exists()
     assert (build / "quick" / "explorer" / "index.html").exists() and 'href="explorer/index.html"' in html

@@ -73,3 +73,102 @@ def test_strips_print_at_the_figure_width(tmp_path):
         Image.open(io.BytesIO(data)).save(path, dpi=Image.open(io.BytesIO(data)).info.get("dpi"))
         printed.add(figures.printed_width(path))
     assert printed == {round(w_in * figures.width_scale(w_in), 2)}
+
+
+# --- readable panels (#24): size, colour bars, names, and the PDF check that finds panels ---
+
+from report import measures  # noqa: E402
+from tests.pdf_layout import MIN_PANEL_IN, panel_boxes  # noqa: E402
+
+
+def _panel_inches(fig) -> list[float]:
+    """Printed width of every image panel: axes width x figure width x the report's shrink."""
+    w_in = fig.get_size_inches()[0]
+    return [ax.get_position().width * w_in * figures.width_scale(w_in)
+            for ax in fig.axes if ax.get_gid() == "panel"]
+
+
+def _maps_row(rng, title=""):
+    x = rng.uniform(size=(32, 32))
+    return [plots.Panel(x, "gray", title), plots.Panel(x, "heat"), plots.Panel(x - 0.5, "signed"),
+            plots.Panel(x, "overlay", under=x)]
+
+
+def test_a_full_row_of_panels_prints_at_least_the_minimum_width():
+    # catches: row titles at the left (1.2 in taken from the panels), or a cell that shrinks with its titles
+    rng = np.random.default_rng(0)
+    fig = plots.panel_grid([_maps_row(rng) for _ in range(3)], col_titles=("image", "|IG|", "signed", "overlay"),
+                           row_titles=["person1000_bacteria_2931.jpeg: PNEUMONIA, P(pn)=0.93, target PNEUMONIA"] * 3)
+    widths = _panel_inches(fig)
+    assert len(widths) == 12 and min(widths) >= MIN_PANEL_IN
+    assert fig.get_size_inches()[0] <= figures.MAX_WIDTH_IN      # printed at its own size
+    assert plots.MAX_COLS * plots.CELL_IN + 2 * plots.MARGIN_IN + (plots.MAX_COLS - 1) * plots.GAP_IN \
+        <= figures.MAX_WIDTH_IN
+
+
+def _bars(fig) -> int:
+    return sum(ax.get_gid() == "colorbar" for ax in fig.axes)
+
+
+def test_every_grid_of_maps_has_colour_bars_and_images_alone_have_none():
+    # catches: a map figure without a colour bar (the bars dropped with a layout change)
+    rng = np.random.default_rng(1)
+    x = rng.uniform(size=(16, 16))
+    assert _bars(plots.panel_grid([_maps_row(rng)])) == 3                   # under each column of maps
+    assert _bars(plots.panel_grid([[plots.Panel(x, "gray"), plots.Panel(x, "mask", under=x)]])) == 0
+    mixed = [[plots.Panel(x, "gray")] * 2, [plots.Panel(x, "heat", clip=99)] * 2,
+             [plots.Panel(x, "heat", clip=100)] * 2]                         # transposed: columns mix scales
+    assert _bars(plots.panel_grid(mixed)) == 2                              # one bar per scale
+    images = np.stack([x[..., None]] * 4)
+    assert _bars(measures.mean_map_figure(rng.normal(size=(4, 16, 16)), np.array([0, 1, 0, 1]), images, "IG")) >= 1
+
+
+def test_names_are_wrapped_never_cut():
+    # catches: titles cut at 20 characters ("person36_virus_81.jp")
+    name = "person1000_bacteria_2931.jpeg"
+    wrapped = plots.wrap_text(f"{name}: PNEUMONIA, P(pn)=0.93", 20)
+    assert all(len(line) <= 20 for line in wrapped.split("\n"))
+    assert name in wrapped.replace("\n", "")
+    assert plots.wrap_text("abcdefghij", 4) == "abcd\nefgh\nij"
+    cap = measures.caption_rows(np.array([f"test/PNEUMONIA/{name}"]), np.array([1]), np.array([0.3]),
+                                np.array([0]), 0.5)[0]
+    assert name in cap and "MISSED" in cap
+
+
+def _render(fig, dpi=100) -> np.ndarray:
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=dpi)
+    return np.asarray(Image.open(io.BytesIO(buf.getvalue())).convert("RGB"))
+
+
+def test_pdf_check_measures_panels_and_ignores_charts():
+    # catches: a detector that misses panels (the check always passes), measures text or colour
+    # bars as panels, or fails on charts without panels (bars, curves with shaded bands)
+    rng = np.random.default_rng(2)
+    for cell in (1.0, 1.6):
+        boxes = panel_boxes(_render(plots.panel_grid([_maps_row(rng) for _ in range(2)], cell=cell,
+                                                     row_titles=["a row", "another row"])), 100)
+        widths = [(r - l) / 100 for _, _, l, r in boxes]
+        assert len(widths) >= 6                            # gray, heat, overlay per row (+ signed when dense)
+        assert all(abs(w - cell) < 0.05 for w in widths)
+    charts = [plots.bar_counts({"train": {"NORMAL": 1300, "PNEUMONIA": 3800}, "val": {"NORMAL": 900, "PNEUMONIA": 700}}),
+              plots.curve_panels(np.linspace(0, 1, 9), {"a": {"IG": rng.uniform(size=(20, 9)),
+                                                             "Grad-CAM": rng.uniform(size=(20, 9))}}, xlabel="share")]
+    for chart in charts:
+        assert panel_boxes(_render(chart), 100) == []
+
+
+def test_titles_fit_over_their_panels():
+    # catches: column titles left unwrapped or wrapped too wide (a long file name runs into the
+    # neighbouring column's title)
+    rng = np.random.default_rng(3)
+    x = rng.uniform(size=(16, 16))
+    names = ["person1000_bacteria_2931.jpeg (PNEUMONIA)", "NORMAL2-IM-1427-0001.jpeg (NORMAL)",
+             "IM-0084-0001.jpeg (NORMAL)", "signed IG (red +, blue -)"]
+    fig = plots.panel_grid([[plots.Panel(x, "heat")] * 4], col_titles=names)
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    renderer = FigureCanvasAgg(fig).get_renderer()
+    limit = (plots.CELL_IN + plots.GAP_IN) * fig.dpi
+    widths = [t.get_window_extent(renderer).width for t in fig.texts]
+    assert len(widths) == 4 and max(widths) <= limit
+    assert "person1000_bacteria_2931.jpeg" in fig.texts[0].get_text().replace("\n", "")

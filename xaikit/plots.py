@@ -27,7 +27,7 @@ class Panel:
     clip: float = 99.0                   # percentile clipping for heat / signed maps
 
 
-def _show(ax, p: Panel) -> None:
+def _show(ax, p: Panel, title: bool = True) -> None:
     d = np.asarray(p.data, np.float64)
     if d.ndim == 3:
         d = d.sum(-1) if p.kind != "gray" else d[..., 0]
@@ -57,58 +57,179 @@ def _show(ax, p: Panel) -> None:
         raise ValueError(f"panel kind expects gray, heat, signed, overlay or mask, got {p.kind!r}")
     ax.set_xticks([])
     ax.set_yticks([])
-    if p.title:
+    if p.title and title:
         ax.set_title(p.title, fontsize=7)
 
 
-def panel_grid(rows: Sequence[Sequence[Panel]], *, col_titles: Sequence[str] = (),
-               row_titles: Sequence[str] = (), cell: float = 1.6, colorbars: bool = True) -> Figure:
-    """A grid of image panels; all rows must have the same length. Columns of maps get a colour
-    bar below them (``colorbars``)."""
-    nrows, ncols = len(rows), max(len(r) for r in rows)
-    extra = 1.2 if row_titles else 0.0
-    fig = Figure(figsize=(cell * ncols + extra, cell * nrows * 1.05 + 0.3), layout="constrained")
-    axes = fig.subplots(nrows, ncols, squeeze=False)
-    for i, row in enumerate(rows):
-        for j in range(ncols):
-            ax = axes[i][j]
-            if j < len(row):
-                _show(ax, row[j])
+def wrap_text(text: str, width: int) -> str:
+    """``text`` broken into lines of at most ``width`` characters, never cutting a character off:
+    lines break at spaces; a word longer than a line (a file name) breaks after ``_`` or ``-``,
+    or is split where it has none. Existing line breaks are kept."""
+    import re
+    if width < 1:
+        raise ValueError(f"wrap_text expects a width of at least 1 character, got {width}")
+    out = []
+    for para in str(text).split("\n"):
+        pieces = []                      # (piece, space before it)
+        for word in para.split(" "):
+            parts = [word] if len(word) <= width else [t for t in re.split(r"(?<=[_\-])", word) if t]
+            for k, part in enumerate(parts):
+                while len(part) > width:
+                    pieces.append((part[:width], k == 0))
+                    part, k = part[width:], 1
+                pieces.append((part, k == 0))
+        line = ""
+        for piece, spaced in pieces:
+            joined = (line + " " + piece if spaced else line + piece) if line else piece
+            if len(joined) > width and line:
+                out.append(line)
+                line = piece
             else:
-                ax.axis("off")
-            if i == 0 and j < len(col_titles):
-                ax.set_title((col_titles[j] + "\n" + (row[j].title if j < len(row) else "")).strip(),
-                             fontsize=8)
-            if j == 0 and i < len(row_titles):
-                ax.set_ylabel(row_titles[i], fontsize=6.5, rotation=0, ha="right", va="center",
-                              labelpad=4)
-    if colorbars:
-        _column_colorbars(fig, axes, rows)
+                line = joined
+        out.append(line)
+    return "\n".join(out)
+
+
+def chunk(panels: Sequence[Panel], ncols: int) -> list[list[Panel]]:
+    """A flat list of panels reflowed into rows of at most ``ncols`` (the last row may be shorter)."""
+    if ncols < 1:
+        raise ValueError(f"chunk expects at least 1 column, got {ncols}")
+    return [list(panels[i:i + ncols]) for i in range(0, len(panels), ncols)]
+
+
+# Layout of panel_grid, in inches (the report prints figures at most 7.0 in wide: with four columns of
+# 1.6 in the grid is 6.82 in wide and every panel prints at 1.6 in).
+MAX_COLS = 4                        # panels per row that fit the text block at >= 1.5 in each
+CELL_IN = 1.6                       # default panel side
+MARGIN_IN, GAP_IN, ROW_GAP_IN = 0.06, 0.1, 0.1
+TITLE_PT, ROW_TITLE_PT, COL_TITLE_PT = 7.0, 7.5, 8.0
+BAR_BLOCK_IN = 0.42                 # a colour bar, its tick labels and its label
+MAP_KINDS = ("heat", "signed", "overlay")
+
+
+def _lines(text: str) -> int:
+    return text.count("\n") + 1 if text else 0
+
+
+def _text_inches(text: str, pt: float, bold: bool = False) -> float:
+    """Width in inches of the longest line of ``text`` set in the default font at ``pt``."""
+    from matplotlib.font_manager import FontProperties
+    from matplotlib.textpath import TextPath
+    prop = FontProperties(weight="bold" if bold else "normal")
+    return max((TextPath((0, 0), line, size=pt, prop=prop).get_extents().width
+                for line in text.split("\n") if line.strip()), default=0.0) / 72
+
+
+def _fit(text: str, width_in: float, pt: float, bold: bool = False) -> str:
+    """``text`` wrapped (:func:`wrap_text`) at the most characters per line whose set width fits
+    ``width_in``."""
+    n = max((len(line) for line in text.split("\n")), default=1)
+    while n > 8 and _text_inches(wrap_text(text, n), pt, bold) > width_in:
+        n -= 1
+    return wrap_text(text, max(n, 1))
+
+
+def _scale_key(p: Panel) -> tuple[str, str] | None:
+    """(colour map, top of the scale) of a map panel, None for an image or a mask."""
+    if p.kind not in MAP_KINDS:
+        return None
+    return (SIGNED if p.kind == "signed" else HEAT, "max" if p.clip >= 100 else f"p{p.clip:g}")
+
+
+def panel_grid(rows: Sequence[Sequence[Panel]], *, col_titles: Sequence[str] = (),
+               row_titles: Sequence[str] = (), cell: float = CELL_IN, colorbars: bool = True) -> Figure:
+    """A grid of square image panels, each exactly ``cell`` inches wide (rows may be shorter than
+    the longest). Titles never shrink the panels: column titles sit above the first row, a row's
+    title above that row (left-aligned, wrapped to the row's width), a panel's title above the
+    panel (wrapped to its width, or to the width of the untitled panels that follow it in its
+    row). Maps get colour bars below the grid: one under each column whose maps share one scale,
+    else one per scale."""
+    rows = [list(r) for r in rows]
+    if not rows or not any(rows):
+        raise ValueError("panel_grid expects at least one panel, got none")
+    nrows, ncols = len(rows), max(len(r) for r in rows)
+    lh = lambda pt: pt * 1.25 / 72      # noqa: E731  line height in inches
+    col_t = [_fit(t, cell + 0.6 * GAP_IN, COL_TITLE_PT) for t in col_titles]
+    row_t = [_fit(t, ncols * cell + (ncols - 1) * GAP_IN, ROW_TITLE_PT, bold=True) for t in row_titles]
+    panel_t = []                         # per row: (column, span, wrapped title)
+    for row in rows:
+        ts = []
+        for j, p in enumerate(row):
+            if p.title:
+                span = 1
+                while j + span < len(row) and not row[j + span].title:
+                    span += 1
+                ts.append((j, span, _fit(p.title, span * cell + (span - 0.4) * GAP_IN, TITLE_PT)))
+        panel_t.append(ts)
+    heads = []
+    for i in range(nrows):
+        h = (lh(ROW_TITLE_PT) * _lines(row_t[i]) if i < len(row_t) else 0.0) \
+            + lh(TITLE_PT) * max([_lines(t) for _, _, t in panel_t[i]], default=0) \
+            + (lh(COL_TITLE_PT) * max([_lines(t) for t in col_t], default=0) if i == 0 else 0.0)
+        heads.append(h + (0.04 if h else 0.0))
+    bars = _bar_places(rows, ncols) if colorbars else []
+    width = 2 * MARGIN_IN + ncols * cell + (ncols - 1) * GAP_IN
+    height = 2 * MARGIN_IN + sum(heads) + nrows * cell + (nrows - 1) * ROW_GAP_IN + (BAR_BLOCK_IN if bars else 0)
+    fig = Figure(figsize=(width, height))
+    fx = lambda x: x / width             # noqa: E731
+    fy = lambda y: 1 - y / height        # noqa: E731  y measured down from the top
+    x0 = lambda j: MARGIN_IN + j * (cell + GAP_IN)   # noqa: E731
+    top = MARGIN_IN
+    for i, row in enumerate(rows):
+        y = top
+        if i == 0 and col_t:
+            for j, t in enumerate(col_t[:ncols]):
+                fig.text(fx(x0(j) + cell / 2), fy(y), t, ha="center", va="top", fontsize=COL_TITLE_PT)
+            y += lh(COL_TITLE_PT) * max(_lines(t) for t in col_t)
+        if i < len(row_t) and row_t[i]:
+            fig.text(fx(x0(0)), fy(y), row_t[i], ha="left", va="top", fontsize=ROW_TITLE_PT, fontweight="bold")
+            y += lh(ROW_TITLE_PT) * _lines(row_t[i])
+        for j, span, t in panel_t[i]:
+            if span == 1:
+                fig.text(fx(x0(j) + cell / 2), fy(y), t, ha="center", va="top", fontsize=TITLE_PT)
+            else:
+                fig.text(fx(x0(j)), fy(y), t, ha="left", va="top", fontsize=TITLE_PT)
+        top += heads[i]
+        for j, p in enumerate(row):
+            ax = fig.add_axes((fx(x0(j)), fy(top + cell), fx(cell), cell / height))
+            _show(ax, p, title=False)
+            ax.set_gid("panel")
+        top += cell + ROW_GAP_IN
+    if bars:
+        _colorbars(fig, bars, lambda j: (fx(x0(j) + 0.1 * cell), fy(top - ROW_GAP_IN + 0.14),
+                                         fx(0.8 * cell), 0.09 / height))
     return fig
 
 
-def _column_colorbars(fig: Figure, axes, rows) -> None:
-    """One colour bar under each column of maps (heat, signed, overlay), with the scale every
-    panel uses: each map is scaled on its own, from 0 (or minus) to its clip percentile."""
+def _bar_places(rows, ncols: int) -> list[tuple[int, tuple[str, str]]]:
+    """(column, scale) of each colour bar: under every column whose maps share one scale when
+    every column of maps does; else one bar per scale, from the left."""
+    per_col = []
+    for j in range(ncols):
+        keys = {_scale_key(r[j]) for r in rows if j < len(r)} - {None}
+        per_col.append(keys)
+    if all(len(k) <= 1 for k in per_col):
+        return [(j, next(iter(k))) for j, k in enumerate(per_col) if k]
+    keys = list(dict.fromkeys(_scale_key(p) for r in rows for p in r if _scale_key(p)))
+    return list(enumerate(keys))[:ncols]
+
+
+def _colorbars(fig: Figure, bars, place) -> None:
+    """Draw each (column, (cmap, top)) colour bar at ``place(column)`` (figure fractions): the scale
+    every map uses, from 0 (or minus its top) to its clip percentile, each map scaled on its own."""
     from matplotlib.cm import ScalarMappable
     from matplotlib.colors import Normalize
-    labelled = False
-    for j in range(axes.shape[1]):
-        kinds = {r[j].kind for r in rows if j < len(r)}
-        if len(kinds) != 1 or kinds.isdisjoint({"heat", "signed", "overlay"}):
-            continue
-        kind = kinds.pop()
-        clip = next(r[j].clip for r in rows if j < len(r))
-        top = "max" if clip >= 100 else f"p{clip:g}"
-        signed = kind == "signed"
-        sm = ScalarMappable(Normalize(-1 if signed else 0, 1), SIGNED if signed else HEAT)
-        bar = fig.colorbar(sm, ax=axes[:, j], location="bottom", shrink=0.8, aspect=18, pad=0.01)
+    for k, (j, (cmap, top)) in enumerate(bars):
+        signed = cmap == SIGNED
+        cax = fig.add_axes(place(j))
+        cax.set_gid("colorbar")
+        bar = fig.colorbar(ScalarMappable(Normalize(-1 if signed else 0, 1), cmap), cax=cax,
+                           orientation="horizontal")
         bar.set_ticks([-1, 0, 1] if signed else [0, 1],
                       labels=[f"-{top}", "0", f"+{top}"] if signed else ["0", top])
-        bar.ax.tick_params(labelsize=6, length=2)
-        if not labelled:
-            bar.set_label("each map scaled on its own", fontsize=6)
-            labelled = True
+        bar.ax.tick_params(labelsize=6, length=2, pad=1)
+        if k == 0:
+            bar.set_label("each map scaled on its own", fontsize=6, labelpad=1)
 
 
 def bar_counts(table: dict[str, dict[str, int]]) -> Figure:
