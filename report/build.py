@@ -154,8 +154,10 @@ def run_sections(ctx: Context, force: tuple[str, ...] = (), until: str | None = 
     forget_models(ctx, force)
     names = [s.name for s in SECTIONS]
     last = names.index(until) + 1 if until else len(names)
+    for section in SECTIONS[:last]:     # every key from the sources as they are now, before any stage
+        keys[section.name] = section_key(ctx, section, keys)   # runs: an edit during the build stales them
     for section in SECTIONS[:last]:
-        keys[section.name] = key = section_key(ctx, section, keys)
+        key = keys[section.name]
         stored = None if (force_all or section.name in force) else load_result(ctx, section.name, key)
         if stored is not None:
             ctx.timings.append((section.name, "reused", 0.0))
@@ -196,10 +198,12 @@ def fingerprint(ctx: Context, sources: list[Path]) -> str:
                             artifacts.source_digest(sources))
 
 
-def write_manifest(ctx: Context, keys: dict, outline: list, model_names) -> None:
+def write_manifest(ctx: Context, keys: dict, outline: list, model_names, fingerprint_at_start: str) -> None:
+    """Record the build; ``fingerprint_at_start`` is the sources' fingerprint taken before any stage ran,
+    so a source edited while the build ran makes the next build recompute instead of trusting it."""
     sources = manifest_sources()
     artifacts.atomic_write_json(ctx.build / MANIFEST, {
-        "fingerprint": fingerprint(ctx, sources), "keys": keys, "layout": outline,
+        "fingerprint": fingerprint_at_start, "keys": keys, "layout": outline,
         "models": list(model_names), "sources": [p.relative_to(ROOT).as_posix() for p in sources]})
 
 
@@ -236,9 +240,10 @@ def build_report(data: str | None = None, config: str | None = None, overrides=(
         from . import models
         from .render import layout
         check_splits(ctx)
+        at_start = fingerprint(ctx, manifest_sources())
         results, keys = run_sections(ctx, force, retire=True)
         outline, model_names = layout(), models.names(ctx)
-        write_manifest(ctx, keys, outline, model_names)
+        write_manifest(ctx, keys, outline, model_names, at_start)
     from .explorer import build_step
     build_step(ctx, results)                  # before rendering: the report links to it (reused when fresh)
     from .render import render

@@ -90,13 +90,15 @@ def run(ctx: Context, model, card: dict, res: Result) -> None:
         pos = {int(i): j for j, i in enumerate(pick)}
         maps = {"IG": np.abs(similarity.to_2d(ig.attributions)), "Grad-CAM": np.asarray(cam, np.float64)}
         n["ig_gap_median"] = float(np.median(ig.gap))
+        b = q3_ig.baseline_images(a["ig_baseline"], x, ctx)
+        maps["input"] = np.abs(similarity.to_2d(x - (b.mean(0) if b.ndim == 5 else b)))   # the input alone
     rows = _mass(n, s, maps, pick, ctx, st)
     res.table("q2_errors_maps", pd.DataFrame(rows),
               f"Share of |IG| and of Grad-CAM in the lung mask (atlas) and in the border zone on the explained errors "
               f"and on as many correctly classified test images of the same true class, the difference errors - "
               f"correct ({level:.0%} bootstrap intervals, images resampled within each group) and its word, and "
-              f"the same difference for the spatial-prior null (each image's map replaced by the mean map of the "
-              f"other images of its group).")
+              f"the same difference for the input alone (|x - baseline|, the {a['ig_baseline']} baseline), which "
+              f"carries nothing of the model.")
     if len(pick):
         _figure(res, s, maps, pos, x_all, y, probs, names, seed, thr, a)
     _common(n, res, ctx, test, y, probs, thr, st)
@@ -104,7 +106,9 @@ def run(ctx: Context, model, card: dict, res: Result) -> None:
 
 
 def _mass(n: dict, s: mc.ErrorSample, maps: dict, pick: np.ndarray, ctx: Context, st: dict) -> list:
-    """Lung and border shares of the maps (and of the spatial-prior null) on errors vs correct."""
+    """Lung and border shares of the maps (and of the input alone) on errors vs correct. (A spatial
+    prior, the mean map of the other images of a group, is no reference here: with one lung mask for
+    every image its mean share equals the group's own, so its difference would repeat the maps'.)"""
     size = ctx.cfg["data.image_size"]
     masks = {"lung": measures.atlas(size), "border": regions.border_zone((size, size), st["border_frac"])}
     pos = {int(i): j for j, i in enumerate(pick)}
@@ -120,19 +124,19 @@ def _mass(n: dict, s: mc.ErrorSample, maps: dict, pick: np.ndarray, ctx: Context
                 for g, rows_g in groups.items():
                     mm = maps[m][rows_g] if len(rows_g) else np.zeros((0, size, size))
                     sh[g] = regions.image_shares(mm, masks[r]) if len(rows_g) else np.zeros(0)
-                    null[g] = (regions.image_shares(mc.loo_mean_maps(mm), masks[r]) if len(rows_g) >= 2
-                               else np.full(len(rows_g), np.nan))
+                    null[g] = (regions.image_shares(maps["input"][rows_g], masks[r]) if len(rows_g)
+                               else np.zeros(0))
                 d = mc.diff_means(sh["errors"], sh["correct"], **ci)
                 dn = mc.diff_means(null["errors"], null["correct"], **ci)
                 e = {"n": len(groups["errors"]),
                      "errors": float(sh["errors"].mean()) if len(sh["errors"]) else None,
                      "correct": float(sh["correct"].mean()) if len(sh["correct"]) else None,
-                     "diff": d.as_dict() if d else None, "null_diff": dn.as_dict() if dn else None,
-                     "word": mc.direction(d), "null_word": mc.direction(dn)}
+                     "diff": d.as_dict() if d else None, "input_diff": dn.as_dict() if dn else None,
+                     "word": mc.direction(d), "input_word": mc.direction(dn)}
                 out[c][m][r] = e
                 rows.append({"true class": c, "map": m, "region": r, "n": e["n"],
                              "share, errors": _f(e["errors"]), "share, correct": _f(e["correct"]),
-                             "errors - correct": _ci(d), "word": e["word"], "null: errors - correct": _ci(dn)})
+                             "errors - correct": _ci(d), "word": e["word"], "input alone: errors - correct": _ci(dn)})
     n["maps"] = out
     # the answer's first sentence: "differently" when any interval (class, map, region) excludes 0
     words = [out[c][m][r]["word"] for c in CLASSES for m in MAPS for r in REGIONS]

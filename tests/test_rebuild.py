@@ -74,7 +74,7 @@ def _fake_build(tmp_path):
               "numbers": {"total": 12}, "figures": {}, "tables": {}}
     (build / "sections" / "q1").mkdir(parents=True)
     (build / "sections" / "q1" / "result.json").write_text(json.dumps(result))
-    rbuild.write_manifest(ctx, {"q1": "k1"}, OUTLINE, [])
+    rbuild.write_manifest(ctx, {"q1": "k1"}, OUTLINE, [], rbuild.fingerprint(ctx, rbuild.manifest_sources()))
     return root, build
 
 
@@ -125,3 +125,19 @@ def test_a_changed_input_is_not_fresh(tmp_path):
     assert rbuild.fresh_results(other) is None
     (root / "test" / "NORMAL" / "IM-0000-0001.jpeg").unlink()
     assert rbuild.fresh_results(rbuild.make_context(str(root), None, QUICK, None, build)) is None
+
+
+def test_a_source_edited_during_the_build_is_not_trusted_next_time(tmp_path, monkeypatch):
+    # catches: the manifest fingerprint (or a stage key) taken after the stages ran, so a file
+    # edited mid-build labels results of the old code as fresh for the new one
+    root, build = _fake_build(tmp_path)
+    templates = _templates(tmp_path, "Images: {{ q1.total }}.\n")
+    prints = iter(["before", "after", "after", "after"])
+    monkeypatch.setattr(rbuild, "fingerprint", lambda ctx, sources: next(prints))
+    stored = json.loads((build / "sections" / "q1" / "result.json").read_text())
+    monkeypatch.setattr(rbuild, "check_splits", lambda ctx: None)
+    monkeypatch.setattr("report.render.layout", lambda: OUTLINE)
+    monkeypatch.setattr(rbuild, "run_sections", lambda ctx, force, retire=False: ({"q1": stored}, {"q1": "k1"}))
+    rbuild.build_report(data=str(root), overrides=QUICK, build=build, templates=templates, pdf=False,
+                        force=("q1",))
+    assert json.loads((build / rbuild.MANIFEST).read_text())["fingerprint"] == "before"
