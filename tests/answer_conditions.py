@@ -131,6 +131,8 @@ def candidates(value):
         return [v for v in STRING_TRIES if v != value]
     if isinstance(value, dict):
         return [None]
+    if isinstance(value, list):
+        return [[]] if value else [["FLIPPED"]]
     return []
 
 
