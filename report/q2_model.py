@@ -206,8 +206,12 @@ def run(ctx: Context) -> Result:
                  **{c: blur_sensitivity(model, p.x("val")[yv == k], sigma).__dict__
                     for k, c in enumerate(labels)}}
     # what a sharpness shift between training and test predicts for the errors (test labels describe)
-    shift = intervals.mean_ci(blur_shifts(model, p.x("val")[yv == 0], sigma), n_boot=N_BOOT,
-                              seed=ctx.cfg["data.seed"], level=level)
+    shifts = blur_shifts(model, p.x("val")[yv == 0], sigma)
+    if len(shifts) >= 2:
+        shift = intervals.mean_ci(shifts, n_boot=N_BOOT, seed=ctx.cfg["data.seed"], level=level)
+    else:        # an interval needs two images; NaN ends decide no direction ("cannot tell")
+        shift = intervals.Estimate(float(np.mean(shifts)) if len(shifts) else float("nan"),
+                                   float("nan"), float("nan"), int(len(shifts)))
     n["blur"]["NORMAL"]["shift_ci"] = shift.as_dict()
     sharp = {s: eda.sharpness(p.x(s)) for s in ("train", "test")}
     med = {s: {c: float(np.median(sharp[s][p.y(s) == k])) for k, c in enumerate(labels)} for s in sharp}

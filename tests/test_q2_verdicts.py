@@ -45,3 +45,12 @@ def test_patient_groups_are_per_class_and_ignore_the_folder():
                       "test/NORMAL/person1_virus_9.jpeg", "test/NORMAL/IM-0001-0001.jpeg"])
     g = groups(np.array([1, 1, 0, 0]), names)
     assert g.tolist() == ["1:person1", "1:person1", "0:person1", "0:IM-0001"]
+
+
+def test_sharpness_direction_unknown_without_an_interval():
+    # catches: a NaN interval (fewer than two validation NORMAL images) read as a direction
+    from report.q2_model import sharpness_direction
+    nan = float("nan")
+    out = sharpness_direction({"NORMAL": 2.0, "PNEUMONIA": 1.0}, {"NORMAL": 1.0, "PNEUMONIA": 2.0},
+                              {"value": 0.1, "lo": nan, "hi": nan})
+    assert out["model_reads"] == "cannot tell" and not out["predicts_more_fp"] and not out["predicts_more_fn"]
