@@ -187,9 +187,23 @@ def build_only_fetcher(build: Path):
     return BuildOnlyFetcher(allowed_protocols=("file",))
 
 
+UNBROKEN_MAX_SHARE = 0.4     # an image cannot break across pages: none prints taller than this share of a page
+
+
 def _size_in(path: Path) -> float:
-    """Printed width of a figure file (see :func:`report.figures.printed_width`)."""
-    return figures.printed_width(path)
+    """Printed width of a figure file (see :func:`report.figures.printed_width`), narrowed where
+    needed so that the image prints at most ``UNBROKEN_MAX_SHARE`` of the text block high: an image
+    that does not fit in what is left of a page moves to the next one, so it can leave at most that
+    share of a page empty (tall grids are stored as strips and stay at full width)."""
+    from PIL import Image
+    width = figures.printed_width(path)
+    try:
+        with Image.open(path) as im:
+            height = width * im.height / im.width
+    except OSError:
+        return width
+    cap = UNBROKEN_MAX_SHARE * figures.MAX_HEIGHT_IN
+    return round(width * cap / height, 2) if height > cap else width
 
 
 def answer_variables(numbers: dict, config: dict, profile: str, outline: list | None = None) -> dict:
