@@ -145,10 +145,8 @@ def prior_maps(maps: np.ndarray, labels: np.ndarray) -> np.ndarray:
     out = np.zeros_like(u)
     for k in np.unique(labels):
         sel = np.flatnonzero(labels == k)
-        if len(sel) < 2:
-            continue
-        total = u[sel].sum(0)
-        out[sel] = (total[None] - u[sel]) / (len(sel) - 1)
+        if len(sel) >= 2:
+            out[sel] = misclassified.loo_mean_maps(u[sel])
     return out
 
 
