@@ -105,3 +105,31 @@ def test_diff_means_and_the_leave_one_out_null():
     np.testing.assert_allclose(loo[0], (maps[1] + maps[2]) / 2)
     with pytest.raises(ValueError, match=">= 2"):
         mc.loo_mean_maps(maps[:1])
+
+
+def test_error_sample_draws_errors_and_matches_with_their_own_offsets():
+    # catches: the explained errors drawn with the matched sample's seed offset (or the reverse)
+    labels = np.array([0] * 10 + [1] * 10)
+    probs = np.array([0.9] * 4 + [0.1] * 6 + [0.2] * 3 + [0.8] * 7)
+    s = mc.error_sample(labels, probs, 0.5, 2, 11, (5, 9))
+    for c in (0, 1):
+        assert np.array_equal(s.explained[c], mc.seeded_choice(s.errors[c], 2, 11, 5))
+        ok = np.flatnonzero((mc.decide(probs, 0.5) == labels) & (labels == c))
+        assert np.array_equal(s.matched[c], mc.seeded_choice(ok, 2, 11, 9))
+
+
+def test_rank_correlation_needs_three_images_not_four():
+    # catches: the small-sample guard moved from n < 3 to n < 4
+    e = mc.rank_correlation(np.array([1.0, 2.0, 3.0]), np.array([0.1, 0.3, 0.2]), n_boot=50, seed=0, level=0.9)
+    assert np.isfinite(e.value) and e.n == 3
+
+
+def test_newcombe_difference_is_the_hybrid_score_interval():
+    # catches: a wrong power or a swapped end in the square-and-add combination of the Wilson ends
+    from xaikit.intervals import wilson
+    a, b = wilson(7, 20, 0.95), wilson(3, 30, 0.95)
+    e = mc.newcombe_diff(7, 20, 3, 30, 0.95)
+    d = a.value - b.value
+    assert e.value == pytest.approx(d)
+    assert e.lo == pytest.approx(d - np.sqrt((a.value - a.lo) ** 2 + (b.hi - b.value) ** 2))
+    assert e.hi == pytest.approx(d + np.sqrt((a.hi - a.value) ** 2 + (b.value - b.lo) ** 2))
