@@ -21,12 +21,12 @@ from xaikit.gradcam import GradcamExplainer
 from xaikit.pipeline import to_float
 from xaikit.train import predict_probs
 
-from . import measures, q3_ig
+from . import measures, q3_ig, seeds
 from .context import Context, lib, log
 from .section import Result
 
 SOURCES = lib("misclassified", "eda", "gradcam", "ig", "baselines", "scores", "regions", "similarity",
-              "intervals") + measures.SOURCES + [Path(__file__), Path(q3_ig.__file__),
+              "intervals") + measures.SOURCES + seeds.SOURCES + [Path(__file__), Path(q3_ig.__file__),
                                          Path(__file__).parent / "samples.py"]
 EXPLAIN_PER_CLASS = 50     # at most this many errors per true class get IG and Grad-CAM (seeded), and as
 #                            many matched correct images: keeps Q2.3 under ~1 minute of IG on the full build

@@ -16,7 +16,7 @@ from xaikit.pipeline import to_float
 from xaikit.scores import margin_model
 from xaikit.train import predict_probs
 
-from . import measures, samples
+from . import measures, samples, seeds
 from .context import Context, lib, log
 from .progress import bar
 from .section import Result, Section, Sub
@@ -151,12 +151,92 @@ def run(ctx: Context) -> Result:
                                                          drop=ig.f_image - ig.f_baseline < 0)
     res.figure("q3_mean", measures.mean_map_figure(ig.attributions, target, x, "|IG|"),
                f"Mean image and mean |IG| map per explained target (the decided class) over {len(x)} test images.")
-    _baselines(ctx, explained, model, x, target, rp, res, st, labels=y, image_names=names)
+    base_maps = _baselines(ctx, explained, model, x, target, rp, res, st, labels=y, image_names=names)
     res.table("q3_regions", measures.region_table(n["regions"], "|IG|"),
               f"Share of |IG| in the lung mask and the border zone against their area share (ratio; "
               f"{st['level']:.0%} bootstrap intervals over images), beside the same ratios for the spatial prior (the "
               "mean |IG| of the other images of the class), the input alone (|x - baseline|) and a random map.")
+    _seeds(ctx, x, y, masks, input_alone, rand, ig.attributions, target, base_maps, st, res)
     return res
+
+
+def baseline_spearman(maps: dict[str, np.ndarray]) -> np.ndarray:
+    """Per image: the mean Spearman of |IG| over all pairs of baselines (``maps``: name -> N x H x W)."""
+    names = list(maps)
+    pairs = [similarity.pairwise(maps[a], maps[b], similarity.spearman)
+             for i, a in enumerate(names) for b in names[i + 1:]]
+    return np.mean(pairs, axis=0)
+
+
+def dependence_word(e: dict, cut: float) -> str:
+    """How strongly IG depends on the baseline, from the interval of the mean Spearman between baselines."""
+    return "strongly" if e["hi"] < cut else "only mildly" if e["lo"] >= cut else "moderately"
+
+
+SEED_VERDICTS = {   # verdict key -> what it is about (Q3.5 lists them in this order)
+    "answer": "the answer to Q3.2 (sensible regions)",
+    **{f"lung_{k}": f"|IG| in the lung fields, {k} images" for k in CLASSES},
+    **{f"input_{k}": f"lung mass against the input alone, {k} images" for k in CLASSES},
+    "consistency_level": "the consistency level (Q3.3)",
+    "specific_beyond_input": "class-specific beyond the input (Q3.3)",
+    "baseline_dependence": "the dependence on the baseline (Q3.4)",
+}
+
+
+def _seed_row(name: str, card: dict, attr, target, labels, masks, nulls: dict, base: dict, st: dict) -> dict:
+    """One seed's headline numbers and verdict words (the rules of the main verdicts)."""
+    ci = dict(n_boot=st["n_boot"], seed=st["seed"], level=st["level"])
+    r = measures.region_numbers(attr, masks, labels, nulls, st)
+    c = measures.consistency_numbers(attr, {"input": nulls["input"]}, st, labels=labels, targets=target)
+    b = intervals.mean_ci(baseline_spearman(base), **ci).as_dict()
+    words = {"answer": r["answer"], "baseline_dependence": dependence_word(b, st["baseline_sensitive"]),
+             "consistency_level": c["level"], "specific_beyond_input": c["vs_input"]["specific"]}
+    for k in CLASSES:
+        words[f"lung_{k}"], words[f"input_{k}"] = r[k]["lung_word"], r[k]["beyond_input"]
+    return {"model": name, "seed": int(card.get("seed", 1)), "threshold": float(card["val_threshold"]),
+            "n": int(len(labels)), "lung_ratio": {k: r[k]["map"]["lung_ratio"] for k in CLASSES},
+            "border_ratio": {k: r[k]["map"]["border_ratio"] for k in CLASSES},
+            "vs_input": {k: r[k]["vs_input"] for k in CLASSES},
+            "specificity_vs_input": c["vs_input"]["specificity"], "baseline_spearman": b, "words": words}
+
+
+def _seeds(ctx: Context, x, y, masks, input_alone, rand, main_attr, main_target, base_maps: dict, st: dict,
+           res: Result) -> None:
+    """Q3's headline verdicts for every seed of the main recipe, on the same images (report.seeds)."""
+    pos = seeds.positions(ctx, y)
+    xs, ys, ms = x[pos], y[pos], masks[pos]
+    nulls = {"input": input_alone[pos], "random": rand[pos]}
+    rows, saved = [], {}
+    for name, model, card in seeds.replicates(ctx):
+        if name == "main":     # the main model's maps of these images are already made
+            attr, target, base = main_attr[pos], main_target[pos], {b: m[pos] for b, m in base_maps.items()}
+        else:
+            log(f"IG of seed {name} for {len(xs)} test images (main baseline and the {len(xb.BASELINES)} baselines)")
+            target = (predict_probs(model, xs) >= float(card["val_threshold"])).astype(int)
+            explained = explained_model(model)
+            attr = explain_ig(ctx, explained, xs, target, ctx.cfg["attribution.ig_baseline"]).attributions
+            base = {b: np.abs(similarity.to_2d(explain_ig(ctx, explained, xs, target, b, adaptive=False).attributions))
+                    for b in xb.BASELINES}
+        saved[f"attr_{name}".replace("-", "_")], saved[f"target_{name}".replace("-", "_")] = attr, target
+        rows.append(_seed_row(name, card, attr, target, ys, ms, nulls, base, st))
+    ctx.save_arrays("ig_seeds", positions=pos, **saved)
+    n = res.numbers
+    ref = {"answer": n["regions"]["answer"], "baseline_dependence": n["baseline_dependence"],
+           "consistency_level": n["consistency"]["level"],
+           "specific_beyond_input": n["consistency"]["vs_input"]["specific"],
+           **{f"lung_{k}": n["regions"][k]["lung_word"] for k in CLASSES},
+           **{f"input_{k}": n["regions"][k]["beyond_input"] for k in CLASSES}}
+    n["seeds"] = out = seeds.summary(ctx, y, ref, rows, SEED_VERDICTS)
+    t = seeds.ci_text
+    res.table("q3_seeds", seeds.table(rows, {
+        **{f"lung ratio, {k}": (lambda r, k=k: t(r["lung_ratio"][k])) for k in CLASSES},
+        "regions answer": lambda r: r["words"]["answer"],
+        "class-specific beyond the input (paired)": lambda r: t(r["specificity_vs_input"], 3),
+        "Spearman between baselines": lambda r: t(r["baseline_spearman"]),
+        "baseline dependence": lambda r: r["words"]["baseline_dependence"]}),
+        f"Q3's headline numbers for each of the {out['n']} seeds of the main recipe, on {out['rule']} "
+        f"({st['level']:.0%} bootstrap intervals over images). The report's verdicts come from the main model on all "
+        f"{len(x)} explained images; a verdict holds for the recipe when every seed reaches the same word.")
 
 
 def _baselines(ctx: Context, explained, model, x, target, rp, res: Result, st: dict, *, labels,
@@ -203,6 +283,8 @@ def _baselines(ctx: Context, explained, model, x, target, rp, res: Result, st: d
                f"Mean SSIM of |IG| maps between baselines over {len(x)} images.")
     off = ~np.eye(k, dtype=bool)
     ci = dict(n_boot=st["n_boot"], seed=st["seed"], level=st["level"])
+    if not np.allclose(per_spear[off].mean(0), baseline_spearman(maps)):
+        raise AssertionError("baseline_spearman disagrees with the matrix of Q3.4")
     n = res.numbers
     n["baseline_grid_per_class"] = measures.GRID_PER_CLASS
     n["baseline_images"] = int(len(x))
@@ -217,8 +299,7 @@ def _baselines(ctx: Context, explained, model, x, target, rp, res: Result, st: d
     n["baseline_black_p"] = n["baselines"]["black"]["p_baseline"]
     n["baseline_cut"] = st["baseline_sensitive"]
     bs = n["baseline_spearman"]
-    n["baseline_dependence"] = ("strongly" if bs["hi"] < st["baseline_sensitive"] else
-                                "only mildly" if bs["lo"] >= st["baseline_sensitive"] else "moderately")
+    n["baseline_dependence"] = dependence_word(bs, st["baseline_sensitive"])
     # any constant image standardises to the same all-zero input inside the model
     bl, wh = n["baselines"]["black"], n["baselines"]["white"]
     n["constant_baselines_equal"] = bool(abs(bl["p_baseline"] - wh["p_baseline"]) < 1e-4)
@@ -226,13 +307,15 @@ def _baselines(ctx: Context, explained, model, x, target, rp, res: Result, st: d
     n["blurred_called_pneumonia"] = bool(n["baselines"]["blurred"]["p_baseline"] >= n["threshold"])
     n["black_gap_problem"] = bool(bl["median_gap"] > ctx.cfg["attribution.ig_tolerance"])
     n["blurred_gap_ok"] = bool(n["baselines"]["blurred"]["median_gap"] <= ctx.cfg["attribution.ig_tolerance"])
+    return maps
 
 
 SECTION = Section(
     name="q3", title="Q3 Integrated Gradients", run=run,
     sources=tuple(lib("ig", "baselines", "model", "train", "scores") + measures.SOURCES +
-                  [Path(__file__), Path(samples.__file__), Path(__file__).parent / "progress.py"]),
-    config=("data.", "attribution.", "verdicts."), models=("main",),
+                  seeds.SOURCES + [Path(__file__), Path(samples.__file__), Path(__file__).parent / "progress.py"]),
+    config=("data.", "attribution.", "verdicts.", "sanity.images_per_class", "train.replicates"),
+    models=("main", "replicates"),
     subs=(
         Sub("Q3.1", "IG maps of 5 NORMAL and 5 PNEUMONIA test images", "q3_1.md",
             figures=("q3_maps_normal", "q3_maps_pneumonia")),
@@ -242,4 +325,5 @@ SECTION = Section(
         Sub("Q3.4", "The effect of the baseline", "q3_4.md",
             figures=("q3_baseline_grid", "q3_baseline_spearman", "q3_baseline_ssim"),
             tables=("q3_baselines",)),
+        Sub("Q3.5", "Do the answers hold for other training seeds?", "q3_5.md", tables=("q3_seeds",)),
     ))

@@ -13,7 +13,7 @@ from xaikit.faithfulness import deletion_insertion, road_imputer, sign_flip_p
 from xaikit.gradcam import GradcamExplainer
 from xaikit.sanity import holm
 
-from . import measures, samples
+from . import measures, samples, seeds
 from .context import Context, lib, log
 from .progress import bar
 
@@ -88,9 +88,123 @@ def run(ctx: Context) -> Result:
     res.figure("q4_mean", measures.mean_map_figure(cam, target, x, "Grad-CAM"),
                f"Mean image and mean Grad-CAM map per explained target (the decided class) over {len(x)} test images.")
     _compare(ig, cam, g, rp, st, res, caps, y)
+    rand_pixels = measures.random_maps(cam.shape, 0, a["seed"] + 1)
     _faithfulness(ctx, model, x, target, {"IG": similarity.to_2d(ig["attributions"]), "Grad-CAM": cam,
-                                          "random": measures.random_maps(cam.shape, 0, a["seed"] + 1)}, st, res)
+                                          "random": rand_pixels}, st, res)
+    _seeds(ctx, ig, cam, nulls, rand_pixels, g, st, res)
     return res
+
+
+def faithfulness_word(fills: list[dict]) -> str:
+    """The faithfulness verdict of Q4.4's first sentence: the winner when every fill names the same
+    one (IG, Grad-CAM, neither, uninformative), else "depends on the fill"."""
+    verdicts = {f["summary"]["verdict"] for f in fills}
+    return verdicts.pop() if len(verdicts) == 1 else "depends on the fill"
+
+
+def agreement_word(grid: dict, cut: float) -> str:
+    return ("largely agree" if grid["lo"] >= cut else "disagree more than they agree" if grid["hi"] < cut else
+            "agree only partly (the interval contains the cut-off)")
+
+
+def seed_faithfulness(ctx: Context, model, x, target, maps: dict, st: dict) -> list[dict]:
+    """The seeds' lighter Q4.4: every fill of the main design, ranked at cells only, the maps IG,
+    Grad-CAM and random; gates, paired intervals, one Holm family and per-fill summaries."""
+    a = ctx.cfg.section("attribution")
+    fill_name = "blurred" if a["ig_baseline"] == "train_mean" else "train_mean"
+    fill = baseline_images(fill_name, x, ctx)
+    cells, rname = a["faithfulness_cells"], "cells"
+    designs = {fill_name: (a["faithfulness_steps"], dict(fill=fill, start=fill)),
+               ROAD_FILL: (ROAD_STEPS, dict(impute=road_imputer(baseline_images("train_mean", x[:1], ctx)[0]),
+                                            seed=a["seed"]))}
+    p_image = np.asarray(model.predict(x, verbose=0))[np.arange(len(x)), target]
+    fills, all_cells = [], []
+    for fname, (steps, kw) in designs.items():
+        curves = {(rname, m): deletion_insertion(model, x, maps[m], target, steps=steps, cells=cells, **kw)
+                  for m in MAPS}
+        f_out = {"name": fname, "cells": []}
+        for k, c in enumerate(CLASSES):
+            sel = target == k
+            if sel.sum() < 2:
+                continue
+            gate = saturation_gate(p_image[sel], curves[rname, "random"].deletion[sel, -1], st)
+            for kind in ("deletion", "insertion"):
+                f_out["cells"].append({"curve": kind, "ranked_at": rname, "target": c, **gate,
+                                       **_cell(curves, kind, rname, sel, MAPS, st)})
+        all_cells += f_out["cells"]
+        fills.append(f_out)
+    holm_family(all_cells, st["alpha"])
+    for f_out in fills:
+        f_out["summary"] = winner_counts(f_out["cells"])
+    return fills
+
+
+SEED_VERDICTS = {   # verdict key -> what it is about (Q4.5 lists them in this order)
+    "answer": "the answer to Q4.2 (sensible regions)",
+    **{f"lung_{k}": f"Grad-CAM in the lung fields, {k} images" for k in CLASSES},
+    **{f"input_{k}": f"lung mass against the input alone, {k} images" for k in CLASSES},
+    "consistency_level": "the consistency level (Q4.3)",
+    "specific_beyond_input": "class-specific beyond the input (Q4.3)",
+    "agreement": "agreement with IG (Q4.4)",
+    "faithfulness": "the more faithful method (Q4.4)",
+}
+
+
+def _seeds(ctx: Context, ig: dict, cam: np.ndarray, nulls: dict, rand_pixels: np.ndarray, g: int, st: dict,
+           res: Result) -> None:
+    """Q4's headline verdicts for every seed of the main recipe, on the images and IG maps of Q3.5."""
+    a = ctx.cfg.section("attribution")
+    saved = ctx.load_arrays("ig_seeds")
+    pos = saved["positions"]
+    xs, ys, ms = ig["inputs"][pos], ig["labels"][pos], ig["masks"][pos]
+    nul = {k: v[pos] for k, v in nulls.items()}
+    ci = dict(n_boot=st["n_boot"], seed=st["seed"], level=st["level"])
+    rows = []
+    for name, model, card in seeds.replicates(ctx):
+        key = name.replace("-", "_")
+        attr, target = saved[f"attr_{key}"], saved[f"target_{key}"]
+        if name == "main":
+            c_s = cam[pos]
+        else:
+            log(f"Grad-CAM and deletion/insertion of seed {name} for {len(xs)} test images")
+            c_s = GradcamExplainer(model, a["gradcam_layer"])(xs, target)
+        ig_abs = np.abs(similarity.to_2d(attr))
+        r = measures.region_numbers(c_s, ms, ys, nul, st)
+        c = measures.consistency_numbers(c_s, {"input": nul["input"]}, st, labels=ys, targets=target)
+        grid = intervals.mean_ci(similarity.pairwise(similarity.pool(ig_abs, g), similarity.pool(c_s, g),
+                                                     similarity.spearman), **ci).as_dict()
+        fills = seed_faithfulness(ctx, model, xs, target, {"IG": similarity.to_2d(attr), "Grad-CAM": c_s,
+                                                           "random": rand_pixels[pos]}, st)
+        words = {"answer": r["answer"], "consistency_level": c["level"],
+                 "specific_beyond_input": c["vs_input"]["specific"], "agreement": agreement_word(grid, st["agree"]),
+                 "faithfulness": faithfulness_word(fills)}
+        for k in CLASSES:
+            words[f"lung_{k}"], words[f"input_{k}"] = r[k]["lung_word"], r[k]["beyond_input"]
+        rows.append({"model": name, "seed": int(card.get("seed", 1)), "threshold": float(card["val_threshold"]),
+                     "n": int(len(ys)), "lung_ratio": {k: r[k]["map"]["lung_ratio"] for k in CLASSES},
+                     "specificity_vs_input": c["vs_input"]["specificity"], "spearman_grid": grid,
+                     "faithfulness": {f["name"]: f["summary"] for f in fills}, "words": words})
+    n = res.numbers
+    ref = {"answer": n["regions"]["answer"], "consistency_level": n["consistency"]["level"],
+           "specific_beyond_input": n["consistency"]["vs_input"]["specific"],
+           **{f"lung_{k}": n["regions"][k]["lung_word"] for k in CLASSES},
+           **{f"input_{k}": n["regions"][k]["beyond_input"] for k in CLASSES},
+           "agreement": n["compare"]["agreement"], "faithfulness": faithfulness_word(n["faithfulness"]["fills"])}
+    n["faithfulness"]["word"] = ref["faithfulness"]
+    n["seeds"] = out = seeds.summary(ctx, ig["labels"], ref, rows, SEED_VERDICTS)
+    t = seeds.ci_text
+    res.table("q4_seeds", seeds.table(rows, {
+        **{f"lung ratio, {k}": (lambda r, k=k: t(r["lung_ratio"][k])) for k in CLASSES},
+        "regions answer": lambda r: r["words"]["answer"],
+        "class-specific beyond the input (paired)": lambda r: t(r["specificity_vs_input"], 3),
+        f"Spearman with |IG| at {g}x{g}": lambda r: t(r["spearman_grid"]),
+        "more faithful (IG / Grad-CAM / neither wins, per fill)": lambda r: "; ".join(
+            f"{FILL_LABELS[f]}: {s['ig']}/{s['gradcam']}/{s['neither']}" for f, s in r["faithfulness"].items()),
+        "faithfulness verdict": lambda r: r["words"]["faithfulness"]}),
+        f"Q4's headline numbers for each of the {out['n']} seeds of the main recipe, on {out['rule']} "
+        f"({st['level']:.0%} bootstrap intervals over images). Faithfulness here ranks at "
+        f"{a['faithfulness_cells']}x{a['faithfulness_cells']} cells only (no pixel ranking, no crossed design), "
+        "one Holm family per seed. The report's verdicts come from the main model on all explained images.")
 
 
 def _compare(ig: dict, cam: np.ndarray, g: int, rp: np.ndarray, st: dict, res: Result, caps: list[str],
@@ -105,14 +219,11 @@ def _compare(ig: dict, cam: np.ndarray, g: int, rp: np.ndarray, st: dict, res: R
     grid = intervals.mean_ci(rho_grid, **ci).as_dict()
     rough = intervals.bootstrap(lambda u, v: np.mean(u - v), rough_ig, rough_cam, **ci).as_dict()
     cut = st["agree"]
-    res.numbers["compare"] = {
+    res.numbers["compare"] = {  # agreement: agreement_word
         "spearman_grid": grid, "spearman_full": intervals.mean_ci(rho_full, **ci).as_dict(),
         "rough_ig": float(rough_ig.mean()), "rough_cam": float(rough_cam.mean()), "rough_diff": rough,
         "rougher": "IG" if rough["lo"] > 0 else "Grad-CAM" if rough["hi"] < 0 else None,
-        "agree_cut": cut,
-        "agreement": ("largely agree" if grid["lo"] >= cut else
-                      "disagree more than they agree" if grid["hi"] < cut else
-                      "agree only partly (the interval contains the cut-off)")}
+        "agree_cut": cut, "agreement": agreement_word(grid, cut)}
     shown = measures.grid_images(rp, labels, measures.GRID_PER_CLASS)
     cap = dict(zip(rp.tolist(), caps))
     side = [[plots.Panel(x[i], "gray"), plots.Panel(ig_abs[i], "heat"),
@@ -311,8 +422,9 @@ def _fmt(e: dict) -> str:
 SECTION = Section(
     name="q4", title="Q4 Grad-CAM", run=run,
     sources=tuple(lib("gradcam", "faithfulness", "road", "sanity", "scores", "baselines", "ig") + measures.SOURCES +
-                  [Path(__file__), Path(samples.__file__), Path(__file__).parent / "q3_ig.py"]),
-    config=("data.", "attribution.", "verdicts."), models=("main",), after=("q3",),
+                  seeds.SOURCES + [Path(__file__), Path(samples.__file__), Path(__file__).parent / "q3_ig.py"]),
+    config=("data.", "attribution.", "verdicts.", "sanity.images_per_class", "train.replicates"),
+    models=("main", "replicates"), after=("q3",),
     subs=(
         Sub("Q4.1", "Grad-CAM maps of the same 10 test images", "q4_1.md",
             figures=("q4_maps_normal", "q4_maps_pneumonia")),
@@ -320,4 +432,5 @@ SECTION = Section(
         Sub("Q4.3", "Are the maps consistent across samples?", "q4_3.md", figures=("q4_mean",)),
         Sub("Q4.4", "Grad-CAM compared with IG", "q4_4.md",
             figures=("q4_side", "q4_deletion", "q4_insertion", "q4_road"), tables=("q4_faith", "q4_faith_crossed")),
+        Sub("Q4.5", "Do the answers hold for other training seeds?", "q4_5.md", tables=("q4_seeds",)),
     ))

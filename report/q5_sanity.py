@@ -25,7 +25,7 @@ from xaikit import plots, randomization, sanity, similarity
 from xaikit.data import CLASSES
 from xaikit.gradcam import GradcamExplainer
 
-from . import measures, models, samples
+from . import measures, models, samples, seeds
 from .context import Context, lib, log
 from .q3_ig import baseline_images, explain_ig, explained_model
 from .section import Result, Section, Sub
@@ -397,7 +397,7 @@ SECTION = Section(
     name="q5", title="Q5 Sanity checks", run=run,
     sources=tuple(lib("similarity", "gradcam", "ig", "model", "scores", "sanity", "randomization", "plots",
                       "baselines") +
-                  measures.SOURCES + [Path(__file__), Path(samples.__file__),
+                  measures.SOURCES + seeds.SOURCES + [Path(__file__), Path(samples.__file__),
                                       Path(models.__file__), Path(__file__).parent / "q3_ig.py"]),
     config=("data.", "attribution.", "random_labels.", "sanity.", "verdicts."), models=("main", "random", "control"),
     after=("q3", "q4"),

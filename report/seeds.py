@@ -1,0 +1,75 @@
+"""The seeds of the main recipe in Q3 and Q4 (issue #20): the headline verdicts, reached again by
+every seed on the same images.
+
+Every seed (``main``, ``main-2`` .. ``main-r``, see :mod:`report.models`) is explained on the same
+test images, the first ``sanity.images_per_class`` of each class of Q3's sample (the images Q5
+compares across models), each seed explaining its own decisions at its own validation threshold.
+Each seed's verdict words come from the same rules as the main model's; a verdict is said to hold
+for the recipe only when every seed reaches the word the report states (``xaikit.seeds``). The
+main model's full-sample verdict is the reference, so the main model on the smaller set counts as
+one of the seeds and can miss it too (fewer images, wider intervals).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from xaikit import seeds as xseeds
+
+from . import models
+from .context import Context, lib
+
+SOURCES = lib("seeds") + [Path(__file__)]
+RULE = ("the first {k} test images per class of Q3's sample ({n} images; the images Q5 compares across models), "
+        "each seed explaining its own decisions at its own validation threshold")
+
+
+def replicates(ctx: Context) -> list[tuple[str, object, dict]]:
+    """(name, model, card) of every seed of the main recipe, ``main`` first."""
+    return [(name, *ctx.model(name)) for name in ("main",) + models.expand(ctx, "replicates")]
+
+
+def positions(ctx: Context, labels: np.ndarray) -> np.ndarray:
+    """Positions in Q3's sample of the images every seed is explained on."""
+    return xseeds.first_per_class(labels, ctx.cfg["sanity.images_per_class"])
+
+
+def phrase(a: xseeds.Agreement) -> str:
+    """The words a verdict sentence carries about its seeds."""
+    if a.holds:
+        return f"holds for all {a.n} seeds" if a.n > 1 else "one seed only"
+    return f"reached by {a.k} of {a.n} seeds only, so not shown to be a property of the recipe"
+
+
+def summary(ctx: Context, labels: np.ndarray, reference: dict[str, str], rows: list[dict],
+            names: dict[str, str]) -> dict:
+    """numbers for ``q3.seeds`` / ``q4.seeds``: the rule, each seed's row, and per verdict key
+    (``names``: key -> what the verdict is about) how many seeds reach the main model's word
+    (``holds`` only when all do), with the phrase a sentence carries."""
+    pos = positions(ctx, labels)
+    agree = {}
+    for key, word in reference.items():
+        a = xseeds.agreement(word, {r["model"]: r["words"][key] for r in rows})
+        agree[key] = {**a.as_dict(), "text": phrase(a), "about": names[key],
+                      "others": {r["model"]: r["words"][key] for r in rows if r["words"][key] != word}}
+    holding = sum(a["holds"] for a in agree.values())
+    return {"n": len(rows), "several": len(rows) > 1, "models": [r["model"] for r in rows],
+            "images": int(len(pos)), "images_per_class": ctx.cfg["sanity.images_per_class"],
+            "rule": RULE.format(k=ctx.cfg["sanity.images_per_class"], n=len(pos)),
+            "rows": rows, "holds": agree, "all_hold": holding == len(agree), "n_holding": int(holding),
+            "not_holding": [key for key, a in agree.items() if not a["holds"]],
+            "n_verdicts": len(agree), "answer": ("Yes" if holding == len(agree) else "No" if holding == 0 else "Partly"),
+            "verdicts": [agree[k] for k in reference]}
+
+
+def ci_text(e: dict, digits: int = 2) -> str:
+    return f"{e['value']:.{digits}f} [{e['lo']:.{digits}f}, {e['hi']:.{digits}f}]"
+
+
+def table(rows: list[dict], columns: dict[str, callable]) -> pd.DataFrame:
+    """One row per seed: model, seed, threshold, then ``columns`` (title -> function of the row)."""
+    return pd.DataFrame([{"model": r["model"], "seed": r["seed"], "threshold": f"{r['threshold']:.3f}",
+                          **{title: f(r) for title, f in columns.items()}} for r in rows])
