@@ -150,11 +150,13 @@ def run(ctx: Context) -> Result:
 def kaggle_val_numbers(source, split, names, used: bool) -> dict:
     """How the Kaggle val/ images were used: the decoded val/ images, and those regrouped because their
     patient id also occurs in train/ (xaikit.data.assign_splits: they join the train/ pool before the
-    validation carve-out), with where the carve-out put them."""
+    validation carve-out), with where the carve-out put them. ``use``: "absent" (no val/ image),
+    "unused" (``data.use_kaggle_val`` off) or "added"."""
     source, split = np.asarray(source, dtype=str), np.asarray(split, dtype=str)
     moved = kaggle_val_leaks(source, names) if used else np.zeros(len(source), bool)
     ids = {patient_id(str(nm).rsplit("/", 1)[-1]) for nm in np.asarray(names)[moved]}
-    return {"images": int(np.sum(source == "val")), "used": bool(used),
+    images = int(np.sum(source == "val"))
+    return {"images": images, "used": bool(used), "use": "absent" if not images else "added" if used else "unused",
             "regrouped_images": int(moved.sum()), "regrouped_patients": len(ids),
             "any_regrouped": bool(moved.any()),
             "regrouped_in_train": int(np.sum(moved & (split == "train"))),

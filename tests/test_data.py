@@ -268,7 +268,11 @@ def test_q1_counts_the_regrouped_val_images(tmp_path):
     k = kaggle_val_numbers(prep.source_split, prep.split, prep.names, True)
     assert k["images"] == 5 and k["regrouped_images"] == 3 and k["regrouped_patients"] == len(shared)
     assert k["any_regrouped"] and k["regrouped_in_train"] + k["regrouped_in_val"] == 3
-    assert kaggle_val_numbers(prep.source_split, prep.split, prep.names, False)["regrouped_images"] == 0
+    assert k["use"] == "added"
+    off = kaggle_val_numbers(prep.source_split, prep.split, prep.names, False)
+    assert off["regrouped_images"] == 0 and off["use"] == "unused"
+    none = prep.source_split != "val"
+    assert kaggle_val_numbers(prep.source_split[none], prep.split[none], prep.names[none], True)["use"] == "absent"
 
 
 def test_hash_cache_skips_unchanged_files_and_sees_any_write(generated):
