@@ -265,3 +265,17 @@ def test_changing_control_fit_changes_the_q5_check_and_text():
     narrow = load_config(TOML, overrides=["verdicts.random_auc_band=0.01"])
     assert random_auc_band(narrow) == pytest.approx((0.49, 0.51))
     assert as_intended("random", 0.99, 0.55, load_config(TOML)) and not as_intended("random", 0.99, 0.55, narrow)
+
+
+def test_new_keys_through_the_builds_own_key_functions(tmp_path):
+    """The same on the build's stage keys (report.models.key, report.build.section_key) over a generated
+    dataset. Catches: a model key or a section key made from more (or fewer) config keys than declared."""
+    from report import models
+    from tests.conftest import make_dataset
+    from tests.test_staleness import changed, keys
+    root = make_dataset(tmp_path / "d", per_class={"train": 4, "test": 2})
+    base = keys(root, tmp_path / "b")
+    for key, (value, readers) in NEW_KEYS.items():
+        diff = changed(base, keys(root, tmp_path / "b", [f"{key}={value}"]))
+        assert not diff & set(m for m in base if not m.startswith("q")), (key, diff)   # no model
+        assert set(readers) <= diff, (key, diff)
