@@ -93,14 +93,8 @@ def prepare(listing: xdata.Listing, cfg: Config) -> Prepared:
     records = decoded.records
     labels = np.array([r.label for r in records], int)
     source = np.array([r.split for r in records], dtype=str)
-    split = source.copy()
-    train = np.flatnonzero(source == "train")
-    groups = [xdata.patient_id(records[i].name) for i in train]
-    val_mask = xdata.grouped_stratified_split(labels[train], groups, cfg["data.val_fraction"],
-                                              cfg["data.seed"])
-    split[train[val_mask]] = "val"
-    if not cfg["data.use_kaggle_val"]:
-        split[source == "val"] = "unused"
+    split = xdata.assign_splits(source, labels, [r.name for r in records], cfg["data.val_fraction"],
+                                cfg["data.seed"], cfg["data.use_kaggle_val"]).split
     for name in ("train", "test"):
         present = set(labels[split == name].tolist())
         if present != {0, 1}:

@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 
 from xaikit import eda, plots
-from xaikit.data import CLASSES
+from xaikit.data import CLASSES, kaggle_val_leaks, patient_id
 from xaikit.train import class_weight_vector
 
 from .context import Context, lib
@@ -31,6 +31,7 @@ def run(ctx: Context) -> Result:
     n["pct"] = {s: {c: counts[s][c] / max(1, sum(counts[s].values())) for c in CLASSES} for s in splits}
     n["imbalance_ratio"] = counts["train"]["PNEUMONIA"] / max(1, counts["train"]["NORMAL"])
     n["kaggle_val_present"] = "val" in on_disk
+    n["kaggle_val"] = kaggle_val_numbers(p.source_split, p.split, p.names, cfg["data.use_kaggle_val"])
     n["ignored_files"] = len(listing.ignored)
     n["skipped_files"] = len(listing.empty) + len(p.failed)
     n["val_fraction"] = cfg["data.val_fraction"]
@@ -144,6 +145,22 @@ def run(ctx: Context) -> Result:
     n["preprocessing"]["class_weight_values"] = {c: float(w[yt == k][0]) for k, c in enumerate(CLASSES)}
     n["preprocessing"]["weighted"] = cfg["train.class_weights"] != "none"   # equal weights when the split is balanced
     return res
+
+
+def kaggle_val_numbers(source, split, names, used: bool) -> dict:
+    """How the Kaggle val/ images were used: the decoded val/ images, and those regrouped because their
+    patient id also occurs in train/ (xaikit.data.assign_splits: they join the train/ pool before the
+    validation carve-out), with where the carve-out put them. ``use``: "absent" (no val/ image),
+    "unused" (``data.use_kaggle_val`` off) or "added"."""
+    source, split = np.asarray(source, dtype=str), np.asarray(split, dtype=str)
+    moved = kaggle_val_leaks(source, names) if used else np.zeros(len(source), bool)
+    ids = {patient_id(str(nm).rsplit("/", 1)[-1]) for nm in np.asarray(names)[moved]}
+    images = int(np.sum(source == "val"))
+    return {"images": images, "used": bool(used), "use": "absent" if not images else "added" if used else "unused",
+            "regrouped_images": int(moved.sum()), "regrouped_patients": len(ids),
+            "any_regrouped": bool(moved.any()),
+            "regrouped_in_train": int(np.sum(moved & (split == "train"))),
+            "regrouped_in_val": int(np.sum(moved & (split == "val")))}
 
 
 def _modes(ctx: Context, p) -> list[str]:

@@ -28,10 +28,9 @@ from .section import Result
 SOURCES = lib("misclassified", "eda", "gradcam", "ig", "baselines", "scores", "regions", "similarity",
               "intervals") + measures.SOURCES + seeds.SOURCES + [Path(__file__), Path(q3_ig.__file__),
                                          Path(__file__).parent / "samples.py"]
-EXPLAIN_PER_CLASS = 50     # at most this many errors per true class get IG and Grad-CAM (seeded), and as
-#                            many matched correct images: keeps Q2.3 under ~1 minute of IG on the full build
-FIGURE_PER_CLASS = 4       # errors per true class shown in the figure (seeded among the explained)
-FAMILY_MIN_TRAIN = 10      # a file-name family needs this many training files, else it is "other"
+# Caps and the family cut-off come from the config: attribution.errors_per_class (errors per true class that
+# get IG and Grad-CAM, and as many matched correct images), attribution.errors_figure_per_class (errors per
+# true class in the figure) and verdicts.family_min_train (training files a file-name family needs).
 SEED_OFFSETS = {"explained": 0, "matched": 1, "figure": 2}   # offsets of attribution.seed per choice
 STATISTICS = {             # label-free image statistics, fixed here before the build computes them
     "sharpness": "sharpness",  # variance of the Laplacian at the build's image size (as Q1.2)
@@ -66,11 +65,11 @@ def run(ctx: Context, model, card: dict, res: Result) -> None:
     y = p.labels[test]
     names = p.names[test]
     probs = predict_probs(model, x_all)
-    s = mc.error_sample(y, probs, thr, EXPLAIN_PER_CLASS, seed,
+    s = mc.error_sample(y, probs, thr, a["errors_per_class"], seed,
                         (SEED_OFFSETS["explained"], SEED_OFFSETS["matched"]))
     n = res.numbers["errors"] = {
-        "threshold": thr, "seed": seed, "offsets": SEED_OFFSETS, "explain_cap": EXPLAIN_PER_CLASS,
-        "figure_cap": FIGURE_PER_CLASS, "family_min_train": FAMILY_MIN_TRAIN, "level": level,
+        "threshold": thr, "seed": seed, "offsets": SEED_OFFSETS, "explain_cap": a["errors_per_class"],
+        "figure_cap": a["errors_figure_per_class"], "family_min_train": st["family_min_train"], "level": level,
         "baseline": a["ig_baseline"], "layer": a["gradcam_layer"], "border_frac": st["border_frac"],
         "n_test": int(len(y)), "fp": int(len(s.errors[0])), "fn": int(len(s.errors[1])),
         "counts": {c: {"n": int(np.sum(y == k)), "errors": int(len(s.errors[k])),
@@ -162,7 +161,7 @@ def _ci(e) -> str:
 def _figure(res: Result, s: mc.ErrorSample, maps: dict, pos: dict, x, y, probs, names, seed, thr, a) -> None:
     rows = []
     for k, c in enumerate(CLASSES):
-        j = mc.seeded_choice(np.arange(len(s.explained[k])), min(FIGURE_PER_CLASS, len(s.explained[k])),
+        j = mc.seeded_choice(np.arange(len(s.explained[k])), min(a["errors_figure_per_class"], len(s.explained[k])),
                              seed, SEED_OFFSETS["figure"])
         for t in np.sort(j):
             row = []
@@ -174,7 +173,7 @@ def _figure(res: Result, s: mc.ErrorSample, maps: dict, pos: dict, x, y, probs, 
             rows.append(row)
     res.figure("q2_errors", plots.panel_grid(rows, col_titles=(
         "error: |IG|", "error: Grad-CAM", "correct: |IG|", "correct: Grad-CAM")),
-        f"Errors at the validation threshold {thr:.3f} (left pair; up to {FIGURE_PER_CLASS} per true class, "
+        f"Errors at the validation threshold {thr:.3f} (left pair; up to {a['errors_figure_per_class']} per true class, "
         f"seeded) beside correctly classified test images of the same true class (right pair; seeded, matched "
         f"by true class only): |IG| ({a['ig_baseline']} baseline, to its 99th percentile) and Grad-CAM "
         f"({a['gradcam_layer']}, to its maximum) of the decided class, each overlaid on the image. Rows: NORMAL "
@@ -189,7 +188,7 @@ def _common(n: dict, res: Result, ctx: Context, test, y, probs, thr, st) -> None
     stats_ = _statistics(ctx, test)
     m_corr = len(STATISTICS) * len(CLASSES)
     train_names = p.names[p.idx("train")]
-    fams = mc.families(train_names, FAMILY_MIN_TRAIN)
+    fams = mc.families(train_names, st["family_min_train"])
     fam_test = mc.family_of(p.names[test], fams)
     cells = sum(len(set(fam_test[y == k].tolist())) for k in range(len(CLASSES)))
     # a screen over many measures: simultaneous (Bonferroni) intervals at 1 - alpha overall

@@ -237,13 +237,8 @@ def _compare(ig: dict, cam: np.ndarray, g: int, rp: np.ndarray, st: dict, res: R
         "Grad-CAM resolution.")
 
 
-# Cut-offs and settings of Q4.4 (they move to [verdicts] / [attribution] with the next retrain):
-MIN_SPAN = 0.1   # saturation gate: a (fill, resolution, target) cell is informative only when the interval
-                 # of mean P(target | image) - P(target | fully removed image) lies wholly above this share
-                 # of the probability scale (it then also excludes 0)
-ROAD_STEPS = 6   # ROAD's fraction grid (7 points), at the cell resolution only: each interior point is one
-                 # sparse solve per image and curve (bench/road.py), so ROAD uses fewer steps than
-                 # attribution.faithfulness_steps; the crossed design (MATCHED) also ranks at cells only
+# Q4.4's saturation gate reads verdicts.saturation_span and ROAD's step count attribution.road_steps
+# (xaikit.toml says why ROAD uses fewer steps than attribution.faithfulness_steps).
 ROAD_FILL = "road"
 FILL_LABELS = {"train_mean": "training-mean image", "blurred": "blurred image",
                ROAD_FILL: "ROAD noisy linear imputation"}
@@ -252,11 +247,12 @@ MATCHED = "IG, fill as baseline"   # the crossed design's IG: its baseline equal
 
 def saturation_gate(p_image: np.ndarray, p_removed: np.ndarray, st: dict) -> dict:
     """Is a cell informative? Its curves run between P(target | image) and P(target | fully
-    removed image); when the interval of their mean difference is not wholly above ``MIN_SPAN``
+    removed image); when the interval of their mean difference is not wholly above
+    ``st["saturation_span"]`` (``verdicts.saturation_span``)
     the curves of every map are squeezed into a band too narrow to rank maps by."""
     span = intervals.bootstrap(lambda u, v: np.mean(u - v), p_image, p_removed, n_boot=st["n_boot"],
                                seed=st["seed"], level=st["level"]).as_dict()
-    return {"span": span, "informative": bool(span["lo"] > MIN_SPAN)}
+    return {"span": span, "informative": bool(span["lo"] > st["saturation_span"])}
 
 
 def holm_family(cells: list[dict], alpha: float) -> None:
@@ -315,10 +311,10 @@ def _faithfulness(ctx: Context, model, x, target, maps: dict, st: dict, res: Res
     resolutions = {cells_res: a["faithfulness_cells"], "pixels": 0}
     designs = {   # fill -> (steps, {resolution: maps}, fill keywords)
         fill_name: (a["faithfulness_steps"], {cells_res: MAPS + (MATCHED,), "pixels": MAPS}, dict(fill=fill, start=fill)),
-        ROAD_FILL: (ROAD_STEPS, {cells_res: MAPS},
+        ROAD_FILL: (a["road_steps"], {cells_res: MAPS},
                     dict(impute=road_imputer(baseline_images("train_mean", x[:1], ctx)[0]), seed=a["seed"]))}
-    out = {"fill": fill_name, "resolutions": list(resolutions), "level": st["level"], "min_span": MIN_SPAN,
-           "alpha": st["alpha"], "road_steps": ROAD_STEPS, "steps": a["faithfulness_steps"],
+    out = {"fill": fill_name, "resolutions": list(resolutions), "level": st["level"], "min_span": st["saturation_span"],
+           "alpha": st["alpha"], "road_steps": a["road_steps"], "steps": a["faithfulness_steps"],
            "matched_baseline": fill_name, "ig_baseline": a["ig_baseline"], "crossed_at": cells_res,
            "p_fill": float(np.mean(model.predict(fill, verbose=0)[:, 1])), "fills": []}
     p_image = np.asarray(model.predict(x, verbose=0))[np.arange(len(x)), target]
@@ -391,7 +387,7 @@ def _faithfulness(ctx: Context, model, x, target, maps: dict, st: dict, res: Res
               f"(Petsiuk et al. 2018) per fill, mean [{st['level']:.0%} interval] over images, the paired "
               f"IG - Grad-CAM difference and its sign-flip p-value after Holm's adjustment over the informative "
               f"cells; a cell is informative when P(target | image) - P(target | fully removed) lies wholly "
-              f"above {MIN_SPAN} (column 6).")
+              f"above {st['saturation_span']} (column 6).")
     res.table("q4_faith_crossed", pd.DataFrame(crossed_rows),
               f"Crossed design under the {FILL_LABELS[fill_name]} fill, ranked at {cells_res}: IG recomputed with "
               f"the fill as its baseline ({a['ig_steps']} steps) beside the main IG ({a['ig_baseline']} baseline); areas and "

@@ -186,6 +186,10 @@ def test_unreadable_file_is_ignored_and_counted(tmp_path):
 
 def test_tiny_val_folder_is_used(tmp_path):
     root = make_dataset(tmp_path / "d", per_class={"train": 6, "test": 3, "val": 1})
+    # make_dataset reuses train/'s names in val/ (same patient ids, which would be regrouped into
+    # train/: tests/test_data.py covers that); give val/ its own patients here
+    for f in sorted((root / "val").rglob("*.jpeg")):
+        f.rename(f.with_name(f.name.replace("IM-0000", "IM-0900").replace("person0_", "person900_")))
     ctx, p = prepared(root, tmp_path)
     assert np.sum(p.source_split == "val") == 2
     assert np.all(p.split[p.source_split == "val"] == "val")

@@ -35,6 +35,12 @@ def test_digest_depends_only_on_chosen_keys():
     ("train.nonsense=1", "unknown config key"),
     ("train.class_weights=heavy", "expects one of"),
     ("data.val_fraction=0.9", "(0, 0.5)"),
+    ("verdicts.dice_target=1.5", "'verdicts.dice_target' expects a value in [0.0, 1.0] (a Dice coefficient), got 1.5"),
+    ("verdicts.random_auc_band=0.6", "expects a value in [0.0, 0.5]"),
+    ("verdicts.target_auc=0.4", "expects a value in [0.5, 1.0]"),
+    ("verdicts.performance_bootstrap=10", "expects a value >= 100"),
+    ("attribution.road_steps=0", "'attribution.road_steps' expects a value >= 1"),
+    ("verdicts.family_min_train=2.5", "expects int"),
     ("noequals", "section.key=value"),
 ])
 def test_bad_values_are_named(override, fragment):

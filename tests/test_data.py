@@ -175,6 +175,106 @@ def test_pipeline_split_keeps_each_patients_images_together(tmp_path):
         assert np.sum(pid == p) == 3 and set(prep.split[pid == p]) == {"val"}
 
 
+def _kaggle_with_val(root: Path) -> dict[str, int]:
+    """A Kaggle layout whose val/ folder shares patient ids with train/: NORMAL IM-0003 and PNEUMONIA
+    person5 have images in both, IM-0200 and person200 only in val/. Returns shared val/ images per id."""
+    rng = np.random.default_rng(1)
+    for split, patients in (("train", range(12)), ("test", range(100, 102))):
+        for p in patients:
+            for k in range(1, 4):
+                write_image(root / split / "NORMAL" / f"IM-{p:04d}-{k:04d}.jpeg", chest_like(rng, 40, False))
+                write_image(root / split / "PNEUMONIA" / f"person{p}_bacteria_{k}.jpeg", chest_like(rng, 40, True))
+    for k in (7, 8):     # Kaggle numbers val/ files on: same patient id, other image numbers
+        write_image(root / "val" / "NORMAL" / f"IM-0003-{k:04d}.jpeg", chest_like(rng, 40, False))
+    write_image(root / "val" / "PNEUMONIA" / "person5_virus_9.jpeg", chest_like(rng, 40, True))
+    write_image(root / "val" / "NORMAL" / "IM-0200-0001.jpeg", chest_like(rng, 40, False))
+    write_image(root / "val" / "PNEUMONIA" / "person200_bacteria_1.jpeg", chest_like(rng, 40, True))
+    return {"IM-0003": 2, "person5": 1}
+
+
+def _check_no_leak(split, names, shared: dict) -> dict:
+    pid = np.array([data.patient_id(Path(n).name) for n in names])
+    assert not set(pid[split == "train"]) & set(pid[split == "val"])
+    for p in ("IM-0200", "person200"):              # val/-only patients stay in validation
+        assert set(split[pid == p]) == {"val"}
+    sides = {}
+    for p, n_val in shared.items():                  # a shared patient lands whole on one side
+        side = set(split[pid == p].tolist())
+        assert len(side) == 1 and np.sum(pid == p) == 3 + n_val
+        sides[p] = side.pop()
+    return sides
+
+
+def test_kaggle_val_sharing_a_patient_with_train_never_leaks(tmp_path):
+    """A Kaggle layout whose val/ shares patient ids with train/, split as the build does
+    (report.context.prepare) and, over 30 seeds, by xaikit.data.assign_splits. Catches: val/ added
+    to validation without the patient check (IM-0003's val/ images in validation while its train/
+    images train), and regrouped images appended to training after the carve-out (the carve-out
+    then puts the rest of that patient in validation for some seeds)."""
+    from report.context import prepare
+    from xaikit.config import load_config
+    root = tmp_path / "chest_xray"
+    shared = _kaggle_with_val(root)
+    listing = data.discover(root)
+    text = (Path(__file__).resolve().parent.parent / "xaikit.toml").read_text()
+    for seed in (0, 23):                             # the build's path
+        cfg = load_config(text, overrides=["data.image_size=32", "data.val_fraction=0.25", f"data.seed={seed}"])
+        prep = prepare(listing, cfg)
+        _check_no_leak(prep.split, prep.names, shared)
+        s = data.assign_splits(prep.source_split, prep.labels, prep.names, 0.25, seed, True)
+        assert np.array_equal(s.split, prep.split) and s.regrouped_images == sum(shared.values())
+        assert {data.patient_id(Path(n).name) for n in prep.names[s.regrouped]} == set(shared)
+    source = [r.split for r in listing.records]
+    labels = np.array([r.label for r in listing.records])
+    names = [r.relpath for r in listing.records]
+    seen = {p: set() for p in shared}
+    for seed in range(30):
+        sides = _check_no_leak(data.assign_splits(source, labels, names, 0.25, seed, True).split, names, shared)
+        for p, side in sides.items():
+            seen[p].add(side)
+    assert all(v == {"train", "val"} for v in seen.values())   # the carve-out draws them either way
+    off = prepare(listing, load_config(text, overrides=["data.image_size=32", "data.use_kaggle_val=false"]))
+    assert set(off.split[off.source_split == "val"]) == {"unused"}
+    assert not data.assign_splits(off.source_split, off.labels, off.names, 0.1, 42, False).regrouped.any()
+
+
+def test_without_val_the_split_is_the_grouped_carve_out_of_train():
+    """The default build must not change on data without val/ (the shared copy): the split equals
+    grouped_stratified_split over train/ alone. Catches: a pool built in another order or from other
+    images when nothing is regrouped."""
+    rng = np.random.default_rng(3)
+    names = [f"train/NORMAL/IM-{rng.integers(0, 40):04d}-{k:04d}.jpeg" for k in range(120)] + \
+            [f"test/NORMAL/IM-{500 + k:04d}-0001.jpeg" for k in range(10)]
+    source = ["train"] * 120 + ["test"] * 10
+    labels = rng.integers(0, 2, 130)
+    s = data.assign_splits(source, labels, names, 0.2, 9, True)
+    mask = data.grouped_stratified_split(labels[:120], [data.patient_id(Path(n).name) for n in names[:120]], 0.2, 9)
+    assert np.array_equal(s.split[:120] == "val", mask) and set(s.split[120:]) == {"test"}
+    assert not s.regrouped.any()
+    with pytest.raises(ValueError, match="split folders"):
+        data.assign_splits(["train", "validation"], [0, 1], ["a", "b"], 0.2, 0, True)
+
+
+def test_q1_counts_the_regrouped_val_images(tmp_path):
+    """Q1's numbers behind the preprocessing sentence. Catches: counting every val/ image, or images
+    instead of patient ids."""
+    from report.context import prepare
+    from report.q1_data import kaggle_val_numbers
+    from xaikit.config import load_config
+    root = tmp_path / "chest_xray"
+    shared = _kaggle_with_val(root)
+    text = (Path(__file__).resolve().parent.parent / "xaikit.toml").read_text()
+    prep = prepare(data.discover(root), load_config(text, overrides=["data.image_size=32"]))
+    k = kaggle_val_numbers(prep.source_split, prep.split, prep.names, True)
+    assert k["images"] == 5 and k["regrouped_images"] == 3 and k["regrouped_patients"] == len(shared)
+    assert k["any_regrouped"] and k["regrouped_in_train"] + k["regrouped_in_val"] == 3
+    assert k["use"] == "added"
+    off = kaggle_val_numbers(prep.source_split, prep.split, prep.names, False)
+    assert off["regrouped_images"] == 0 and off["use"] == "unused"
+    none = prep.source_split != "val"
+    assert kaggle_val_numbers(prep.source_split[none], prep.split[none], prep.names[none], True)["use"] == "absent"
+
+
 def test_hash_cache_skips_unchanged_files_and_sees_any_write(generated):
     # catches: a cache never consulted (every build reads 1.2 GB), or one trusted on mtime alone
     import os

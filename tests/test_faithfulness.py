@@ -152,16 +152,22 @@ def test_sign_flip_p():
 
 # ---- report side: the gate, Holm over the family, the counts -------------------------------
 
-def _settings():
-    return {"n_boot": 500, "seed": 0, "level": 0.95, "alpha": 0.05}
+SPAN = 0.1   # verdicts.saturation_span in these tests
+
+
+def _settings(span: float = SPAN):
+    return {"n_boot": 500, "seed": 0, "level": 0.95, "alpha": 0.05, "saturation_span": span}
 
 
 def test_saturation_gate_cases():
-    from report.q4_gradcam import MIN_SPAN, saturation_gate
+    from report.q4_gradcam import saturation_gate
     rng = np.random.default_rng(0)
     p = rng.uniform(0.6, 0.9, 30)
     assert saturation_gate(p, p - 0.5, _settings())["informative"]           # wide span
-    assert not saturation_gate(p, p - MIN_SPAN / 2, _settings())["informative"]   # too narrow
+    assert not saturation_gate(p, p - SPAN / 2, _settings())["informative"]   # too narrow
+    # the gate reads verdicts.saturation_span: a span of 0.3 passes at 0.1, fails at 0.4
+    assert saturation_gate(p, p - 0.3, _settings(0.1))["informative"]
+    assert not saturation_gate(p, p - 0.3, _settings(0.4))["informative"]
     assert not saturation_gate(p, p + 0.5, _settings())["informative"]       # wrong direction
     noisy = saturation_gate(p, p - rng.normal(0, 1, 30), _settings())        # interval spans 0
     assert not noisy["informative"] and noisy["span"]["lo"] < 0 < noisy["span"]["hi"]

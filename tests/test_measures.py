@@ -7,7 +7,8 @@ from report import measures
 from xaikit import intervals
 
 S = {"lung_margin": 0.2, "border_frac": 0.1, "consistency_high": 0.5, "consistency_moderate": 0.2,
-     "agree": 0.5, "baseline_sensitive": 0.5, "alpha": 0.05, "level": 0.95, "n_boot": 300, "seed": 0}
+     "agree": 0.5, "baseline_sensitive": 0.5, "alpha": 0.05, "level": 0.95, "n_boot": 300, "seed": 0,
+     "dice_target": 0.8}
 
 
 def setup(n=12, size=20):
@@ -138,6 +139,10 @@ def test_hand_mask_dice_on_the_validation_images():
     assert out["atlas"]["NORMAL"] == pytest.approx(np.mean([mine[n] for n in names[:3]]))
     assert out["atlas"]["PNEUMONIA"] == pytest.approx(np.mean([mine[n] for n in names[3:]]))
     assert out["beats_prior"] == (out["atlas_vs_prior"]["lo"] > 0)
+    # the target is verdicts.dice_target (here S's), judged by the interval: a target below the interval
+    # is met (catches a typed 0.8 in place of the setting)
+    low = measures.hand_mask_dice(ctx, {**S, "dice_target": out["atlas"]["mean"]["lo"] - 0.01})
+    assert out["target"] == S["dice_target"] and low["meets_target"] and low["target_verdict"] == "meets"
     seg = [regions.segment_lungs(to_float(im[None])[0, ..., 0]).mask
            for im in data.decode_listing(ctx.listing, 64, recs).images]
     assert out["segmentation"]["mean"]["value"] == pytest.approx(
@@ -211,7 +216,7 @@ def test_region_verdicts_per_class_and_pooled_only_when_they_agree():
                                         (0.786, 0.839, "cannot tell (the interval contains the target)")])
 def test_dice_target_judged_by_the_interval(lo, hi, word):
     """Catches: the target judged by the point value (0.81 would "meet" in the third case)."""
-    assert measures.target_word({"value": 0.81, "lo": lo, "hi": hi}, measures.DICE_TARGET) == word
+    assert measures.target_word({"value": 0.81, "lo": lo, "hi": hi}, 0.8) == word   # verdicts.dice_target
     assert measures.target_word({"value": 0.8, "lo": 0.8, "hi": 0.9}, 0.8) == "meets"    # at the target counts
 
 

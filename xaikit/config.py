@@ -67,6 +67,9 @@ SCHEMA: Mapping[str, type] = MappingProxyType({
     "attribution.gradcam_early_layer": str,
     "attribution.faithfulness_steps": int,
     "attribution.faithfulness_cells": int,
+    "attribution.road_steps": int,
+    "attribution.errors_per_class": int,
+    "attribution.errors_figure_per_class": int,
     "attribution.bootstrap": int,
     "verdicts.lung_margin": float,
     "verdicts.border_frac": float,
@@ -74,6 +77,16 @@ SCHEMA: Mapping[str, type] = MappingProxyType({
     "verdicts.consistency_moderate": float,
     "verdicts.agree": float,
     "verdicts.baseline_sensitive": float,
+    "verdicts.dice_target": float,
+    "verdicts.saturation_span": float,
+    "verdicts.target_auc": float,
+    "verdicts.target_accuracy": float,
+    "verdicts.target_sensitivity": float,
+    "verdicts.target_specificity": float,
+    "verdicts.performance_bootstrap": int,
+    "verdicts.family_min_train": int,
+    "verdicts.random_auc_band": float,
+    "verdicts.control_fit": float,
     "verdicts.alpha": float,
     "verdicts.randomization_cut": float,
 })
@@ -81,6 +94,31 @@ SCHEMA: Mapping[str, type] = MappingProxyType({
 _CHOICES = {"train.class_weights": ("balanced", "none"),
             "attribution.ig_baseline": ("black", "white", "blurred", "noise", "train_mean"),
             "sanity.primary_metric": ("spearman_abs", "spearman_signed", "ssim", "hog")}
+
+# Ranges of the cut-offs and settings behind verdicts: key -> (low, high, reason), both ends
+# inclusive (None = unbounded); a value outside raises ConfigError naming the range and the value.
+_RANGES = {
+    "attribution.road_steps": (1, None, "ROAD's fraction grid needs at least one step"),
+    "attribution.errors_per_class": (1, None, "Q2.3 explains at least one error per class"),
+    "attribution.errors_figure_per_class": (1, None, "Q2.3's figure shows at least one error per class"),
+    "verdicts.dice_target": (0.0, 1.0, "a Dice coefficient"),
+    "verdicts.saturation_span": (0.0, 1.0, "a share of the probability scale"),
+    "verdicts.target_auc": (0.5, 1.0, "an AUC floor above chance"),
+    "verdicts.target_accuracy": (0.0, 1.0, "a proportion"),
+    "verdicts.target_sensitivity": (0.0, 1.0, "a proportion"),
+    "verdicts.target_specificity": (0.0, 1.0, "a proportion"),
+    "verdicts.performance_bootstrap": (100, None, "a percentile interval needs at least 100 draws"),
+    "verdicts.family_min_train": (1, None, "a count of training files"),
+    "verdicts.random_auc_band": (0.0, 0.5, "a half-width around the chance AUC 0.5"),
+    "verdicts.control_fit": (0.0, 1.0, "a training accuracy"),
+}
+
+
+def _check_range(key: str, value: Any) -> None:
+    low, high, why = _RANGES[key]
+    if (low is not None and value < low) or (high is not None and value > high):
+        bounds = f"in [{low}, {high}]" if high is not None else f">= {low}"
+        raise ConfigError(f"config key {key!r} expects a value {bounds} ({why}), got {value!r}")
 
 
 @dataclass(frozen=True)
@@ -170,6 +208,8 @@ def load_config(text: str, *, source: str = "xaikit.toml", overrides: Iterable[s
     for item in overrides:
         key, value = parse_override(item)
         values[key] = _coerce(key, value)
+    for key in _RANGES:
+        _check_range(key, values[key])
     if not 0.0 < values["data.val_fraction"] < 0.5:
         raise ConfigError(f"data.val_fraction expects a value in (0, 0.5), got {values['data.val_fraction']}")
     if values["random_labels.seeds"] < 2:

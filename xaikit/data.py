@@ -314,6 +314,55 @@ def grouped_stratified_split(labels: np.ndarray, groups: list[str], fraction: fl
     return mask
 
 
+def kaggle_val_leaks(source, names) -> np.ndarray:
+    """Boolean mask of the images of the Kaggle ``val/`` folder whose patient id (:func:`patient_id`
+    of the file name, as the train/val split groups them) also occurs among the ``train/`` images."""
+    source = np.asarray(source, dtype=str)
+    if len(source) != len(names):
+        raise ValueError(f"source and names differ in length: {len(source)} vs {len(names)}")
+    pids = [patient_id(str(n).rsplit("/", 1)[-1]) for n in names]
+    in_train = {pid for pid, s in zip(pids, source) if s == "train"}
+    return np.array([s == "val" and pid in in_train for pid, s in zip(pids, source)], dtype=bool)
+
+
+@dataclass(frozen=True)
+class Splits:
+    """The splits as used, per image, and which Kaggle ``val/`` images were regrouped."""
+
+    split: np.ndarray       # "train", "val", "test" or "unused" (val/ images when data.use_kaggle_val is off)
+    regrouped: np.ndarray   # val/ images that joined the train/ pool: their patient id also occurs in train/
+
+    @property
+    def regrouped_images(self) -> int:
+        return int(self.regrouped.sum())
+
+
+def assign_splits(source, labels, names, fraction: float, seed: int, use_kaggle_val: bool) -> Splits:
+    """Train / validation / test per image from the folder each was found in (``source``).
+
+    Validation is carved out of the train/ pool by whole patient ids (:func:`grouped_stratified_split`
+    with ``fraction`` and ``seed``). The Kaggle val/ images, when used, join validation, except those
+    whose patient id also occurs in train/: they join the train/ pool *before* the carve-out, so each
+    such patient lands whole on one side and validation stays patient-disjoint from training. Without
+    such images (or without val/) the pool, and so the split, is train/ alone. Unused val/ images are
+    "unused" and regroup nothing.
+    """
+    source = np.asarray(source, dtype=str)
+    labels = np.asarray(labels)
+    if not len(source) == len(labels) == len(names):
+        raise ValueError(f"source, labels and names differ in length: {len(source)}, {len(labels)}, {len(names)}")
+    unknown = sorted(set(source.tolist()) - set(SPLITS))
+    if unknown:
+        raise ValueError(f"source expects split folders {SPLITS}, got {unknown}")
+    regrouped = kaggle_val_leaks(source, names) if use_kaggle_val else np.zeros(len(source), bool)
+    split = np.array([("train" if r else s) if s != "val" or use_kaggle_val else "unused"
+                      for s, r in zip(source.tolist(), regrouped)], dtype="<U6")
+    pool = np.flatnonzero(split == "train")
+    groups = [patient_id(str(names[i]).rsplit("/", 1)[-1]) for i in pool]
+    split[pool[grouped_stratified_split(labels[pool], groups, fraction, seed)]] = "val"
+    return Splits(split, regrouped)
+
+
 def stratified_subset(labels: np.ndarray, size: int, seed: int) -> np.ndarray:
     """Sorted indices of a seeded subset of ``size`` items with the class proportions kept."""
     labels = np.asarray(labels)
