@@ -316,8 +316,8 @@ def render_one(html: str, base_url: str, fetcher_factory) -> tuple[bytes, dict]:
     files = {}
     for url in fetched:
         path = _local_path(url)
-        if path is not None and path.is_file():
-            files[str(path)] = _sha(path.read_bytes())
+        if path is not None:                      # a file missing now must still be missing
+            files[str(path)] = _sha(path.read_bytes()) if path.is_file() else ""
     meta = {"pages": len(document.pages), "anchors": anchors, "bookmarks": bookmarks,
             "files": files, "breaks": list(_forced_breaks(document)) if document.pages else ["", ""],
             "seconds": time.perf_counter() - t0}
@@ -427,6 +427,7 @@ class Renderer:
             return [render_one(h, base_url, fetcher_factory) for h in htmls]
         order = sorted(range(len(htmls)), key=lambda i: -len(htmls[i]))    # the longest first
         self.conn.send([(htmls[i], base_url, fetcher_factory) for i in order])
+        import pypdf  # noqa: F401  (for the merge, imported while the renderer lays out)
         try:
             status, out = self.conn.recv()
         except EOFError:
@@ -453,7 +454,7 @@ class Cache:
             return None
         for path, sha in meta.get("files", {}).items():
             try:
-                if _sha(Path(path).read_bytes()) != sha:
+                if (_sha(Path(path).read_bytes()) if Path(path).is_file() else "") != sha:
                     return None
             except OSError:
                 return None

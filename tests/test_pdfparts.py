@@ -141,6 +141,10 @@ def test_a_changed_image_lays_its_part_out_again(env, tmp_path):
     Image.new("RGB", (40, 20), "blue").save(base / "fig.png")
     res = run(html)
     assert [p["name"] for p in res.parts if p["rendered"]] == ["title"]
+    (base / "fig.png").unlink()              # and a file that appears or goes
+    assert [p["name"] for p in run(html).parts if p["rendered"]] == ["title"]
+    Image.new("RGB", (40, 20), "green").save(base / "fig.png")
+    assert [p["name"] for p in run(html).parts if p["rendered"]] == ["title"]
 
 
 @pytest.mark.parametrize("css, why", [
