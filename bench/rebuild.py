@@ -11,7 +11,8 @@ alternated in one run so that load on the machine hits both alike:
   rebuild paid while the build imported TensorFlow up front).
 
 Prints the median wall seconds of each, their ratio, where the time of the "no TF" rebuild
-goes, the PDF's pages and size and the figures' bytes. A final rebuild with the project's own
+goes (and, per "no TF" run, which parts of the PDF were laid out again: report/pdfparts.py), the
+PDF's pages and size and the figures' bytes. A final rebuild with the project's own
 templates, by `invoke build-report` itself (timed too), leaves the report as it was. The quick build has fewer pages than the full one
 (its grids are the same, its images 64 px; see the README), so quote both when comparing.
 
@@ -70,8 +71,9 @@ def rebuild(templates: Path, build: Path, profile: str | None, with_tf: bool) ->
         sys.exit(f"rebuild failed:\n{r.stderr[-3000:]}")
     out = json.loads(r.stdout.strip().splitlines()[-1])
     m = re.search(r"render computed ([\d.]+)s", r.stderr)
+    parts = re.search(r"\[xaikit\] (PDF (?:in|rendered) .*)", r.stderr)
     out.update(wall=wall, cpu=cpu, render=float(m.group(1)) if m else float("nan"),
-               fresh="rendering only" in r.stderr)
+               fresh="rendering only" in r.stderr, parts=parts.group(1) if parts else "?")
     return out
 
 
@@ -139,6 +141,8 @@ def main() -> None:
     print(f"  no TF breakdown: project imports {d['imports']:.2f} s, build {d['build']:.2f} s of "
           f"which rendering (Jinja, Markdown, WeasyPrint) {d['render']:.2f} s; the rest is Python "
           f"start-up, listing and hashing the dataset")
+    for r in details:
+        print(f"  no TF run: {r['wall']:.2f} s wall, {r['cpu']:.2f} s CPU; {r['parts']}")
     figs = [p for p in (out / "sections").glob("*/*") if p.suffix in (".png", ".jpg")]
     print(f"  report.pdf: {pages(out / 'report.pdf')} pages, {(out / 'report.pdf').stat().st_size / 1e6:.2f} MB; "
           f"figures: {len(figs)} files, {sum(p.stat().st_size for p in figs) / 1e6:.2f} MB "

@@ -3,7 +3,8 @@
 Answer templates are rendered in a Jinja sandbox with StrictUndefined: an unknown variable
 is an error naming the template, its line and the closest known variable. The page is
 composed in memory and written only when every template rendered (HTML and PDF each to a
-temporary file, then renamed), so a typo leaves the previous report as it was.
+temporary file, then renamed), so a typo leaves the previous report as it was. The PDF is laid
+out per top-level section, each part cached by its content (:mod:`report.pdfparts`).
 WeasyPrint only reads files under build/. This module imports no TensorFlow: the report's
 layout (sections, sub-questions, figures) comes from the caller or, lazily, the registry.
 """
@@ -123,9 +124,23 @@ def _pval(p: float) -> str:
     return "< 0.001" if p < 0.001 else f"= {p:.3f}"
 
 
-def answer_env(templates: Path = TEMPLATES) -> SandboxedEnvironment:
+def _bytecode_cache(cache: Path | None, kind: str) -> jinja2.BytecodeCache | None:
+    """Compiled templates kept on disk (a fresh process otherwise compiles every template
+    again: about 1 s of a rebuild). Jinja keys each entry by the template's file name and source
+    checksum; the directory adds what else the compiled code depends on (the environment's
+    kind and Jinja's version)."""
+    if cache is None:
+        return None
+    directory = Path(cache) / f"{kind}-jinja{jinja2.__version__}"
+    directory.mkdir(parents=True, exist_ok=True)
+    return jinja2.FileSystemBytecodeCache(str(directory))
+
+
+def answer_env(templates: Path = TEMPLATES, cache: Path | None = None) -> SandboxedEnvironment:
+    """The answer templates' environment; ``cache``: a directory for compiled templates."""
     env = SandboxedEnvironment(loader=jinja2.FileSystemLoader(Path(templates) / "answers"),
-                               undefined=jinja2.StrictUndefined, autoescape=False)
+                               undefined=jinja2.StrictUndefined, autoescape=False,
+                               bytecode_cache=_bytecode_cache(cache, "answers"))
     env.filters.update(fmt=_fmt, pct=_pct, ci=_ci, pval=_pval)
     return env
 
@@ -218,10 +233,22 @@ def answer_variables(numbers: dict, config: dict, profile: str, outline: list | 
     return dict(numbers, fig=fig_no, tab=tab_no, config=dict(config), profile=profile)
 
 
+PDF_WORKERS = 2     # processes laying out the PDF's parts (report.pdfparts); at most the CPU count
+
+
 def render(ctx: Context, results: dict, *, pdf: bool = True, templates: Path = TEMPLATES,
            outline: list | None = None, model_names=()) -> Path:
     """Write numbers.json, then report.html and report.pdf once both are composed: an error in
-    any template leaves the previous report in place."""
+    any template leaves the previous report in place. The processes that lay out the PDF start
+    first, importing WeasyPrint while the page is composed."""
+    from .pdfparts import Renderer
+    with Renderer(PDF_WORKERS if pdf else 0) as renderer:
+        return _render(ctx, results, renderer, pdf=pdf, templates=templates, outline=outline,
+                       model_names=model_names)
+
+
+def _render(ctx: Context, results: dict, renderer, *, pdf: bool, templates: Path,
+            outline: list | None, model_names) -> Path:
     from .provenance import collect
     outline = outline if outline is not None else layout()
     numbers = {name: res["numbers"] for name, res in results.items()}
@@ -229,7 +256,7 @@ def render(ctx: Context, results: dict, *, pdf: bool = True, templates: Path = T
     artifacts.atomic_write_json(ctx.build / "numbers.json", numbers)
     variables = answer_variables(numbers, ctx.cfg.as_dict(), ctx.cfg.profile, outline)
     fig_no, tab_no = variables["fig"], variables["tab"]
-    env = answer_env(templates)
+    env = answer_env(templates, cache=ctx.build / "cache" / "templates")
     sections = []
     for section in outline:
         res = results[section["name"]]
@@ -245,7 +272,7 @@ def render(ctx: Context, results: dict, *, pdf: bool = True, templates: Path = T
                 "tables": [dict(res["tables"][t], number=tab_no[t]) for t in sub["tables"]]})
         sections.append({"name": section["name"], "title": section["title"], "subs": subs})
     findings = render_answer(env, "findings.md", variables)
-    html = render_page(templates, sections=sections, findings=findings,
+    html = render_page(templates, cache=ctx.build / "cache" / "templates", sections=sections, findings=findings,
                        provenance=numbers["provenance"],
                        css=(Path(templates) / "report.css").read_text("utf-8"),
                        profile=ctx.cfg.profile, dataset=ctx.listing.root,
@@ -255,10 +282,15 @@ def render(ctx: Context, results: dict, *, pdf: bool = True, templates: Path = T
     html_path = ctx.build / "report.html"
     pdf_bytes = None
     if pdf:
-        import weasyprint
-        doc = weasyprint.HTML(string=html, base_url=str(ctx.build.resolve()) + "/",
-                              url_fetcher=build_only_fetcher(ctx.build))
-        pdf_bytes = doc.write_pdf()
+        from functools import partial
+
+        from . import pdfparts
+        from .context import log
+        done = pdfparts.write_pdf(html, base_url=str(ctx.build.resolve()) + "/",
+                                  fetcher_factory=partial(build_only_fetcher, ctx.build),
+                                  cache=ctx.build / "cache" / "pdf-parts", renderer=renderer)
+        pdf_bytes = done.pdf
+        log(done.summary())
     artifacts.atomic_write_text(html_path, html)
     if pdf_bytes is not None:
         artifacts.atomic_write_bytes(ctx.build / "report.pdf", pdf_bytes)
@@ -289,10 +321,11 @@ def load_references(templates: Path = TEMPLATES) -> list[dict]:
     return out
 
 
-def render_page(templates: Path, **context) -> str:
+def render_page(templates: Path, cache: Path | None = None, **context) -> str:
     """The page template (report.html.j2) with ``context``; errors name the file and line."""
     page_env = jinja2.Environment(loader=jinja2.FileSystemLoader(templates),
-                                  autoescape=True, undefined=jinja2.StrictUndefined)
+                                  autoescape=True, undefined=jinja2.StrictUndefined,
+                                  bytecode_cache=_bytecode_cache(cache, "page"))
     try:
         template = page_env.get_template("report.html.j2")
         return template.render(**context)
