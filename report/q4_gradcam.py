@@ -115,7 +115,7 @@ def seed_faithfulness(ctx: Context, model, x, target, maps: dict, st: dict) -> l
     fill = baseline_images(fill_name, x, ctx)
     cells, rname = a["faithfulness_cells"], "cells"
     designs = {fill_name: (a["faithfulness_steps"], dict(fill=fill, start=fill)),
-               ROAD_FILL: (ROAD_STEPS, dict(impute=road_imputer(baseline_images("train_mean", x[:1], ctx)[0]),
+               ROAD_FILL: (a["road_steps"], dict(impute=road_imputer(baseline_images("train_mean", x[:1], ctx)[0]),
                                             seed=a["seed"]))}
     p_image = np.asarray(model.predict(x, verbose=0))[np.arange(len(x)), target]
     fills, all_cells = [], []
