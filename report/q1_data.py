@@ -12,7 +12,7 @@ from xaikit.data import CLASSES
 from xaikit.train import class_weight_vector
 
 from .context import Context, lib
-from .section import Result, Section, Sub
+from .section import Appendix, Result, Section, Sub
 
 
 def run(ctx: Context) -> Result:
@@ -166,9 +166,9 @@ SECTION = Section(
     config=("data.", "train.augment", "train.class_weights", "train.batch_size", "augment."),
     subs=(
         Sub("Q1.1", "Label distribution and example images", "q1_1.md",
-            figures=("q1_counts", "q1_examples"), tables=("q1_counts",)),
+            figures=("q1_counts", "q1_examples"), tables=(Appendix("q1_counts"),)),
         Sub("Q1.2", "Visible differences between the classes", "q1_2.md",
-            figures=("q1_means", "q1_hist", "q1_sharp")),
-        Sub("Q1.3", "Sources of bias", "q1_3.md", figures=("q1_sizes",), tables=("q1_bias",)),
+            figures=("q1_means", Appendix("q1_hist"), Appendix("q1_sharp"))),
+        Sub("Q1.3", "Sources of bias", "q1_3.md", figures=(Appendix("q1_sizes"),), tables=(Appendix("q1_bias"),)),
         Sub("Q1.4", "Preprocessing", "q1_4.md"),
     ))

@@ -19,7 +19,7 @@ from xaikit.train import predict_probs
 
 from . import models, q2_errors
 from .context import Context, lib
-from .section import Result, Section, Sub
+from .section import Appendix, Result, Section, Sub
 
 KERMANY = {"model": "Kermany et al. 2018 (transfer learning, Inception v3)", "accuracy": 0.928,
            "sensitivity": 0.932, "specificity": 0.901, "auc": 0.968}
@@ -230,8 +230,8 @@ SECTION = Section(
     config=("train.", "augment.", "data.", "attribution.", "verdicts.alpha", "verdicts.border_frac"),
     models=("main", "replicates"),
     subs=(
-        Sub("Q2.1", "Architecture and training", "q2_1.md", tables=("q2_arch",), figures=("q2_curves",)),
-        Sub("Q2.2", "Test-set performance", "q2_2.md", tables=("q2_metrics",), figures=("q2_cm", "q2_roc")),
+        Sub("Q2.1", "Architecture and training", "q2_1.md", tables=(Appendix("q2_arch"),), figures=("q2_curves",)),
+        Sub("Q2.2", "Test-set performance", "q2_2.md", tables=("q2_metrics",), figures=("q2_cm", Appendix("q2_roc"))),
         Sub("Q2.3", "Where the classifier errs, and what it looks at", "q2_3.md",
-            figures=("q2_errors",), tables=("q2_errors_maps", "q2_errors_common")),
+            figures=(Appendix("q2_errors"),), tables=(Appendix("q2_errors_maps"), Appendix("q2_errors_common"))),
     ))

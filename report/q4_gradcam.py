@@ -18,7 +18,7 @@ from .context import Context, lib, log
 from .progress import bar
 
 from .q3_ig import baseline_images, explain_ig, explained_model
-from .section import Result, Section, Sub
+from .section import Appendix, Result, Section, Sub
 
 
 def roughness(maps: np.ndarray) -> np.ndarray:
@@ -316,8 +316,9 @@ SECTION = Section(
     subs=(
         Sub("Q4.1", "Grad-CAM maps of the same 10 test images", "q4_1.md",
             figures=("q4_maps_normal", "q4_maps_pneumonia")),
-        Sub("Q4.2", "Do the maps highlight sensible regions?", "q4_2.md", tables=("q4_regions", "q4_zones")),
+        Sub("Q4.2", "Do the maps highlight sensible regions?", "q4_2.md", tables=(Appendix("q4_regions"), Appendix("q4_zones"))),
         Sub("Q4.3", "Are the maps consistent across samples?", "q4_3.md", figures=("q4_mean",)),
         Sub("Q4.4", "Grad-CAM compared with IG", "q4_4.md",
-            figures=("q4_side", "q4_deletion", "q4_insertion", "q4_road"), tables=("q4_faith", "q4_faith_crossed")),
+            figures=("q4_side", Appendix("q4_deletion"), Appendix("q4_insertion"), Appendix("q4_road")),
+            tables=(Appendix("q4_faith"), Appendix("q4_faith_crossed"))),
     ))
