@@ -114,7 +114,8 @@ def run(ctx: Context) -> Result:
     n["params"] = int(model.count_params())
     n["train"] = {**t, "epochs_run": card["epochs_run"], "best_epoch": card["best_epoch"],
                   "seconds": card["seconds"], "minutes": card["seconds"] / 60,
-                  "n_train": card["n_train"], "n_val": card["n_val"], "n_test": card["n_test"]}
+                  "n_train": card["n_train"], "n_val": card["n_val"], "n_test": card["n_test"],
+                  "best_is_last": card["best_epoch"] == card["epochs_run"]}   # the curves' sentence (Q2.1)
     n["val_threshold"] = card["val_threshold"]
     n["val"] = card["val"]
     test05, testv = card["test"]["at_0.5"], card["test"]["at_val_threshold"]
@@ -131,6 +132,7 @@ def run(ctx: Context) -> Result:
     if not np.isclose(cl.threshold.value, card["val_threshold"]):
         raise ValueError(f"the Youden threshold of the cached model's validation scores expects "
                          f"{card['val_threshold']}, got {cl.threshold.value}: the model card is stale")
+    n["test_auc_below_val"] = bool(cl.auc.hi < card["val"]["auc"])    # the ROC figure's sentence (Q2.2)
     # secondary: images independent, threshold fixed (Wilson; AUC resampled within each class)
     simple = {tag: {k: v.as_dict() for k, v in intervals.classification_intervals(
                   p.y("test"), p_test, thr, n_boot=N_BOOT, seed=ctx.cfg["data.seed"], level=level).items()}

@@ -57,6 +57,7 @@ def run(ctx: Context) -> Result:
     g = n["grid"] = int(model.get_layer(a["gradcam_layer"]).output.shape[1])
     n["early_grid"] = int(model.get_layer(a["gradcam_early_layer"]).output.shape[1])
     n["flat_maps"] = int(np.sum(cam.reshape(len(cam), -1).max(1) == 0))
+    n["early"] = measures.brightness_numbers(cam, early, st)    # why the earlier layer's column prints dark
     n["upsampling"] = measures.upsampling_numbers(explainer.grid(x, target), cam, ig["masks"], st)
     caps = measures.caption_rows(names[rp], y[rp], probs[rp], target[rp], thr)
     for k, c in enumerate(CLASSES):
@@ -319,6 +320,6 @@ SECTION = Section(
         Sub("Q4.2", "Do the maps highlight sensible regions?", "q4_2.md", tables=(Appendix("q4_regions"), Appendix("q4_zones"))),
         Sub("Q4.3", "Are the maps consistent across samples?", "q4_3.md", figures=("q4_mean",)),
         Sub("Q4.4", "Grad-CAM compared with IG", "q4_4.md",
-            figures=("q4_side", Appendix("q4_deletion"), Appendix("q4_insertion"), Appendix("q4_road")),
+            figures=(Appendix("q4_side"), Appendix("q4_deletion"), Appendix("q4_insertion"), Appendix("q4_road")),
             tables=(Appendix("q4_faith"), Appendix("q4_faith_crossed"))),
     ))

@@ -55,6 +55,7 @@ def layout() -> list[dict]:
 
 
 METHODS_TITLE = "Methods and statistics"     # the appendix's headings start with this
+GLOSSARY, GLOSSARY_TITLE = "glossary.md", "glossary, in plain words"   # the appendix's first part (optional template)
 
 
 def methods_title(section_title: str) -> str:
@@ -320,7 +321,10 @@ def render(ctx: Context, results: dict, *, pdf: bool = True, templates: Path = T
             appendix.append({"name": "methods-" + section["name"], "title": methods_title(section["title"]),
                              "back": section["name"], "subs": items})
     findings = render_answer(env, "findings.md", variables)
+    glossary = (render_answer(env, GLOSSARY, variables)
+                if (Path(templates) / "answers" / GLOSSARY).exists() else "")
     html = render_page(templates, sections=sections, appendix=appendix, findings=findings,
+                       glossary=glossary, glossary_title=methods_title(GLOSSARY_TITLE),
                        provenance=numbers["provenance"],
                        css=(Path(templates) / "report.css").read_text("utf-8"),
                        profile=ctx.cfg.profile, dataset=ctx.listing.root,

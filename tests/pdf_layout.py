@@ -121,8 +121,9 @@ def report_titles() -> list[str]:
     """The report's section headings, in order: findings, the questions, the methods appendix's
     parts, references, provenance."""
     from report.registry import SECTIONS
-    from report.render import methods_title
-    return (["Findings"] + [s.title for s in SECTIONS] + [methods_title(s.title) for s in SECTIONS]
+    from report.render import GLOSSARY_TITLE, methods_title
+    return (["Findings"] + [s.title for s in SECTIONS] + [methods_title(GLOSSARY_TITLE)]
+            + [methods_title(s.title) for s in SECTIONS]
             + ["References", "Appendix: provenance of this build"])
 
 
