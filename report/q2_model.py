@@ -233,7 +233,7 @@ SECTION = Section(
     models=("main", "replicates"),
     subs=(
         Sub("Q2.1", "Architecture and training", "q2_1.md", tables=(Appendix("q2_arch"),), figures=("q2_curves",)),
-        Sub("Q2.2", "Test-set performance", "q2_2.md", tables=("q2_metrics",), figures=("q2_cm", Appendix("q2_roc"))),
+        Sub("Q2.2", "Test-set performance", "q2_2.md", tables=(Appendix("q2_metrics"),), figures=("q2_cm", Appendix("q2_roc"))),
         Sub("Q2.3", "Where the classifier errs, and what it looks at", "q2_3.md",
             figures=(Appendix("q2_errors"),), tables=(Appendix("q2_errors_maps"), Appendix("q2_errors_common"))),
     ))
