@@ -413,6 +413,32 @@ def upsampling_numbers(grid: np.ndarray, maps: np.ndarray, masks: np.ndarray, s:
     return out
 
 
+def brightness_numbers(last: np.ndarray, early: np.ndarray, s: dict) -> dict:
+    """How bright two layers' Grad-CAM maps print when each map is scaled by its maximum (as in the
+    figures): per layer, the mean of map / max (the share of the colour scale the average pixel
+    reaches) and the share of pixels at or above half the maximum, with intervals over images, and
+    the paired difference early - last of the first (``measured`` False with fewer than two maps
+    that are not all zero). ``darker`` is True when that interval lies
+    below 0, False when above, None when it contains 0. All-zero maps are left out (and counted)."""
+    ci = dict(n_boot=s["n_boot"], seed=s["seed"], level=s["level"])
+    flat = lambda m: m.reshape(len(m), -1).astype(np.float64)
+    a, b = flat(last), flat(early)
+    keep = (a.max(1) > 0) & (b.max(1) > 0)
+    a, b = a[keep], b[keep]
+    out = {"n": int(keep.sum()), "flat": int((~keep).sum()), "measured": bool(keep.sum() >= 2)}
+    if not out["measured"]:
+        return dict(out, darker=None)
+    rel = {k: m.mean(1) / m.max(1) for k, m in (("last", a), ("early", b))}
+    hot = {k: (m >= 0.5 * m.max(1, keepdims=True)).mean(1) for k, m in (("last", a), ("early", b))}
+    for k in ("last", "early"):
+        out[k] = {"mean_brightness": intervals.mean_ci(rel[k], **ci).as_dict(),
+                  "hot_area": intervals.mean_ci(hot[k], **ci).as_dict()}
+    d = intervals.bootstrap(lambda u, v: np.mean(u - v), rel["early"], rel["last"], **ci).as_dict()
+    out["early_minus_last"] = d
+    out["darker"] = True if d["hi"] < 0 else (False if d["lo"] > 0 else None)
+    return out
+
+
 def negative_delta_numbers(delta: np.ndarray, targets: np.ndarray, maps: np.ndarray, masks: np.ndarray,
                            labels: np.ndarray, nulls: dict, s: dict, full: dict) -> dict:
     """IG explains F(x) - F(baseline): count, per explained target, the images whose difference is

@@ -12,7 +12,7 @@ from xaikit.data import CLASSES, kaggle_val_leaks, patient_id
 from xaikit.train import class_weight_vector
 
 from .context import Context, lib
-from .section import Result, Section, Sub
+from .section import Appendix, Result, Section, Sub
 
 
 def run(ctx: Context) -> Result:
@@ -76,6 +76,10 @@ def run(ctx: Context) -> Result:
         "std_intensity": {c: float(v.std()) for c, v in intensity.items()},
         "diff_center": float(center), "diff_all": float(np.abs(diff).mean()),
         "diff_max": float(diff.max()), "diff_min": float(diff.min()),
+        # the figures' sentences: where the mean images differ most, which class is brighter and sharper
+        "center_stronger": bool(center > np.abs(diff).mean()),
+        "brighter_class": max(CLASSES, key=lambda c: float(intensity[c].mean())),
+        "sharper_class": max(CLASSES, key=lambda c: float(np.median(sharp[y == CLASSES.index(c)]))),
         "sharpness_train": {c: float(np.median(sharp[y == k])) for k, c in enumerate(CLASSES)},
         "sharpness_test": {c: float(np.median(sharp_test[p.labels[test] == k]))
                            for k, c in enumerate(CLASSES)},
@@ -183,9 +187,9 @@ SECTION = Section(
     config=("data.", "train.augment", "train.class_weights", "train.batch_size", "augment."),
     subs=(
         Sub("Q1.1", "Label distribution and example images", "q1_1.md",
-            figures=("q1_counts", "q1_examples"), tables=("q1_counts",)),
+            figures=(Appendix("q1_counts"), "q1_examples"), tables=(Appendix("q1_counts"),)),
         Sub("Q1.2", "Visible differences between the classes", "q1_2.md",
-            figures=("q1_means", "q1_hist", "q1_sharp")),
-        Sub("Q1.3", "Sources of bias", "q1_3.md", figures=("q1_sizes",), tables=("q1_bias",)),
+            figures=("q1_means", Appendix("q1_hist"), Appendix("q1_sharp"))),
+        Sub("Q1.3", "Sources of bias", "q1_3.md", figures=(Appendix("q1_sizes"),), tables=(Appendix("q1_bias"),)),
         Sub("Q1.4", "Preprocessing", "q1_4.md"),
     ))

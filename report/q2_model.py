@@ -19,7 +19,7 @@ from xaikit.train import predict_probs
 
 from . import models, q2_errors
 from .context import Context, lib
-from .section import Result, Section, Sub
+from .section import Appendix, Result, Section, Sub
 
 KERMANY = {"model": "Kermany et al. 2018 (transfer learning, Inception v3)", "accuracy": 0.928,
            "sensitivity": 0.932, "specificity": 0.901, "auc": 0.968}
@@ -119,7 +119,8 @@ def run(ctx: Context) -> Result:
     n["params"] = int(model.count_params())
     n["train"] = {**t, "epochs_run": card["epochs_run"], "best_epoch": card["best_epoch"],
                   "seconds": card["seconds"], "minutes": card["seconds"] / 60,
-                  "n_train": card["n_train"], "n_val": card["n_val"], "n_test": card["n_test"]}
+                  "n_train": card["n_train"], "n_val": card["n_val"], "n_test": card["n_test"],
+                  "best_is_last": card["best_epoch"] == card["epochs_run"]}   # the curves' sentence (Q2.1)
     n["val_threshold"] = card["val_threshold"]
     n["val"] = card["val"]
     test05, testv = card["test"]["at_0.5"], card["test"]["at_val_threshold"]
@@ -137,6 +138,7 @@ def run(ctx: Context) -> Result:
     if not np.isclose(cl.threshold.value, card["val_threshold"]):
         raise ValueError(f"the Youden threshold of the cached model's validation scores expects "
                          f"{card['val_threshold']}, got {cl.threshold.value}: the model card is stale")
+    n["test_auc_below_val"] = bool(cl.auc.hi < card["val"]["auc"])    # the ROC figure's sentence (Q2.2)
     # secondary: images independent, threshold fixed (Wilson; AUC resampled within each class)
     simple = {tag: {k: v.as_dict() for k, v in intervals.classification_intervals(
                   p.y("test"), p_test, thr, n_boot=n_boot, seed=ctx.cfg["data.seed"], level=level).items()}
@@ -245,8 +247,8 @@ SECTION = Section(
             "verdicts.target_", "verdicts.performance_bootstrap", "verdicts.family_min_train"),
     models=("main", "replicates"),
     subs=(
-        Sub("Q2.1", "Architecture and training", "q2_1.md", tables=("q2_arch",), figures=("q2_curves",)),
-        Sub("Q2.2", "Test-set performance", "q2_2.md", tables=("q2_metrics", "q2_seeds"), figures=("q2_cm", "q2_roc")),
+        Sub("Q2.1", "Architecture and training", "q2_1.md", tables=(Appendix("q2_arch"),), figures=("q2_curves",)),
+        Sub("Q2.2", "Test-set performance", "q2_2.md", tables=(Appendix("q2_metrics"), Appendix("q2_seeds")), figures=("q2_cm", Appendix("q2_roc"))),
         Sub("Q2.3", "Where the classifier errs, and what it looks at", "q2_3.md",
-            figures=("q2_errors",), tables=("q2_errors_maps", "q2_errors_common")),
+            figures=(Appendix("q2_errors"),), tables=(Appendix("q2_errors_maps"), Appendix("q2_errors_common"))),
     ))

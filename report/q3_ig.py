@@ -19,7 +19,7 @@ from xaikit.train import predict_probs
 from . import measures, samples, seeds
 from .context import Context, lib, log
 from .progress import bar
-from .section import Result, Section, Sub
+from .section import Appendix, Result, Section, Sub
 
 
 def baseline_images(name: str, x: np.ndarray, ctx: Context) -> np.ndarray:
@@ -320,10 +320,10 @@ SECTION = Section(
         Sub("Q3.1", "IG maps of 5 NORMAL and 5 PNEUMONIA test images", "q3_1.md",
             figures=("q3_maps_normal", "q3_maps_pneumonia")),
         Sub("Q3.2", "Do the maps highlight sensible regions?", "q3_2.md",
-            figures=("q3_masks", "q3_zones"), tables=("q3_regions", "q3_zones")),
+            figures=(Appendix("q3_masks"), "q3_zones"), tables=(Appendix("q3_regions"), Appendix("q3_zones"))),
         Sub("Q3.3", "Are the maps consistent across samples?", "q3_3.md", figures=("q3_mean",)),
         Sub("Q3.4", "The effect of the baseline", "q3_4.md",
-            figures=("q3_baseline_grid", "q3_baseline_spearman", "q3_baseline_ssim"),
-            tables=("q3_baselines",)),
-        Sub("Q3.5", "Do the answers hold for other training seeds?", "q3_5.md", tables=("q3_seeds",)),
+            figures=("q3_baseline_spearman", Appendix("q3_baseline_grid"), Appendix("q3_baseline_ssim")),
+            tables=(Appendix("q3_baselines"),)),
+        Sub("Q3.5", "Do the answers hold for other training seeds?", "q3_5.md", tables=(Appendix("q3_seeds"),)),
     ))

@@ -18,7 +18,7 @@ from .context import Context, lib, log
 from .progress import bar
 
 from .q3_ig import baseline_images, explain_ig, explained_model
-from .section import Result, Section, Sub
+from .section import Appendix, Result, Section, Sub
 
 
 def roughness(maps: np.ndarray) -> np.ndarray:
@@ -57,6 +57,7 @@ def run(ctx: Context) -> Result:
     g = n["grid"] = int(model.get_layer(a["gradcam_layer"]).output.shape[1])
     n["early_grid"] = int(model.get_layer(a["gradcam_early_layer"]).output.shape[1])
     n["flat_maps"] = int(np.sum(cam.reshape(len(cam), -1).max(1) == 0))
+    n["early"] = measures.brightness_numbers(cam, early, st)    # why the earlier layer's column prints dark
     n["upsampling"] = measures.upsampling_numbers(explainer.grid(x, target), cam, ig["masks"], st)
     caps = measures.caption_rows(names[rp], y[rp], probs[rp], target[rp], thr)
     for k, c in enumerate(CLASSES):
@@ -424,9 +425,10 @@ SECTION = Section(
     subs=(
         Sub("Q4.1", "Grad-CAM maps of the same 10 test images", "q4_1.md",
             figures=("q4_maps_normal", "q4_maps_pneumonia")),
-        Sub("Q4.2", "Do the maps highlight sensible regions?", "q4_2.md", tables=("q4_regions", "q4_zones")),
+        Sub("Q4.2", "Do the maps highlight sensible regions?", "q4_2.md", tables=(Appendix("q4_regions"), Appendix("q4_zones"))),
         Sub("Q4.3", "Are the maps consistent across samples?", "q4_3.md", figures=("q4_mean",)),
         Sub("Q4.4", "Grad-CAM compared with IG", "q4_4.md",
-            figures=("q4_side", "q4_deletion", "q4_insertion", "q4_road"), tables=("q4_faith", "q4_faith_crossed")),
-        Sub("Q4.5", "Do the answers hold for other training seeds?", "q4_5.md", tables=("q4_seeds",)),
+            figures=(Appendix("q4_side"), Appendix("q4_deletion"), Appendix("q4_insertion"), Appendix("q4_road")),
+            tables=(Appendix("q4_faith"), Appendix("q4_faith_crossed"))),
+        Sub("Q4.5", "Do the answers hold for other training seeds?", "q4_5.md", tables=(Appendix("q4_seeds"),)),
     ))

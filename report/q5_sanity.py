@@ -28,7 +28,7 @@ from xaikit.gradcam import GradcamExplainer
 from . import measures, models, samples, seeds
 from .context import Context, lib, log
 from .q3_ig import baseline_images, explain_ig, explained_model
-from .section import Result, Section, Sub
+from .section import Appendix, Result, Section, Sub
 
 METRICS = similarity.MEASURES
 METHODS = (("ig", "IG"), ("gradcam", "Grad-CAM"))
@@ -417,9 +417,9 @@ SECTION = Section(
     after=("q3", "q4"),
     subs=(
         Sub("Q5.1", "Models trained on permuted labels, and matched controls", "q5_1.md",
-            tables=("q5_models",)),
-        Sub("Q5.2", "Do the maps pass or fail? The numbers and the rule", "q5_2.md", tables=("q5_metrics",),
-            figures=("q5_sweep", "q5_bars")),
+            tables=(Appendix("q5_models"),)),
+        Sub("Q5.2", "Do the maps pass or fail? The numbers and the rule", "q5_2.md", tables=(Appendix("q5_metrics"),),
+            figures=(Appendix("q5_sweep"), "q5_bars")),
         Sub("Q5.3", "Maps side by side and the verdict", "q5_3.md", figures=("q5_grid",)),
-        Sub("Q5.4", "Cascading model parameter randomization", "q5_4.md", figures=("q5_cascade",)),
+        Sub("Q5.4", "Cascading model parameter randomization", "q5_4.md", figures=(Appendix("q5_cascade"),)),
     ))

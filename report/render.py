@@ -34,12 +34,62 @@ class TemplateError(XaikitError):
 
 def layout() -> list[dict]:
     """The report's outline as plain data: sections with their sub-questions, answer templates,
-    figure and table ids (what rendering needs of the registry, storable in JSON)."""
+    figure and table ids (what rendering needs of the registry, storable in JSON). Ids marked
+    :class:`report.section.Appendix` are listed under ``appendix_figures`` / ``appendix_tables``."""
     from .registry import SECTIONS      # imports the question modules, hence TensorFlow
-    return [{"name": s.name, "title": s.title,
-             "subs": [{"number": u.number, "title": u.title, "answer": u.answer,
-                       "figures": list(u.figures), "tables": list(u.tables)} for u in s.subs]}
-            for s in SECTIONS]
+    from .section import Appendix
+
+    def split(ids):
+        return [i for i in ids if not isinstance(i, Appendix)], [str(i) for i in ids if isinstance(i, Appendix)]
+
+    out = []
+    for s in SECTIONS:
+        subs = []
+        for u in s.subs:
+            figs, app_figs = split(u.figures)
+            tabs, app_tabs = split(u.tables)
+            subs.append({"number": u.number, "title": u.title, "answer": u.answer,
+                         "figures": figs, "tables": tabs,
+                         "appendix_figures": app_figs, "appendix_tables": app_tabs})
+        out.append({"name": s.name, "title": s.title, "subs": subs})
+    return out
+
+
+METHODS_TITLE = "Methods and statistics"     # the appendix's headings start with this
+GLOSSARY, GLOSSARY_TITLE = "glossary.md", "glossary, in plain words"   # the appendix's first part (optional template)
+
+
+def methods_title(section_title: str) -> str:
+    """Heading of a question's part of the appendix ("Methods and statistics: Q3 Integrated Gradients")."""
+    return f"{METHODS_TITLE}: {section_title}"
+
+
+def appendix_id(number: str) -> str:
+    """HTML id of a sub-question's appendix item: "Q3.4" -> "A3-4" (its body part is "Q3-4")."""
+    return "A" + number.removeprefix("Q").replace(".", "-")
+
+
+def document_order(outline: list, kind: str) -> list[str]:
+    """Figure (``kind="figures"``) or table ids in the order they print: the body's, then the
+    appendix's (numbers follow this order)."""
+    body = [i for sec in outline for sub in sec["subs"] for i in sub[kind]]
+    app = [i for sec in outline for sub in sec["subs"] for i in sub.get("appendix_" + kind, [])]
+    return body + app
+
+
+_PART = re.compile(r"^[ \t]*<!--\s*(methods|body)\s*-->[ \t]*$", re.M)
+
+
+def split_parts(text: str) -> tuple[str, str]:
+    """(body, methods) of a rendered answer's Markdown: text after a line ``<!-- methods -->``
+    goes to the appendix, text after ``<!-- body -->`` back to the body (markers may alternate)."""
+    parts = {"body": [], "methods": []}
+    where, pos = "body", 0
+    for m in _PART.finditer(text):
+        parts[where].append(text[pos:m.start()])
+        where, pos = m.group(1), m.end()
+    parts[where].append(text[pos:])
+    return "\n\n".join(parts["body"]).strip(), "\n\n".join(parts["methods"]).strip()
 
 
 def known_paths(variables: dict, depth: int = 6) -> list[str]:
@@ -146,8 +196,23 @@ def answer_env(templates: Path = TEMPLATES, cache: Path | None = None) -> Sandbo
 
 
 def render_answer(env: SandboxedEnvironment, name: str, variables: dict) -> str:
-    """One answer template as HTML; any error is a one-line TemplateError naming the file,
-    the line and, for an unknown variable or filter, the closest known one."""
+    """One answer template as HTML (body and methods parts in their written order)."""
+    return _markdown(render_text(env, name, variables))
+
+
+def render_answer_parts(env: SandboxedEnvironment, name: str, variables: dict) -> tuple[str, str]:
+    """(body HTML, methods HTML) of one answer template (see :func:`split_parts`)."""
+    body, methods = split_parts(render_text(env, name, variables))
+    return _markdown(body), (_markdown(methods) if methods else "")
+
+
+def _markdown(text: str) -> str:
+    return markdown.markdown(text, extensions=["tables", "sane_lists"])
+
+
+def render_text(env: SandboxedEnvironment, name: str, variables: dict) -> str:
+    """One answer template rendered by Jinja (Markdown); any error is a one-line TemplateError
+    naming the file, the line and, for an unknown variable or filter, the closest known one."""
     try:
         template = env.get_template(name)
     except jinja2.TemplateNotFound:
@@ -176,7 +241,7 @@ def render_answer(env: SandboxedEnvironment, name: str, variables: dict) -> str:
         line = _template_line(exc, template.filename)
         raise TemplateError(f"answer template {where} line {line or '?'}: "
                             f"{type(exc).__name__}: {exc}") from None
-    return markdown.markdown(text, extensions=["tables", "sane_lists"])
+    return text
 
 
 def build_only_fetcher(build: Path):
@@ -223,13 +288,9 @@ def _size_in(path: Path) -> float:
 
 def answer_variables(numbers: dict, config: dict, profile: str, outline: list | None = None) -> dict:
     """What the answer templates see: the sections' numbers, figure and table numbers, the config."""
-    fig_no, tab_no = {}, {}
-    for section in outline if outline is not None else layout():
-        for sub in section["subs"]:
-            for f in sub["figures"]:
-                fig_no.setdefault(f, len(fig_no) + 1)
-            for t in sub["tables"]:
-                tab_no.setdefault(t, len(tab_no) + 1)
+    outline = outline if outline is not None else layout()
+    fig_no = {f: i for i, f in enumerate(dict.fromkeys(document_order(outline, "figures")), 1)}
+    tab_no = {t: i for i, t in enumerate(dict.fromkeys(document_order(outline, "tables")), 1)}
     return dict(numbers, fig=fig_no, tab=tab_no, config=dict(config), profile=profile)
 
 
@@ -257,22 +318,40 @@ def _render(ctx: Context, results: dict, renderer, *, pdf: bool, templates: Path
     variables = answer_variables(numbers, ctx.cfg.as_dict(), ctx.cfg.profile, outline)
     fig_no, tab_no = variables["fig"], variables["tab"]
     env = answer_env(templates, cache=ctx.build / "cache" / "templates")
-    sections = []
+    sections, appendix = [], []
     for section in outline:
         res = results[section["name"]]
-        subs = []
+
+        def figs(ids):
+            return [dict(res["figures"][f], number=fig_no[f],
+                         strips=res["figures"][f].get("strips") or [res["figures"][f]["file"]],
+                         width_in=_size_in(ctx.build / res["figures"][f]["file"])) for f in ids]
+
+        def tabs(ids):
+            return [dict(res["tables"][t], number=tab_no[t]) for t in ids]
+
+        subs, items = [], []
         for sub in section["subs"]:
-            subs.append({
-                "number": sub["number"], "title": sub["title"],
-                "answer": render_answer(env, sub["answer"], variables),
-                "figures": [dict(res["figures"][f], number=fig_no[f],
-                                 strips=res["figures"][f].get("strips") or [res["figures"][f]["file"]],
-                                 width_in=_size_in(ctx.build / res["figures"][f]["file"]))
-                            for f in sub["figures"]],
-                "tables": [dict(res["tables"][t], number=tab_no[t]) for t in sub["tables"]]})
+            body, methods = render_answer_parts(env, sub["answer"], variables)
+            item = {"number": sub["number"], "title": sub["title"], "id": appendix_id(sub["number"]),
+                    "back": sub["number"].replace(".", "-"), "methods": methods,
+                    "figures": figs(sub.get("appendix_figures", [])),
+                    "tables": tabs(sub.get("appendix_tables", []))}
+            has_item = bool(methods or item["figures"] or item["tables"])
+            if has_item:
+                items.append(item)
+            subs.append({"number": sub["number"], "title": sub["title"], "answer": body,
+                         "figures": figs(sub["figures"]), "tables": tabs(sub["tables"]),
+                         "appendix": item["id"] if has_item else None})
         sections.append({"name": section["name"], "title": section["title"], "subs": subs})
+        if items:
+            appendix.append({"name": "methods-" + section["name"], "title": methods_title(section["title"]),
+                             "back": section["name"], "subs": items})
     findings = render_answer(env, "findings.md", variables)
-    html = render_page(templates, cache=ctx.build / "cache" / "templates", sections=sections, findings=findings,
+    glossary = (render_answer(env, GLOSSARY, variables)
+                if (Path(templates) / "answers" / GLOSSARY).exists() else "")
+    html = render_page(templates, cache=ctx.build / "cache" / "templates", sections=sections, appendix=appendix, findings=findings,
+                       glossary=glossary, glossary_title=methods_title(GLOSSARY_TITLE),
                        provenance=numbers["provenance"],
                        css=(Path(templates) / "report.css").read_text("utf-8"),
                        profile=ctx.cfg.profile, dataset=ctx.listing.root,

@@ -9,9 +9,20 @@ from typing import Callable
 import pandas as pd
 
 
+class Appendix(str):
+    """A figure or table id that prints in the "Methods and statistics" appendix, in this
+    sub-question's item there (linked both ways), instead of in the body:
+    ``tables=("q2_metrics", Appendix("q2_seeds"))``. Prose moves the same way: in an answer
+    template, text after a line ``<!-- methods -->`` goes to the appendix item, text after a
+    line ``<!-- body -->`` comes back to the body (see :func:`report.render.split_parts`)."""
+
+    __slots__ = ()
+
+
 @dataclass(frozen=True)
 class Sub:
-    """One numbered sub-question: its answer template and the figures/tables shown with it."""
+    """One numbered sub-question: its answer template and the figures/tables shown with it
+    (an id wrapped in :class:`Appendix` prints in the appendix)."""
 
     number: str                 # "Q1.1"
     title: str

@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 
 BOTTOM_MARGIN_PT = 20 / 25.4 * 72      # report.css: @page margin-bottom 20mm
+MAX_BODY_PAGES = 18                    # issue 24: the body answers Q1-Q5 in at most this many pages (default build)
 
 
 def image_pages(pdf: Path) -> list[int]:
@@ -117,9 +118,26 @@ def underfilled_pages(pdf: Path, titles: list[str], min_fill: float = 0.6) -> li
 
 
 def report_titles() -> list[str]:
-    """The report's page-starting headings, in order: findings, the questions, references, appendix."""
+    """The report's section headings, in order: findings, the questions, the methods appendix's
+    parts, references, provenance."""
     from report.registry import SECTIONS
-    return ["Findings"] + [s.title for s in SECTIONS] + ["References", "Appendix: provenance of this build"]
+    from report.render import GLOSSARY_TITLE, methods_title
+    return (["Findings"] + [s.title for s in SECTIONS] + [methods_title(GLOSSARY_TITLE)]
+            + [methods_title(s.title) for s in SECTIONS]
+            + ["References", "Appendix: provenance of this build"])
+
+
+def body_pages(pdf: Path) -> int | None:
+    """Pages before the first page that carries a "Methods and statistics" heading (the body:
+    title page, findings and the answers to the questions); None when the PDF has no appendix."""
+    from report.render import METHODS_TITLE
+    text = subprocess.run(["pdftotext", "-layout", str(pdf), "-"], capture_output=True, text=True,
+                          check=True).stdout
+    heading = re.compile(rf"^\s*{re.escape(METHODS_TITLE)}: [^.]*?\S\s*$", re.M)   # not a contents line (leaders)
+    for i, page in enumerate(text.split("\f"), start=1):
+        if i > 1 and heading.search(page):
+            return i - 1
+    return None
 
 
 # Image panels (X-rays and maps) in the figures: found in the pixels of each embedded image.
@@ -217,6 +235,9 @@ if __name__ == "__main__":       # python -m tests.pdf_layout build/report.pdf
     target = Path(sys.argv[1] if len(sys.argv) > 1 else "build/report.pdf")
     fill = page_fill(target)
     print(f"{target}: {len(fill)} pages; fill " + " ".join(f"{f:.2f}" for f in fill))
+    body = body_pages(target)
+    print(f"body (pages before the methods appendix): {body} of {len(fill)} pages"
+          + (f", target at most {MAX_BODY_PAGES}" if body is not None else ""))
     print("layout problems:", layout_problems(target) or "none")
     print("pages more than 40% empty that do not end a section:", underfilled_pages(target, report_titles()) or "none")
     narrow = {}

@@ -71,3 +71,65 @@ def test_answer_templates_hold_no_arithmetic():
     assert bad == []
 
 
+
+
+def test_methods_markers_split_an_answer(tmp_path):
+    """Catches: text after ``<!-- methods -->`` left in the body, a ``<!-- body -->`` marker that
+    does not bring the text back, or a marker printed into the report."""
+    from report.render import render_answer_parts, split_parts
+    assert split_parts("A.\n\nB.") == ("A.\n\nB.", "")
+    body, methods = split_parts("Answer.\n<!-- methods -->\nRule.\n  <!-- body -->\nMore answer.\n<!-- methods -->\nTable.")
+    assert body.split() == ["Answer.", "More", "answer."] and methods.split() == ["Rule.", "Table."]
+    (tmp_path / "answers").mkdir()
+    (tmp_path / "answers" / "a.md").write_text("**{{ x | pct }}**\n{% if x %}<!-- methods -->{% endif %}\nHow: {{ y }}.\n")
+    body, methods = render_answer_parts(answer_env(tmp_path), "a.md", {"x": 0.5, "y": 3})
+    assert "50.0%" in body and "How" not in body and "How: 3." in methods and "<!--" not in body + methods
+    body, methods = render_answer_parts(answer_env(tmp_path), "a.md", {"x": 0, "y": 3})
+    assert "How: 3." in body and methods == ""
+
+
+def test_appendix_figures_are_numbered_after_the_body():
+    """Figure numbers follow print order: the body's figures, then the appendix's. Catches: an
+    appendix figure keeping its outline position, so "Figure 3" would print after "Figure 9"
+    (and the PDF layout check, which pairs images and captions in order, would mismatch)."""
+    from report.render import answer_variables
+    outline = [{"name": "q1", "title": "Q1", "subs": [
+        {"number": "Q1.1", "title": "t", "answer": "a.md", "figures": ["a"], "tables": ["t1"],
+         "appendix_figures": ["b"], "appendix_tables": ["t2"]},
+        {"number": "Q1.2", "title": "t", "answer": "b.md", "figures": ["c"], "tables": []}]}]
+    v = answer_variables({}, {}, "quick", outline)
+    assert v["fig"] == {"a": 1, "c": 2, "b": 3} and v["tab"] == {"t1": 1, "t2": 2}
+
+
+def test_appendix_flag_reaches_the_outline(monkeypatch):
+    """``Appendix("id")`` in a Sub moves that figure or table to the appendix lists of the outline.
+    Catches: the flag dropped by layout() (the table would print in the body)."""
+    import sys
+    import types
+
+    from report.render import layout
+    from report.section import Appendix, Sub
+    u = Sub("Q9.1", "t", "a.md", figures=("f1", Appendix("f2")), tables=(Appendix("t1"),))
+    registry = types.ModuleType("report.registry")
+    registry.SECTIONS = (types.SimpleNamespace(name="q9", title="Q9", subs=(u,)),)
+    monkeypatch.setitem(sys.modules, "report.registry", registry)
+    sub = layout()[0]["subs"][0]
+    assert (sub["figures"], sub["appendix_figures"], sub["tables"], sub["appendix_tables"]) == (["f1"], ["f2"], [], ["t1"])
+
+
+def test_body_pages_counts_the_pages_before_the_methods_appendix(tmp_path):
+    """Catches: the contents line of the appendix (with leaders) taken for its heading, or an
+    off-by-one in the body page count of the 18-page target."""
+    import shutil
+    if not shutil.which("pdftotext"):
+        pytest.skip("poppler-utils missing")
+    import weasyprint
+
+    from report.render import methods_title
+    from tests.pdf_layout import body_pages
+    br = '<p style="page-break-before: always">'
+    html = (f"<p>{methods_title('Q1 The data')} ........ 3</p>{br}Q1 answer</p>{br}Q2 answer</p>"
+            f"{br}</p><h2>{methods_title('Q1 The data')}</h2><p>rules</p>")
+    pdf = tmp_path / "r.pdf"
+    pdf.write_bytes(weasyprint.HTML(string=html).write_pdf())
+    assert body_pages(pdf) == 3
