@@ -57,6 +57,8 @@ ALLOWED = {
     ("models.py", "2 <= int(idx) <= ctx.cfg['train.replicates']"): "replicate names start at main-2",
     ("render.py", "cutoff=0.6"): "difflib's similarity for 'did you mean' suggestions of a template typo",
     ("render.py", "cutoff=0.75"): "difflib's similarity for 'did you mean' suggestions of a template typo",
+    ("pdfparts.py", "depth <= 4"): "PDF assembly: how deep in WeasyPrint's box tree a top-level section lies",
+    ("pdfparts.py", "struct.calcsize('l') == 4"): "the platform's word size (32- or 64-bit) for the library search",
 }
 # (file, constant) -> why comparing with it decides no verdict
 ALLOWED_CONSTANTS = {
