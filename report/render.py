@@ -227,14 +227,21 @@ def render(ctx: Context, results: dict, *, pdf: bool = True, templates: Path = T
     numbers = {name: res["numbers"] for name, res in results.items()}
     numbers["provenance"] = collect(ctx, results, model_names)
     artifacts.atomic_write_json(ctx.build / "numbers.json", numbers)
-    variables = answer_variables(numbers, ctx.cfg.as_dict(), ctx.cfg.profile, outline)
+    numbered = [dict(sec, subs=[dict(u, figures=[], tables=[]) for u in sec["subs"]])
+                if results[sec["name"]]["numbers"].get("skipped") else sec for sec in outline]   # no gaps in numbering
+    variables = answer_variables(numbers, ctx.cfg.as_dict(), ctx.cfg.profile, numbered)
     fig_no, tab_no = variables["fig"], variables["tab"]
     env = answer_env(templates)
     sections = []
     for section in outline:
         res = results[section["name"]]
         subs = []
+        skipped = res["numbers"].get("skipped")      # a section the model in use cannot answer (Q4 without a conv layer)
         for sub in section["subs"]:
+            if skipped:
+                subs.append({"number": sub["number"], "title": sub["title"], "figures": [], "tables": [],
+                             "answer": f"<p><strong>Skipped.</strong> {skipped}.</p>"})
+                continue
             subs.append({
                 "number": sub["number"], "title": sub["title"],
                 "answer": render_answer(env, sub["answer"], variables),
