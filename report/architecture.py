@@ -152,7 +152,7 @@ def check(ctx: Context):
 
 def describe(ctx: Context, model) -> dict:
     """What Q2.1 says of the model in use, read from the model itself."""
-    from xaikit.model import DESCRIPTIONS, _is_conv, gradcam_layers
+    from xaikit.model import DESCRIPTIONS, TwoLogits, _is_conv, gradcam_layers
     import keras
     a = ctx.cfg.section("attribution")
     cam = gradcam_layers(model, a["gradcam_layer"], a["gradcam_early_layer"])
@@ -166,15 +166,22 @@ def describe(ctx: Context, model) -> dict:
                             else str(builder_file) if builder_file else None),
            "external": f is not None, "path": str(f) if f else None,
            "sha256": external(ctx)[2] if f is not None else None,
-           "head": external(ctx)[1].head if f is not None else "softmax",
+           "sha256_short": external(ctx)[2][:16] if f is not None else None,
            "name": model.name, "n_layers": len(model.layers),
            "conv_layers": [l.name for l in model.layers if _is_conv(l)],
+           "standardizes": any(type(l).__name__ == "PerImageStandardization" for l in model.layers),
            "batchnorm": any(isinstance(l, keras.layers.BatchNormalization) for l in model.layers),
            "dropout": any(isinstance(l, keras.layers.Dropout) for l in model.layers),
-           "logits": model.layers[-1].input.name if hasattr(model.layers[-1].input, "name") else None,
            "gradcam_layer": cam.layer, "gradcam_grid": cam.grid, "gradcam_reason": cam.reason,
            "input": list(model.inputs[0].shape[1:])}
-    producer = [l.name for l in model.layers if getattr(l, "output", None) is model.layers[-1].input]
-    out["logits"] = producer[0] if producer else None
+    def producer(tensor):
+        return next((l for l in model.layers if getattr(l, "output", None) is tensor), None)
+
+    pre = producer(model.layers[-1].input)          # the pre-softmax output (xaikit.model.as_two_class)
+    sigmoid = isinstance(pre, TwoLogits)            # a 1-unit sigmoid model: [0, z] from its logit z
+    if sigmoid:
+        pre = producer(pre.input)
+    out["head"] = "sigmoid" if sigmoid else "softmax"
+    out["logits"] = pre.name if pre is not None else None
     out["types"] = sorted(set(types) - {"InputLayer"})
     return out

@@ -218,7 +218,7 @@ def _given_main(ctx: Context):
             "val_threshold": threshold, "val": xmetrics.binary_metrics(p.y("val"), p_val, threshold).as_dict(),
             "val_at_0.5": xmetrics.binary_metrics(p.y("val"), p_val, 0.5).as_dict(),
             "n_train": 0, "n_val": int(len(p.idx("val"))), "n_test": int(len(p.idx("test"))),
-            "data_digest": ctx.listing.digest(), "seed": None,
+            "data_digest": ctx.listing.digest(),
             "external": {"path": str(architecture.model_file(ctx)), "sha256": sha, "head": contract.head}}
     card["test"] = _evaluate(model, ctx, threshold)
     card["seconds_evaluated"] = time.perf_counter() - t0
