@@ -116,10 +116,16 @@ def external(ctx: Context):
     f = model_file(ctx)
     if ctx.model_file is not None and ctx.model_file[0] == f:
         return ctx.model_file[1]
-    import keras
     import zipfile
+
+    import keras
+
+    import xaikit.model  # noqa: F401  (registers xaikit's layers, e.g. PerImageStandardization, for loading)
     if not f.is_file():
         raise ModelError(f"model.path {str(f)!r} not found; expected a .keras file saved with model.save()")
+    if not zipfile.is_zipfile(f):          # Keras would say "File not found" for any non-zip file
+        raise ModelError(f"model.path {str(f)!r} is not a Keras model file (not a .keras zip archive); expected "
+                         f"a .keras file saved with model.save()")
     try:
         model = keras.saving.load_model(f, safe_mode=True, compile=False)
     except (Exception, zipfile.BadZipFile) as exc:

@@ -29,6 +29,7 @@ from pathlib import Path
 import keras
 import numpy as np
 
+import xaikit.model  # noqa: F401  (registers xaikit's layers, e.g. PerImageStandardization, for loading)
 from xaikit import metrics as xmetrics
 from xaikit.data import stratified_subset
 from xaikit.pipeline import AugmentParams

@@ -127,7 +127,7 @@ def test_bad_model_inputs_are_one_line_and_keep_the_report(tmp_path, monkeypatch
         build_report(data=str(tmp_path / "d"), overrides=BASE + overrides, build=tmp_path / "build")
     msg = str(info.value)
     assert "\n" not in msg and {"no module": "could not be imported", "three classes": "two classes",
-                                "not a model file": "is not a Keras model"}[case] in msg
+                                "not a model file": "is not a Keras model file"}[case] in msg
     assert (ctx.build / "report.html").read_text() == "an old report"
 
 
