@@ -38,7 +38,7 @@ from xaikit.train import TrainSettings, predict_probs, train_classifier
 from . import architecture, artifacts
 from .context import DATA_SOURCES, Context, lib, log
 
-SOURCES = DATA_SOURCES + lib("model", "train", "pipeline", "metrics") + [Path(__file__)]
+SOURCES = DATA_SOURCES + lib("model", "train", "pipeline", "metrics") + [Path(__file__), Path(architecture.__file__)]
 _ARM_KEYS = tuple(f"random_labels.{k}" for k in (
     "subset_size", "target_accuracy", "max_epochs", "permutation_seed", "train_seed",
     "control_seed", "learning_rate"))       # not random_labels.seeds: adding a seed keeps the others

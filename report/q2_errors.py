@@ -99,7 +99,7 @@ def run(ctx: Context, model, card: dict, res: Result) -> None:
         maps["input"] = np.abs(similarity.to_2d(x - (b.mean(0) if b.ndim == 5 else b)))   # the input alone
     rows = _mass(n, s, maps, pick, ctx, st, methods)
     res.table("q2_errors_maps", pd.DataFrame(rows),
-              f"Share of |IG| and of Grad-CAM in the lung mask (atlas) and in the border zone on the explained errors "
+              f"Share of {' and of '.join(('|IG|',) + (('Grad-CAM',) if cam_layer.layer else ()))} in the lung mask (atlas) and in the border zone on the explained errors "
               f"and on as many correctly classified test images of the same true class, the difference errors - "
               f"correct ({level:.0%} bootstrap intervals, images resampled within each group) and its word, and "
               f"the same difference for the input alone (|x - baseline|, the {a['ig_baseline']} baseline), which "
@@ -185,10 +185,10 @@ def _figure(res: Result, s: mc.ErrorSample, maps: dict, pos: dict, x, y, probs, 
         ("error: |IG|", "correct: |IG|"))),
         f"Errors at the validation threshold {thr:.3f} (left pair; up to {FIGURE_PER_CLASS} per true class, "
         f"seeded) beside correctly classified test images of the same true class (right pair; seeded, matched "
-        f"by true class only): |IG| ({a['ig_baseline']} baseline, to its 99th percentile) and Grad-CAM "
-        f"({layer or 'skipped: this model has no convolutional layer'}, to its maximum) of the decided class, each overlaid on the image. Rows: NORMAL "
-        "images called PNEUMONIA first, then PNEUMONIA images called NORMAL. Titles: file, true label, "
-        "P(PNEUMONIA).")
+        f"by true class only): |IG| ({a['ig_baseline']} baseline, to its 99th percentile)"
+        + (f" and Grad-CAM ({layer}, to its maximum)" if layer else "") + " of the decided class, each overlaid on "
+        "the image. Rows: NORMAL images called PNEUMONIA first, then PNEUMONIA images called NORMAL. Titles: file, "
+        "true label, P(PNEUMONIA).")
 
 
 def _common(n: dict, res: Result, ctx: Context, test, y, probs, thr, st) -> None:
