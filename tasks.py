@@ -1,5 +1,6 @@
 """invoke tasks: thin wrappers that parse options and call one function in report/."""
 
+import json
 import os
 import shlex
 import sys
@@ -45,10 +46,14 @@ def _start(data, config, set_, quick, verbose):
           profile="quick" if quick else None)
 
 
-@task(default=True, help=_help(*COMMON, "no_pdf", "strategy"), iterable=["set_", "force"])
+@task(default=True, help=_help(*COMMON, "no_pdf", "strategy",
+                                model="explain a .keras model trained elsewhere instead of training the "
+                                      "main model (same as --set model.path=PATH)"),
+      iterable=["set_", "force"])
 def build_report(c, data=None, config=None, set_=None, quick=False, force=None, no_pdf=False,
-                 strategy="default", build=None, verbose=False):
+                 strategy="default", build=None, verbose=False, model=None):
     """Build build/report.html and build/report.pdf, recomputing only what is stale."""
+    set_ = list(set_ or ()) + ([f"model.path={json.dumps(os.path.abspath(model))}"] if model else [])
     _start(data, config, set_, quick, verbose)
     from report.build import build_report as run
     _call(run, data=data, config=config, overrides=tuple(set_ or ()),

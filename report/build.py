@@ -178,10 +178,10 @@ def run_sections(ctx: Context, force: tuple[str, ...] = (), until: str | None = 
     return results, keys
 
 
-def manifest_sources() -> list[Path]:
-    """Every source file a stage key reads (sections', models', the data's) and the code that
-    declares the stages and computes the keys."""
-    from . import models, registry, section
+def manifest_sources(ctx: Context | None = None) -> list[Path]:
+    """Every source file a stage key reads (sections', models', the data's, the user's model
+    builder or model file) and the code that declares the stages and computes the keys."""
+    from . import architecture, models, registry, section
     from .registry import SECTIONS
     paths = set(DATA_SOURCES) | set(models.SOURCES)
     paths |= {Path(registry.__file__), Path(section.__file__), Path(__file__),
@@ -189,22 +189,30 @@ def manifest_sources() -> list[Path]:
     for s in SECTIONS:
         paths |= {Path(p) for p in s.sources}
         paths.add(Path(sys.modules[s.run.__module__].__file__))
+    paths.add(Path(architecture.__file__))
+    if ctx is not None:
+        paths |= set(architecture.sources(ctx))
     return sorted(p.resolve() for p in paths)
+
+
+def _shown(p: Path) -> str:
+    """A source's name in stages.json: relative to the project, absolute outside it."""
+    return p.relative_to(ROOT).as_posix() if p.is_relative_to(ROOT) else str(p)
 
 
 def fingerprint(ctx: Context, sources: list[Path]) -> str:
     return artifacts.digest(ctx.listing.digest(), ctx.cfg.digest(), ctx.cfg.profile,
-                            [p.relative_to(ROOT).as_posix() for p in sources],
+                            [_shown(p) for p in sources],
                             artifacts.source_digest(sources))
 
 
 def write_manifest(ctx: Context, keys: dict, outline: list, model_names, fingerprint_at_start: str) -> None:
     """Record the build; ``fingerprint_at_start`` is the sources' fingerprint taken before any stage ran,
     so a source edited while the build ran makes the next build recompute instead of trusting it."""
-    sources = manifest_sources()
+    sources = manifest_sources(ctx)
     artifacts.atomic_write_json(ctx.build / MANIFEST, {
         "fingerprint": fingerprint_at_start, "keys": keys, "layout": outline,
-        "models": list(model_names), "sources": [p.relative_to(ROOT).as_posix() for p in sources]})
+        "models": list(model_names), "sources": [_shown(p) for p in sources]})
 
 
 def fresh_results(ctx: Context) -> tuple[dict, list, list] | None:
@@ -237,10 +245,11 @@ def build_report(data: str | None = None, config: str | None = None, overrides=(
         log("every stage is up to date (stages.json): rendering only")
         ctx.timings.extend((name, "reused", 0.0) for name in results)
     else:
-        from . import models
+        from . import architecture, models
         from .render import layout
+        architecture.check(ctx)           # the model's contract, before anything is trained
         check_splits(ctx)
-        at_start = fingerprint(ctx, manifest_sources())
+        at_start = fingerprint(ctx, manifest_sources(ctx))
         results, keys = run_sections(ctx, force, retire=True)
         outline, model_names = layout(), models.names(ctx)
         write_manifest(ctx, keys, outline, model_names, at_start)
@@ -265,6 +274,8 @@ def run_stage(stage: str, data: str | None = None, config: str | None = None, ov
     from .registry import SECTIONS
     ctx = make_context(data, config, overrides, profile, build, strategy)
     if stage != "q1":
+        from . import architecture
+        architecture.check(ctx)
         check_splits(ctx)
     if stage in models.names(ctx) or stage in models.KINDS:
         forget_models(ctx, force)

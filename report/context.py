@@ -130,6 +130,7 @@ class Context:
     timings: list = field(default_factory=list)   # (stage, "reused"/"computed", seconds)
     strategy_name: str = "default"                 # default, mirrored or one-device
     model_loader: Callable | None = None           # report.models.get, given by the build
+    model_file: tuple | None = None                # (path, (model, contract, sha256)): report.architecture
     _prepared: Prepared | None = None
     _models: dict = field(default_factory=dict)
 

@@ -12,8 +12,11 @@
   design, a random-label model on the *whole* training split with every label permuted, and its
   matched true-label control (same images, recipe and epochs).
 
-A model is reused only if its card's key (data listing, config keys, training code) matches
-and the file loads in Keras safe mode; otherwise it is trained again.
+A model is reused only if its card's key (data listing, config keys, training code, the
+architecture: its name, the user's builder source, the model file's hash) matches and the file
+loads in Keras safe mode; otherwise it is trained again. With ``model.path`` (``--model``) the
+main model is the given file, evaluated but not trained (and there are no replicates); the
+random-label and control arms retrain its architecture with fresh weights.
 """
 
 from __future__ import annotations
@@ -26,16 +29,16 @@ from pathlib import Path
 import keras
 import numpy as np
 
+import xaikit.model  # noqa: F401  (registers xaikit's layers, e.g. PerImageStandardization, for loading)
 from xaikit import metrics as xmetrics
 from xaikit.data import stratified_subset
-from xaikit.model import build_cnn
 from xaikit.pipeline import AugmentParams
 from xaikit.train import TrainSettings, predict_probs, train_classifier
 
-from . import artifacts
+from . import architecture, artifacts
 from .context import DATA_SOURCES, Context, lib, log
 
-SOURCES = DATA_SOURCES + lib("model", "train", "pipeline", "metrics") + [Path(__file__)]
+SOURCES = DATA_SOURCES + lib("model", "train", "pipeline", "metrics") + [Path(__file__), Path(architecture.__file__)]
 _ARM_KEYS = tuple(f"random_labels.{k}" for k in (
     "subset_size", "target_accuracy", "max_epochs", "permutation_seed", "train_seed",
     "control_seed", "learning_rate"))       # not random_labels.seeds: adding a seed keeps the others
@@ -55,10 +58,15 @@ def arm(kind: str, i: int) -> str:
 def names(ctx: Context) -> tuple[str, ...]:
     """Every model of this config: main, main-2..r, then random-1..k (and random-all) and
     control-1..k (and control-all)."""
-    k, r = ctx.cfg["random_labels.seeds"], ctx.cfg["train.replicates"]
+    k, r = ctx.cfg["random_labels.seeds"], replicates(ctx)
     whole = (WHOLE,) if ctx.cfg["random_labels.whole_split"] else ()
     return (("main",) + tuple(arm("main", i) for i in range(2, r + 1)) +
             tuple(arm(kind, i) for kind in ("random", "control") for i in tuple(range(1, k + 1)) + whole))
+
+
+def replicates(ctx: Context) -> int:
+    """Seeds of the main recipe in use: ``train.replicates``, or 1 for a model trained elsewhere."""
+    return 1 if architecture.model_file(ctx) is not None else ctx.cfg["train.replicates"]
 
 
 def subset_arm(ctx: Context, kind: str) -> tuple[str, ...]:
@@ -92,7 +100,7 @@ def parse(ctx: Context, name: str) -> tuple[str, int]:
         return kind, int(idx)
     if kind in ("random", "control") and idx == WHOLE and ctx.cfg["random_labels.whole_split"]:
         return kind, 0
-    if kind == "main" and idx.isdigit() and 2 <= int(idx) <= ctx.cfg["train.replicates"]:
+    if kind == "main" and idx.isdigit() and 2 <= int(idx) <= replicates(ctx):
         return kind, int(idx)
     raise ValueError(f"model name expects one of {names(ctx)}, got {name!r}")
 
@@ -101,7 +109,7 @@ def key(ctx: Context, name: str) -> str:
     kind, i = parse(ctx, name)
     upstream = key(ctx, name.replace("control-", "random-", 1)) if kind == "control" else ""
     return artifacts.digest(name, ctx.listing.digest(), ctx.cfg.digest(CONFIG[kind], EXCLUDE),
-                            artifacts.source_digest(SOURCES), upstream)
+                            artifacts.source_digest(SOURCES), architecture.digest(ctx), upstream)
 
 
 def paths(ctx: Context, name: str) -> tuple[Path, Path]:
@@ -142,6 +150,14 @@ def get(ctx: Context, name: str):
         return cached
     t0 = time.perf_counter()
     kind, i = parse(ctx, name)
+    if name == "main" and architecture.model_file(ctx) is not None:
+        model, card = _given_main(ctx)
+        card.update(key=key(ctx, name), name=name, params=int(model.count_params()))
+        _save(ctx, name, model, card)
+        ctx.timings.append((f"model {name}", "given, not trained", time.perf_counter() - t0))
+        log(f"model main: not trained: {card['external']['path']} (sha256 {card['external']['sha256'][:12]}) "
+            f"evaluated in {time.perf_counter() - t0:.0f} s; saved {paths(ctx, name)[0]}")
+        return model, card
     model, card = {"main": _train_main, "random": _train_random,
                    "control": _train_control}[kind](ctx, i)
     card.update(key=key(ctx, name), name=name, params=int(model.count_params()),
@@ -174,7 +190,7 @@ def _train_main(ctx: Context, i: int = 0):
         augment=AugmentParams(**cfg.section("augment")) if t["augment"] else None)
     strategy = ctx.strategy()
     with strategy.scope() if strategy is not None else nullcontext():
-        model = build_cnn(cfg["data.image_size"], 1, dropout=t["dropout"], seed=t["seed"])
+        model = architecture.build(ctx, dropout=t["dropout"], seed=t["seed"])
     log(f"training model {arm('main', i) if i > 1 else 'main'} (seed {t['seed']}) on {len(p.idx('train'))} "
         f"images, validating on {len(p.idx('val'))}")
     res = train_classifier(model, p.x("train"), p.y("train"), p.x("val"), p.y("val"), settings,
@@ -188,6 +204,25 @@ def _train_main(ctx: Context, i: int = 0):
             "n_train": int(len(p.idx("train"))), "n_val": int(len(p.idx("val"))),
             "n_test": int(len(p.idx("test"))), "data_digest": ctx.listing.digest(), "seed": t["seed"]}
     card["test"] = _evaluate(model, ctx, threshold)
+    return model, card
+
+
+def _given_main(ctx: Context):
+    """The main model trained elsewhere: its validation threshold and test metrics, computed
+    here exactly as for a model trained here; the card records the file and its sha256."""
+    p = ctx.prepared()
+    model, contract, sha = architecture.external(ctx)
+    t0 = time.perf_counter()
+    p_val = predict_probs(model, p.x("val"))
+    threshold = xmetrics.youden_threshold(p.y("val"), p_val)
+    card = {"history": {}, "epochs_run": 0, "best_epoch": 0, "seconds": 0.0, "stopped": "trained elsewhere",
+            "val_threshold": threshold, "val": xmetrics.binary_metrics(p.y("val"), p_val, threshold).as_dict(),
+            "val_at_0.5": xmetrics.binary_metrics(p.y("val"), p_val, 0.5).as_dict(),
+            "n_train": 0, "n_val": int(len(p.idx("val"))), "n_test": int(len(p.idx("test"))),
+            "data_digest": ctx.listing.digest(),
+            "external": {"path": str(architecture.model_file(ctx)), "sha256": sha, "head": contract.head}}
+    card["test"] = _evaluate(model, ctx, threshold)
+    card["seconds_evaluated"] = time.perf_counter() - t0
     return model, card
 
 
@@ -222,7 +257,7 @@ def _memorise(ctx: Context, i: int, labels: np.ndarray, seed: int, epochs: int, 
         stop_at_train_accuracy=stop, seed=seed, augment=None)
     strategy = ctx.strategy()
     with strategy.scope() if strategy is not None else nullcontext():
-        model = build_cnn(cfg["data.image_size"], 1, dropout=0.0, seed=seed)
+        model = architecture.build(ctx, dropout=0.0, seed=seed)
     res = train_classifier(model, p.images[sub], labels, None, None, settings, strategy=strategy)
     train_acc = float(np.mean((predict_probs(model, p.images[sub]) >= 0.5) == (labels == 1)))
     card = {"history": res.history, "epochs_run": res.epochs_run, "seconds": res.seconds,

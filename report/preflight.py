@@ -43,5 +43,8 @@ def read_config(config: str | None, overrides=(), profile: str | None = None) ->
 def check_inputs(data: str | None = None, config: str | None = None, overrides=(),
                  profile: str | None = None) -> None:
     """Raise ConfigError / DataError when the config or the data folder's layout is wrong."""
-    read_config(config, overrides, profile)
+    cfg = read_config(config, overrides, profile)
+    if cfg["model.path"] and not Path(cfg["model.path"]).expanduser().is_file():
+        raise ConfigError(f"model.path {cfg['model.path']!r} not found; expected a .keras file saved with "
+                          "model.save()")
     check_layout(data_path(data))

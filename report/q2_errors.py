@@ -18,6 +18,7 @@ import pandas as pd
 from xaikit import eda, misclassified as mc, plots, regions, similarity
 from xaikit.data import CLASSES
 from xaikit.gradcam import GradcamExplainer
+from xaikit.model import gradcam_layers
 from xaikit.pipeline import to_float
 from xaikit.train import predict_probs
 
@@ -65,12 +66,15 @@ def run(ctx: Context, model, card: dict, res: Result) -> None:
     y = p.labels[test]
     names = p.names[test]
     probs = predict_probs(model, x_all)
+    cam_layer = gradcam_layers(model, a["gradcam_layer"], a["gradcam_early_layer"])
+    methods = MAPS if cam_layer.layer else ("IG",)        # no conv layer: Grad-CAM is skipped
     s = mc.error_sample(y, probs, thr, a["errors_per_class"], seed,
                         (SEED_OFFSETS["explained"], SEED_OFFSETS["matched"]))
     n = res.numbers["errors"] = {
         "threshold": thr, "seed": seed, "offsets": SEED_OFFSETS, "explain_cap": a["errors_per_class"],
         "figure_cap": a["errors_figure_per_class"], "family_min_train": st["family_min_train"], "level": level,
-        "baseline": a["ig_baseline"], "layer": a["gradcam_layer"], "border_frac": st["border_frac"],
+        "baseline": a["ig_baseline"], "layer": cam_layer.layer, "methods": list(methods),
+        "cam_skipped": cam_layer.reason or None, "border_frac": st["border_frac"],
         "n_test": int(len(y)), "fp": int(len(s.errors[0])), "fn": int(len(s.errors[1])),
         "counts": {c: {"n": int(np.sum(y == k)), "errors": int(len(s.errors[k])),
                        "explained": int(len(s.explained[k])),
@@ -83,28 +87,30 @@ def run(ctx: Context, model, card: dict, res: Result) -> None:
     if len(pick):
         x = x_all[pick]
         target = mc.decide(probs[pick], thr)
-        log(f"Q2.3: IG and Grad-CAM for {len(pick)} test images (errors and matched correct ones)")
+        log(f"Q2.3: {' and '.join(methods)} for {len(pick)} test images (errors and matched correct ones)")
         ig = q3_ig.explain_ig(ctx, q3_ig.explained_model(model), x, target, a["ig_baseline"])
-        cam = GradcamExplainer(model, a["gradcam_layer"])(x, target)
         pos = {int(i): j for j, i in enumerate(pick)}
-        maps = {"IG": np.abs(similarity.to_2d(ig.attributions)), "Grad-CAM": np.asarray(cam, np.float64)}
+        maps = {"IG": np.abs(similarity.to_2d(ig.attributions))}
+        if cam_layer.layer:
+            maps["Grad-CAM"] = np.asarray(GradcamExplainer(model, cam_layer.layer)(x, target), np.float64)
         n["ig_gap_median"] = float(np.median(ig.gap))
         b = q3_ig.baseline_images(a["ig_baseline"], x, ctx)
         maps["input"] = np.abs(similarity.to_2d(x - (b.mean(0) if b.ndim == 5 else b)))   # the input alone
-    rows = _mass(n, s, maps, pick, ctx, st)
+    rows = _mass(n, s, maps, pick, ctx, st, methods)
     res.table("q2_errors_maps", pd.DataFrame(rows),
-              f"Share of |IG| and of Grad-CAM in the lung mask (atlas) and in the border zone on the explained errors "
+              f"Share of {' and of '.join(('|IG|',) + (('Grad-CAM',) if cam_layer.layer else ()))} in the lung mask (atlas) and in the border zone on the explained errors "
               f"and on as many correctly classified test images of the same true class, the difference errors - "
               f"correct ({level:.0%} bootstrap intervals, images resampled within each group) and its word, and "
               f"the same difference for the input alone (|x - baseline|, the {a['ig_baseline']} baseline), which "
               f"carries nothing of the model.")
     if len(pick):
-        _figure(res, s, maps, pos, x_all, y, probs, names, seed, thr, a)
+        _figure(res, s, maps, pos, x_all, y, probs, names, seed, thr, a, cam_layer.layer)
     _common(n, res, ctx, test, y, probs, thr, st)
     n["seconds"] = time.perf_counter() - t0
 
 
-def _mass(n: dict, s: mc.ErrorSample, maps: dict, pick: np.ndarray, ctx: Context, st: dict) -> list:
+def _mass(n: dict, s: mc.ErrorSample, maps: dict, pick: np.ndarray, ctx: Context, st: dict,
+          methods: tuple = MAPS) -> list:
     """Lung and border shares of the maps (and of the input alone) on errors vs correct. (A spatial
     prior, the mean map of the other images of a group, is no reference here: with one lung mask for
     every image its mean share equals the group's own, so its difference would repeat the maps'.)"""
@@ -116,7 +122,7 @@ def _mass(n: dict, s: mc.ErrorSample, maps: dict, pick: np.ndarray, ctx: Context
     for k, c in enumerate(CLASSES):
         out[c] = {}
         groups = {"errors": [pos[int(i)] for i in s.explained[k]], "correct": [pos[int(i)] for i in s.matched[k]]}
-        for m in MAPS:
+        for m in methods:
             out[c][m] = {}
             for r in REGIONS:
                 sh, null = {}, {}
@@ -138,7 +144,7 @@ def _mass(n: dict, s: mc.ErrorSample, maps: dict, pick: np.ndarray, ctx: Context
                              "errors - correct": _ci(d), "word": e["word"], "input alone: errors - correct": _ci(dn)})
     n["maps"] = out
     # the answer's first sentence: "differently" when any interval (class, map, region) excludes 0
-    words = [out[c][m][r]["word"] for c in CLASSES for m in MAPS for r in REGIONS]
+    words = [out[c][m][r]["word"] for c in CLASSES for m in methods for r in REGIONS]
     n["maps_verdict"] = ("differently" if {"more", "less"} & set(words) else
                          "cannot tell" if set(words) == {"cannot tell"} else "no differently")
     n["maps_differ"] = sum(w in ("more", "less") for w in words)     # of n["maps_compared"] comparisons
@@ -158,7 +164,8 @@ def _ci(e) -> str:
     return "-" if e is None else f"{e.value:.3f} [{e.lo:.3f}, {e.hi:.3f}]"
 
 
-def _figure(res: Result, s: mc.ErrorSample, maps: dict, pos: dict, x, y, probs, names, seed, thr, a) -> None:
+def _figure(res: Result, s: mc.ErrorSample, maps: dict, pos: dict, x, y, probs, names, seed, thr, a,
+            layer: str | None) -> None:
     rows = []
     for k, c in enumerate(CLASSES):
         j = mc.seeded_choice(np.arange(len(s.explained[k])), min(a["errors_figure_per_class"], len(s.explained[k])),
@@ -168,17 +175,19 @@ def _figure(res: Result, s: mc.ErrorSample, maps: dict, pos: dict, x, y, probs, 
             for i in (int(s.explained[k][t]), int(s.matched[k][t])):
                 q = pos[i]
                 title = f"{Path(str(names[i])).name}: {CLASSES[y[i]]}, P(pn)={probs[i]:.2f}"
-                row += [plots.Panel(maps["IG"][q], "overlay", title, under=x[i]),
-                        plots.Panel(maps["Grad-CAM"][q], "overlay", under=x[i], clip=100)]
+                row += [plots.Panel(maps["IG"][q], "overlay", title, under=x[i])]
+                if layer:
+                    row += [plots.Panel(maps["Grad-CAM"][q], "overlay", under=x[i], clip=100)]
             rows.append(row)
     res.figure("q2_errors", plots.panel_grid(rows, col_titles=(
-        "error: |IG|", "error: Grad-CAM", "correct: |IG|", "correct: Grad-CAM")),
+        ("error: |IG|", "error: Grad-CAM", "correct: |IG|", "correct: Grad-CAM") if layer else
+        ("error: |IG|", "correct: |IG|"))),
         f"Errors at the validation threshold {thr:.3f} (left pair; up to {a['errors_figure_per_class']} per true class, "
         f"seeded) beside correctly classified test images of the same true class (right pair; seeded, matched "
-        f"by true class only): |IG| ({a['ig_baseline']} baseline, to its 99th percentile) and Grad-CAM "
-        f"({a['gradcam_layer']}, to its maximum) of the decided class, each overlaid on the image. Rows: NORMAL "
-        "images called PNEUMONIA first, then PNEUMONIA images called NORMAL. Titles: file, true label, "
-        "P(PNEUMONIA).")
+        f"by true class only): |IG| ({a['ig_baseline']} baseline, to its 99th percentile)"
+        + (f" and Grad-CAM ({layer}, to its maximum)" if layer else "") + " of the decided class, each overlaid on "
+        "the image. Rows: NORMAL images called PNEUMONIA first, then PNEUMONIA images called NORMAL. Titles: file, "
+        "true label, P(PNEUMONIA).")
 
 
 def _common(n: dict, res: Result, ctx: Context, test, y, probs, thr, st) -> None:

@@ -17,7 +17,7 @@ from xaikit.robustness import blur_sensitivity
 from xaikit.train import predict_probs
 
 
-from . import models, q2_errors
+from . import architecture, models, q2_errors
 from .context import Context, lib
 from .section import Appendix, Result, Section, Sub
 
@@ -114,7 +114,11 @@ def run(ctx: Context) -> Result:
     res = Result()
     n = res.numbers
     arch = architecture_table(model)
-    res.table("q2_arch", pd.DataFrame(arch), "Architecture of the classifier (Keras functional model).")
+    desc = n["model"] = architecture.describe(ctx, model)      # Q2.1's words come from the model in use
+    res.table("q2_arch", pd.DataFrame(arch),
+              f"Architecture of the classifier `{desc['name']}` ({desc['n_layers']} layers, read from the Keras model in "
+              "use" + (f", {Path(desc['path']).name}, trained elsewhere" if desc["external"] else
+                       f", built by model.architecture = {desc['architecture']}") + ").")
     t = ctx.cfg.section("train")
     n["params"] = int(model.count_params())
     n["train"] = {**t, "epochs_run": card["epochs_run"], "best_epoch": card["best_epoch"],
@@ -201,8 +205,12 @@ def run(ctx: Context) -> Result:
               f"images within each class for AUC ({n_boot:,} resamples), images treated as independent and "
               "the threshold as fixed. Sensitivity = recall of PNEUMONIA, specificity = recall of NORMAL. "
               "Kermany et al. report point values only.")
-    res.figure("q2_curves", plots.training_curves(card["history"]),
-               "Training curves: loss and AUC per epoch on the (augmented) training and the validation split.")
+    if card["history"]:
+        res.figure("q2_curves", plots.training_curves(card["history"]),
+                   "Training curves: loss and AUC per epoch on the (augmented) training and the validation split.")
+    else:                                   # a model trained elsewhere: its file carries no history
+        res.figure("q2_curves", plots.note_figure("trained elsewhere: the model file carries no training history"),
+                   "No training curves: the model was trained elsewhere and is only evaluated here.")
     labels = ("NORMAL", "PNEUMONIA")
     cm_v = np.array([[testv["tn"], testv["fp"]], [testv["fn"], testv["tp"]]])
     cm_5 = np.array([[test05["tn"], test05["fp"]], [test05["fn"], test05["tp"]]])
@@ -242,8 +250,8 @@ def run(ctx: Context) -> Result:
 SECTION = Section(
     name="q2", title="Q2 A CNN classifier", run=run,
     sources=tuple(lib("plots", "model", "robustness", "intervals", "eda", "metrics", "pipeline") + [Path(__file__)]
-                  + q2_errors.SOURCES),
-    config=("train.", "augment.", "data.", "attribution.", "verdicts.alpha", "verdicts.border_frac",
+                  + [Path(architecture.__file__)] + q2_errors.SOURCES),
+    config=("model.", "train.", "augment.", "data.", "attribution.", "verdicts.alpha", "verdicts.border_frac",
             "verdicts.target_", "verdicts.performance_bootstrap", "verdicts.family_min_train"),
     models=("main", "replicates"),
     subs=(

@@ -11,6 +11,7 @@ from xaikit import intervals, plots, similarity
 from xaikit.data import CLASSES
 from xaikit.faithfulness import deletion_insertion, road_imputer, sign_flip_p
 from xaikit.gradcam import GradcamExplainer
+from xaikit.model import gradcam_layers
 from xaikit.sanity import holm
 
 from . import measures, samples, seeds
@@ -43,21 +44,29 @@ def run(ctx: Context) -> Result:
     thr = float(ig["threshold"])
     s = samples.choose(ctx)
     rp = s.report_pos
-    log(f"Grad-CAM ({a['gradcam_layer']}) for {len(x)} test images")
-    explainer = GradcamExplainer(model, a["gradcam_layer"])
-    cam = explainer(x, target)
-    early = GradcamExplainer(model, a["gradcam_early_layer"])(x, target)
-    ctx.save_arrays("gradcam_main", names=names, inputs=x, labels=y, targets=target, maps=cam,
-                    layer=np.array(a["gradcam_layer"]), **{f"maps_{a['gradcam_early_layer']}": early},
-                    **measures.per_image_shares(cam, ig["masks"], ctx.cfg["verdicts.border_frac"]))
+    layers = gradcam_layers(model, a["gradcam_layer"], a["gradcam_early_layer"])   # from the model in use
     res = Result()
     n = res.numbers
-    n["layer"] = a["gradcam_layer"]
-    n["early_layer"] = a["gradcam_early_layer"]
-    g = n["grid"] = int(model.get_layer(a["gradcam_layer"]).output.shape[1])
-    n["early_grid"] = int(model.get_layer(a["gradcam_early_layer"]).output.shape[1])
+    if layers.layer is None:          # no convolutional layer: the section is skipped, IG still runs
+        log(f"Q4 skipped: {layers.reason}")
+        n.update(skipped=layers.reason, layer=None, seeds=None)
+        (ctx.build / "attributions" / "gradcam_main.npz").unlink(missing_ok=True)   # no stale maps in the explorer
+        return res
+    layer, early_layer = layers.layer, layers.early
+    log(f"Grad-CAM ({layer}) for {len(x)} test images")
+    explainer = GradcamExplainer(model, layer)
+    cam = explainer(x, target)
+    early = GradcamExplainer(model, early_layer)(x, target) if early_layer else None
+    ctx.save_arrays("gradcam_main", names=names, inputs=x, labels=y, targets=target, maps=cam,
+                    layer=np.array(layer), **({f"maps_{early_layer}": early} if early_layer else {}),
+                    **measures.per_image_shares(cam, ig["masks"], ctx.cfg["verdicts.border_frac"]))
+    n["skipped"] = None
+    n["layer"] = layer
+    n["early_layer"] = early_layer
+    g = n["grid"] = layers.grid
+    n["early_grid"] = layers.early_grid
     n["flat_maps"] = int(np.sum(cam.reshape(len(cam), -1).max(1) == 0))
-    n["early"] = measures.brightness_numbers(cam, early, st)    # why the earlier layer's column prints dark
+    n["early"] = measures.brightness_numbers(cam, early, st) if early_layer else None   # why the earlier column prints dark
     n["upsampling"] = measures.upsampling_numbers(explainer.grid(x, target), cam, ig["masks"], st)
     caps = measures.caption_rows(names[rp], y[rp], probs[rp], target[rp], thr)
     for k, c in enumerate(CLASSES):
@@ -66,13 +75,13 @@ def run(ctx: Context) -> Result:
             i = rp[j]
             titles.append(caps[j])
             rows.append([plots.Panel(x[i], "gray"), plots.Panel(cam[i], "heat", clip=100),
-                         plots.Panel(cam[i], "overlay", under=x[i], clip=100),
-                         plots.Panel(early[i], "overlay", under=x[i], clip=100)])
+                         plots.Panel(cam[i], "overlay", under=x[i], clip=100)] +
+                        ([plots.Panel(early[i], "overlay", under=x[i], clip=100)] if early_layer else []))
         res.figure(f"q4_maps_{c.lower()}", plots.panel_grid(rows, row_titles=titles, col_titles=(
-            "image", f"Grad-CAM {a['gradcam_layer']}", "overlay", f"overlay, {a['gradcam_early_layer']}")),
-            f"Grad-CAM of the {len(rows)} {c} report images for the decided class, at `{a['gradcam_layer']}` "
-            f"({g}x{g} feature map) and at the earlier `{a['gradcam_early_layer']}` "
-            f"({n['early_grid']}x{n['early_grid']}).")
+            "image", f"Grad-CAM {layer}", "overlay") + ((f"overlay, {early_layer}",) if early_layer else ())),
+            f"Grad-CAM of the {len(rows)} {c} report images for the decided class, at `{layer}` "
+            f"({g}x{g} feature map)" + (f" and at the earlier `{early_layer}` ({n['early_grid']}x{n['early_grid']})."
+                                        if early_layer else " (this model has no layer at least 4 times finer)."))
     nulls = {"input": ig["input_alone"], "random": measures.random_maps(cam.shape, g, a["seed"])}
     n["regions"] = measures.region_numbers(cam, ig["masks"], y, nulls, st)   # the masks of Q3
     res.table("q4_regions", measures.region_table(n["regions"], "Grad-CAM"),
@@ -168,7 +177,7 @@ def _seeds(ctx: Context, ig: dict, cam: np.ndarray, nulls: dict, rand_pixels: np
             c_s = cam[pos]
         else:
             log(f"Grad-CAM and deletion/insertion of seed {name} for {len(xs)} test images")
-            c_s = GradcamExplainer(model, a["gradcam_layer"])(xs, target)
+            c_s = GradcamExplainer(model, res.numbers["layer"])(xs, target)
         ig_abs = np.abs(similarity.to_2d(attr))
         r = measures.region_numbers(c_s, ms, ys, nul, st)
         c = measures.consistency_numbers(c_s, {"input": nul["input"]}, st, labels=ys, targets=target)

@@ -24,6 +24,7 @@ import pandas as pd
 from xaikit import plots, randomization, sanity, similarity
 from xaikit.data import CLASSES
 from xaikit.gradcam import GradcamExplainer
+from xaikit.model import gradcam_layers
 
 from . import measures, models, samples, seeds
 from .context import Context, lib, log
@@ -53,7 +54,8 @@ def _maps(ctx: Context, model, x, target, b) -> tuple[np.ndarray, np.ndarray, np
     """(IG, Grad-CAM, IG completeness gaps): fixed step count and baseline for every model."""
     a = ctx.cfg.section("attribution")
     ig = explain_ig(ctx, explained_model(model), x, target, a["ig_baseline"], adaptive=False, b=b)
-    cam = GradcamExplainer(model, a["gradcam_layer"])(x, target)
+    layer = gradcam_layers(model, a["gradcam_layer"], a["gradcam_early_layer"]).layer   # per model: auto names
+    cam = GradcamExplainer(model, layer)(x, target) if layer else None
     return similarity.to_2d(ig.attributions), cam, ig.gap
 
 
@@ -72,14 +74,14 @@ def design_models(ctx: Context) -> dict[str, dict[str, list[str]]]:
 
 
 def verdicts(maps: dict, designs: dict, y, target, *, cut: float, alpha: float, n_boot: int,
-             seed: int) -> dict:
+             seed: int, methods=METHODS) -> dict:
     """Every (method, metric, design) result of the data randomization test, as dicts, with
     the Holm-adjusted outcome of the secondary family (all but each method's primary)."""
     out = {}
     for design, group in designs.items():
         c = len(group["true"])
         partners = sanity.matched_partners(y, target, c, seed=seed)
-        for meth, _ in METHODS:
+        for meth, _ in methods:
             mm = maps[meth]
             for metric in METHOD_METRICS[meth]:
                 cross, ceiling, floor = sanity.arm_similarities(
@@ -106,24 +108,30 @@ def run(ctx: Context) -> Result:
     pos = q5_positions(ig["labels"], sc["images_per_class"])
     x, y, target, names = ig["inputs"][pos], ig["labels"][pos], ig["targets"][pos], ig["names"][pos]
     b = baseline_images(a["ig_baseline"], x, ctx)
-    maps, gaps, cards = {"ig": {}, "gradcam": {}}, {}, {"main": main_card}
+    cam = gradcam_layers(main_model, a["gradcam_layer"], a["gradcam_early_layer"])
+    meths = METHODS if cam.layer else METHODS[:1]          # no conv layer: Grad-CAM is skipped, IG runs
+    maps, gaps, cards = {meth: {} for meth, _ in meths}, {}, {"main": main_card}
     every = list(dict.fromkeys(["main"] + [m for g in designs.values() for side in g.values() for m in side]))
     for name in every:
         model, cards[name] = ctx.model(name)
-        log(f"IG and Grad-CAM of model {name} for {len(x)} images")
-        maps["ig"][name], maps["gradcam"][name], gaps[name] = _maps(ctx, model, x, target, b)
+        log(f"{' and '.join(t for _, t in meths)} of model {name} for {len(x)} images")
+        ig_map, cam_map, gaps[name] = _maps(ctx, model, x, target, b)
+        maps["ig"][name] = ig_map
+        if cam.layer:
+            maps["gradcam"][name] = cam_map
     ctx.save_arrays("q5_maps", names=names, targets=target, labels=y,
                     **{f"{meth}_{name}".replace("-", "_"): v for meth in maps for name, v in maps[meth].items()})
     rng = np.random.default_rng(sc["seed"])
     nulls = {"edge": similarity.edge_map(x), "random_map": rng.uniform(size=x.shape[:3])}
     flat = {meth: {name: int(similarity.is_flat(maps[meth][name]).sum()) for name in every}
-            for meth, _ in METHODS}
+            for meth, _ in meths}
     cut, alpha, primary = vd["randomization_cut"], vd["alpha"], sc["primary_metric"]
 
     res = Result()
     n = res.numbers
     n.update(n_seeds=k, n_images=len(x), images_per_class=sc["images_per_class"], n_boot=sc["bootstrap"],
              alpha=alpha, level=1 - alpha, cut=cut, primary=primary, flat=flat,
+             methods=[list(m) for m in meths], gradcam_skipped=cam.reason or None,
              whole=("whole" in designs), designs=[d for d, _ in DESIGNS if d in designs],
              ig_gaps={name: {"median": float(np.median(g)), "max": float(np.max(g))} for name, g in gaps.items()})
     n["models"] = _model_numbers(ctx, cards, designs)
@@ -132,17 +140,18 @@ def run(ctx: Context) -> Result:
     n["random_auc_band"] = list(random_auc_band(ctx.cfg))
     n["control_fit"] = ctx.cfg["verdicts.control_fit"]
 
-    found = verdicts(maps, designs, y, target, cut=cut, alpha=alpha, n_boot=sc["bootstrap"], seed=sc["seed"])
+    found = verdicts(maps, designs, y, target, cut=cut, alpha=alpha, n_boot=sc["bootstrap"], seed=sc["seed"],
+                     methods=meths)
     results = {key: r for key, (r, _) in found.items()}
     ctx.save_arrays("q5_similarity", names=names, **{         # per image, for the explorer
-        f"{meth}_{primary}_{kind}": v for meth, _ in METHODS
+        f"{meth}_{primary}_{kind}": v for meth, _ in meths
         for kind, v in found[(meth, primary, "subset")][1].items()})
     secondary = [key for key in results if not (key[1] == primary and key[2] == "subset")]
     adjusted = dict(zip(secondary, sanity.holm([results[key].p_value for key in secondary])))
     n["n_secondary"] = len(secondary)
     rows, sweep, bars = [], [], {}
     boot = dict(n_boot=sc["bootstrap"], seed=sc["seed"], alpha=alpha)
-    for meth, title in METHODS:
+    for meth, title in meths:
         n[meth] = {}
         for metric in METHOD_METRICS[meth]:
             n[meth][metric] = {}
@@ -204,9 +213,9 @@ def run(ctx: Context) -> Result:
     shown = measures.grid_images(rp, y, measures.GRID_PER_CLASS)
     grid = [[plots.Panel(x[i], "gray") for i in shown]] + \
         [[plots.Panel(maps[meth][tag][i], "heat", clip=99 if meth == "ig" else 100) for i in shown]
-         for meth, _ in METHODS for tag in show]
+         for meth, _ in meths for tag in show]
     res.figure("q5_grid", plots.panel_grid(
-        grid, row_titles=["image"] + [f"{t}, {m}" for t in ("|IG|", "Grad-CAM") for m in show],
+        grid, row_titles=["image"] + [f"{t}, {m}" for t in ("|IG|", "Grad-CAM")[:len(meths)] for m in show],
         col_titles=[f"{Path(str(names[i])).name} ({CLASSES[y[i]]})" for i in shown]),
         f"Maps of {len(shown)} report images (the first {measures.GRID_PER_CLASS} of each class; columns) under "
         "the main model and random-label models (rows). Colour bars: |IG| to its 99th percentile (p99), "
@@ -217,18 +226,18 @@ def run(ctx: Context) -> Result:
     cas = np.concatenate([rp[y[rp] == c][: sc["cascade_images_per_class"]] for c in (0, 1)])
     partners = sanity.matched_partners(y, target, 2, seed=sc["seed"])[0, 1]
     floors = {}
-    for meth, _ in METHODS:
+    for meth, _ in meths:
         has = partners >= 0
         v = similarity.measure_stack(maps[meth]["main"][has], maps[meth]["main"][partners[has]], "spearman_abs")
         floors[meth] = sanity.bootstrap_mean(v, **boot)
     ceilings = {}
-    for meth, _ in METHODS:       # a second true-label model of the whole split, same image
+    for meth, _ in meths:       # a second true-label model of the whole split, same image
         ceilings[meth] = (sanity.bootstrap_mean(similarity.measure_stack(
             maps[meth]["main"], maps[meth][designs["whole"]["true"][1]], "spearman_abs"), **boot)
             if n["whole"] else sanity.Interval(1.0, 1.0, 1.0))
-    orig = (maps["ig"]["main"][cas], maps["gradcam"]["main"][cas])   # the trained model's maps
+    orig = tuple(maps[meth]["main"][cas] for meth, _ in meths)   # the trained model's maps
     _cascade(ctx, main_model, x[cas], target[cas], b[:, cas] if b.ndim == 5 else b[cas], orig, floors,
-             ceilings, res, names[cas])
+             ceilings, res, names[cas], meths)
     return res
 
 
@@ -314,12 +323,12 @@ def _model_table(m: dict, flat: dict, gaps: dict) -> pd.DataFrame:
         rows.append({"model": r["name"], "labels": labels, "seed": r["seed"], "train images": r["n_train"],
                      "epochs": r["epochs"], "train accuracy": r["train_accuracy"],
                      "test accuracy": r["test_accuracy"], "test AUC": r["test_auc"],
-                     "flat IG / Grad-CAM": f"{flat['ig'][r['name']]} / {flat['gradcam'][r['name']]}",
+                     "flat IG / Grad-CAM": f"{flat['ig'][r['name']]} / {flat.get('gradcam', {}).get(r['name'], '-')}",
                      "IG gap median / max": f"{gaps[r['name']]['median']:.2%} / {gaps[r['name']]['max']:.2%}",
                      "as intended": "yes" if r["ok"] else "no"})
     rows.append({"model": "main (Q2)", "labels": "true", "seed": "-", "train images": "-", "epochs": "-",
                  "train accuracy": np.nan, "test accuracy": np.nan, "test AUC": np.nan,
-                 "flat IG / Grad-CAM": f"{flat['ig']['main']} / {flat['gradcam']['main']}",
+                 "flat IG / Grad-CAM": f"{flat['ig']['main']} / {flat.get('gradcam', {}).get('main', '-')}",
                  "IG gap median / max": f"{gaps['main']['median']:.2%} / {gaps['main']['max']:.2%}",
                  "as intended": "-"})
     return pd.DataFrame(rows).fillna("-")
@@ -345,7 +354,7 @@ def _sensitivity(rho: dict, cut: float) -> str:
 
 
 def _cascade(ctx: Context, model, x, target, b, orig: tuple, floors: dict, ceilings: dict,
-             res: Result, names: np.ndarray) -> None:
+             res: Result, names: np.ndarray, meths=METHODS) -> None:
     """Q5.4: cascading randomization of the main model's layers, both orders, ``cascade_draws``
     independent draws per step; ``orig`` holds the trained model's (IG, Grad-CAM) maps of ``x``,
     ``floors`` each method's matched floor (Spearman |map|, main model, two images) and
@@ -356,15 +365,15 @@ def _cascade(ctx: Context, model, x, target, b, orig: tuple, floors: dict, ceili
     log(f"cascading parameter randomization: {len(x)} images, both orders, {draws} draws per step")
     n = res.numbers
     n["cascade"] = {"n_images": int(len(x)), "layers": list(randomization.weighted_layers(model)),
-                    "draws": draws, "floor": {meth: floors[meth].as_dict() for meth, _ in METHODS},
-                    "ceiling": {meth: ceilings[meth].as_dict() for meth, _ in METHODS}}
+                    "draws": draws, "floor": {meth: floors[meth].as_dict() for meth, _ in meths},
+                    "ceiling": {meth: ceilings[meth].as_dict() for meth, _ in meths}}
     curves, labels, saved = {}, {}, {}
     for order in randomization.ORDERS:
         runs = [randomization.cascade(model, order, seed=sc["seed"] + 7919 * d) for d in range(draws)]
         labels[order] = ["none"] + [s.randomized[-1] for s in runs[0]]
         stage_maps = [[_maps(ctx, run[step].model, x, target, b)[:2] for run in runs]
                       for step in range(len(runs[0]))]
-        for j, (meth, title) in enumerate(METHODS):
+        for j, (meth, title) in enumerate(meths):
             # the first draw's maps, N x steps x H x W, the trained model's first (for the explorer)
             saved[f"{meth}_{order}"] = np.stack([orig[j]] + [per_draw[0][j] for per_draw in stage_maps], axis=1)
             c = n["cascade"].setdefault(meth, {})[order] = {"steps": []}
@@ -394,10 +403,10 @@ def _cascade(ctx: Context, model, x, target, b, orig: tuple, floors: dict, ceili
                 "draw vs draw": np.array([(np.nan,) * 3] + band("draw_vs_draw"))}
     ctx.save_arrays("q5_cascade", names=names, **saved,
                     **{f"{meth}_{order}_steps": np.array(["trained"] + labels[order][1:])
-                       for meth, _ in METHODS for order in randomization.ORDERS})
+                       for meth, _ in meths for order in randomization.ORDERS})
     res.figure("q5_cascade", plots.cascade_bands(
-                   curves, labels, {t: (floors[m].mean, floors[m].lo, floors[m].hi) for m, t in METHODS},
-                   {t: (ceilings[m].mean, ceilings[m].lo, ceilings[m].hi) for m, t in METHODS}),
+                   curves, labels, {t: (floors[m].mean, floors[m].lo, floors[m].hi) for m, t in meths},
+                   {t: (ceilings[m].mean, ceilings[m].lo, ceilings[m].hi) for m, t in meths}),
                f"Cascading model parameter randomization of the main model ({len(x)} report images, "
                f"IG {a['ig_steps']} steps, {draws} random draws per step): Spearman |map| of each step's maps to "
                "the trained model's maps and between two independent draws of the same step, as layers are "

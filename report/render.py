@@ -315,7 +315,10 @@ def _render(ctx: Context, results: dict, renderer, *, pdf: bool, templates: Path
     numbers = {name: res["numbers"] for name, res in results.items()}
     numbers["provenance"] = collect(ctx, results, model_names)
     artifacts.atomic_write_json(ctx.build / "numbers.json", numbers)
-    variables = answer_variables(numbers, ctx.cfg.as_dict(), ctx.cfg.profile, outline)
+    numbered = [dict(sec, subs=[dict(u, figures=[], tables=[], appendix_figures=[], appendix_tables=[])
+                                for u in sec["subs"]])
+                if results[sec["name"]]["numbers"].get("skipped") else sec for sec in outline]   # no gaps in numbering
+    variables = answer_variables(numbers, ctx.cfg.as_dict(), ctx.cfg.profile, numbered)
     fig_no, tab_no = variables["fig"], variables["tab"]
     env = answer_env(templates, cache=ctx.build / "cache" / "templates")
     sections, appendix = [], []
@@ -331,7 +334,12 @@ def _render(ctx: Context, results: dict, renderer, *, pdf: bool, templates: Path
             return [dict(res["tables"][t], number=tab_no[t]) for t in ids]
 
         subs, items = [], []
+        skipped = res["numbers"].get("skipped")      # a section the model in use cannot answer (Q4 without a conv layer)
         for sub in section["subs"]:
+            if skipped:
+                subs.append({"number": sub["number"], "title": sub["title"], "figures": [], "tables": [],
+                             "answer": f"<p><strong>Skipped.</strong> {skipped}.</p>", "appendix": None})
+                continue
             body, methods = render_answer_parts(env, sub["answer"], variables)
             item = {"number": sub["number"], "title": sub["title"], "id": appendix_id(sub["number"]),
                     "back": sub["number"].replace(".", "-"), "methods": methods,

@@ -21,6 +21,8 @@ SCHEMA: Mapping[str, type] = MappingProxyType({
     "data.seed": int,
     "data.use_kaggle_val": bool,
     "data.max_per_class": int,
+    "model.architecture": str,
+    "model.path": str,
     "train.batch_size": int,
     "train.epochs": int,
     "train.learning_rate": float,
@@ -148,6 +150,12 @@ class Config:
         return dict(self.values)
 
 
+def _is_builder_spec(text: str) -> bool:
+    """``package.module:function`` (dotted identifiers on both sides of one colon)."""
+    module, sep, fn = text.partition(":")
+    return bool(sep) and all(part.isidentifier() for part in module.split(".")) and fn.isidentifier()
+
+
 def _coerce(key: str, value: Any) -> Any:
     if key not in SCHEMA:
         raise ConfigError(f"unknown config key {key!r}; valid keys: {', '.join(SCHEMA)}")
@@ -224,6 +232,12 @@ def load_config(text: str, *, source: str = "xaikit.toml", overrides: Iterable[s
     if values["train.replicates"] < 1:
         raise ConfigError(f"train.replicates expects >= 1 (the main model is replicate 1), "
                           f"got {values['train.replicates']}")
+    arch = values["model.architecture"]
+    if arch not in ("baseline", "batchnorm") and not _is_builder_spec(arch):
+        raise ConfigError(f"model.architecture expects 'baseline', 'batchnorm' or 'module:function' (a builder "
+                          f"build(image_size, channels, *, seed, dropout) -> keras.Model), got {arch!r}")
+    if values["model.path"] and not values["model.path"].endswith(".keras"):
+        raise ConfigError(f"model.path expects '' (train the model) or a .keras file, got {values['model.path']!r}")
     if values["data.image_size"] < 32:
         raise ConfigError(f"data.image_size expects >= 32, got {values['data.image_size']}")
     return Config(MappingProxyType(values), profile or "full")

@@ -11,3 +11,7 @@ class DataError(XaikitError):
 
 class ConfigError(XaikitError):
     """The configuration file or an override is invalid."""
+
+
+class ModelError(XaikitError):
+    """The configured model (architecture, builder or model file) does not meet the study's contract."""

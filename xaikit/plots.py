@@ -273,6 +273,15 @@ def scatter_groups(groups: dict[str, tuple[np.ndarray, np.ndarray]], *, xlabel: 
     return fig
 
 
+def note_figure(text: str) -> Figure:
+    """A small figure that only says ``text`` (a figure the build cannot draw, e.g. no training history)."""
+    fig = Figure(figsize=(7, 1.0), layout="constrained")
+    ax = fig.subplots()
+    ax.axis("off")
+    ax.text(0.5, 0.5, text, ha="center", va="center", fontsize=10)
+    return fig
+
+
 def training_curves(history: dict[str, list[float]]) -> Figure:
     fig = Figure(figsize=(7, 2.8), layout="constrained")
     axes = fig.subplots(1, 2)

@@ -29,7 +29,7 @@ def weighted_layers(model: keras.Model) -> tuple[str, ...]:
 
 def _reinitialise(layer, seed: int) -> None:
     for j, var in enumerate(layer.trainable_weights):
-        which = "bias" if var.path.endswith("bias") else "kernel"
+        which = var.path.rsplit("/", 1)[-1]      # kernel, bias, gamma, beta, ...
         init = getattr(layer, f"{which}_initializer", None)
         if init is None:
             raise ValueError(f"layer {layer.name!r} has no {which}_initializer to re-draw {var.path}")
