@@ -21,7 +21,9 @@ itself is done after the merge, so that a part's PDF never depends on where it l
 
 Only CSS whose effect is known to be part-independent is split; anything else (left/right or
 named pages, running headers, CSS counters, page backgrounds, fixed elements, external style
-sheets, sections not separated by a forced page break) renders the page whole, as before.
+sheets) renders the page whole, as before. Sections that follow the one before on the same page
+(no forced page break between them, as the report's body questions do) are laid out together as
+one part; which ones do is learnt from the layout and remembered in the cache's index.
 Stale parts are rendered in parallel processes (``workers``). Nothing is written outside
 ``cache`` (atomically); the caller writes the merged bytes.
 """
@@ -485,12 +487,64 @@ def write_pdf(html: str, *, base_url: str, fetcher_factory, cache: Path,
         (pdf, _), = renderer.render([html], base_url, fetcher_factory)
         return Result(pdf, whole=why, seconds={"render": time.perf_counter() - t0})
 
-    page = split(html)
-    if isinstance(page, str):
-        return whole(page)
+    sections = split(html)
+    if isinstance(sections, str):
+        return whole(sections)
     store = Cache(Path(cache), base_url)
     index = artifacts.read_json(store.root / "index.json")
-    target_pages = dict(index.get("target_pages", {})) if isinstance(index, dict) else {}
+    index = index if isinstance(index, dict) else {}
+    target_pages = dict(index.get("target_pages", {}))
+    # sections that follow the one before without a forced page break are laid out together, as one
+    # part; which ones do is learnt from the layout and remembered, so a later build groups them at once
+    joins = set(index.get("joins", [])) & set(sections.names[1:])
+    for _ in range(len(sections.parts)):
+        page = glue(sections, joins)
+        if len(page.parts) < 2:
+            return whole("no forced page break between any two top-level sections")
+        laid = _lay_out(page, renderer, store, base_url, fetcher_factory, target_pages)
+        if isinstance(laid, str):
+            return whole(laid)
+        found, keys, metas, target_pages, rendered, rounds = laid
+        loose = [i for i in range(1, len(metas)) if not ({metas[i - 1]["breaks"][1], metas[i]["breaks"][0]} & FORCED)]
+        if not loose:
+            break
+        joins |= {page.names[i].split("+")[0] for i in loose}
+    else:
+        return whole("the parts did not settle")
+    total = sum(m["pages"] for m in metas)
+    f_html = footer_html(page, total)
+    f_key = store.key(f_html)
+    footer = store.get(f_key)
+    if footer is None:
+        footer, = renderer.render([f_html], base_url, fetcher_factory)
+        store.put(f_key, *footer)
+    t1 = time.perf_counter()
+    pdf = merge([found[k][0] for k in keys], metas, footer[0])
+    t2 = time.perf_counter()
+    artifacts.atomic_write_json(store.root / "index.json", {"target_pages": target_pages, "joins": sorted(joins)})
+    store.prune()
+    parts = [{"name": n, "pages": m["pages"], "rendered": i in rendered, "seconds": rendered.get(i, 0.0)}
+             for i, (n, m) in enumerate(zip(page.names, metas))]
+    return Result(pdf, parts, rounds, None, {"render": t1 - t0, "merge": t2 - t1})
+
+
+def glue(page: Page, joins: set) -> Page:
+    """``page`` with each section named in ``joins`` laid out together with the one before it (one
+    part, named "a+b")."""
+    groups: list[list[int]] = []
+    for i, name in enumerate(page.names):
+        if i and name in joins:
+            groups[-1].append(i)
+        else:
+            groups.append([i])
+    return Page(page.head, page.css, tuple("\n".join(page.parts[i] for i in g) for g in groups), page.tail,
+                tuple("+".join(page.names[i] for i in g) for g in groups),
+                tuple(frozenset().union(*(page.ids[i] for i in g)) for g in groups))
+
+
+def _lay_out(page: Page, renderer, store, base_url: str, fetcher_factory, target_pages: dict):
+    """Lay out (or take from the cache) every part of ``page`` until the page numbers printed in
+    links settle: (found, keys, metas, target_pages, rendered, rounds), or why they did not."""
     numbered = bool(TARGET_PAGE.search(page.css))
     rendered: dict[int, float] = {}
     for rounds in range(1, MAX_ROUNDS + 1):
@@ -511,27 +565,8 @@ def write_pdf(html: str, *, base_url: str, fetcher_factory, cache: Path,
         settled = now == target_pages or not numbered
         target_pages = now
         if settled:
-            break
-    else:
-        return whole(f"page numbers did not settle in {MAX_ROUNDS} rounds")
-    for i in range(1, len(metas)):
-        if not ({metas[i - 1]["breaks"][1], metas[i]["breaks"][0]} & FORCED):
-            return whole(f"no forced page break before {page.names[i]}")
-    total = sum(m["pages"] for m in metas)
-    f_html = footer_html(page, total)
-    f_key = store.key(f_html)
-    footer = store.get(f_key)
-    if footer is None:
-        footer, = renderer.render([f_html], base_url, fetcher_factory)
-        store.put(f_key, *footer)
-    t1 = time.perf_counter()
-    pdf = merge([found[k][0] for k in keys], metas, footer[0])
-    t2 = time.perf_counter()
-    artifacts.atomic_write_json(store.root / "index.json", {"target_pages": target_pages})
-    store.prune()
-    parts = [{"name": n, "pages": m["pages"], "rendered": i in rendered, "seconds": rendered.get(i, 0.0)}
-             for i, (n, m) in enumerate(zip(page.names, metas))]
-    return Result(pdf, parts, rounds, None, {"render": t1 - t0, "merge": t2 - t1})
+            return found, keys, metas, target_pages, rendered, rounds
+    return f"page numbers did not settle in {MAX_ROUNDS} rounds"
 
 
 # ---------------------------------------------------------------------------------------- merge

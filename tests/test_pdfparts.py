@@ -150,7 +150,8 @@ def test_a_changed_image_lays_its_part_out_again(env, tmp_path):
 @pytest.mark.parametrize("css, why", [
     (CSS + "@page :left { margin-left: 20mm; }", "left/right"),
     (CSS + "h2 { string-set: chapter content(); }", "running headers"),
-    (CSS.replace("section.q { page-break-before: always; }", ""), "no forced page break"),
+    (CSS.replace(".title { page-break-after: always; }", "").replace("section.q { page-break-before: always; }", ""),
+     "no forced page break"),
 ])
 def test_what_cannot_be_split_is_rendered_whole(env, tmp_path, css, why):
     # catches: parts glued where the whole page would have continued on the same page, or
@@ -160,6 +161,25 @@ def test_what_cannot_be_split_is_rendered_whole(env, tmp_path, css, why):
     res = run(html)
     assert res.whole is not None and why in res.whole
     assert facts(res.pdf, tmp_path)["pages"] == facts(whole_pdf(html, url, fetcher), tmp_path)["pages"]
+
+
+def test_sections_without_a_forced_break_are_laid_out_together(env, tmp_path):
+    # catches: parts cut where the whole page continues on the same page (a section that follows the
+    # one before without a page break), a grouping forgotten between builds, or an edit that lays out
+    # parts it is not in
+    run, url, fetcher, _ = env
+    css = CSS + "section.q#b, section.q#c { page-break-before: auto; }"
+    html = page_html({"a": 3, "b": 2, "c": 2, "d": 2}, css=css)
+    res = run(html)
+    assert res.whole is None and [p["name"] for p in res.parts] == ["title", "a+b+c", "d"]
+    assert facts(res.pdf, tmp_path) == facts(whole_pdf(html, url, fetcher), tmp_path)
+    edited = html.replace("<h3>d.2</h3>", "<h3>d.2</h3><p>An edited sentence.</p>")
+    res = run(edited)                          # the grouping is remembered: only d is laid out
+    assert [p["name"] for p in res.parts if p["rendered"]] == ["d"]
+    edited = edited.replace("<h3>b.1</h3>", "<h3>b.1</h3><p>Another edit.</p>")
+    res = run(edited)
+    assert [p["name"] for p in res.parts if p["rendered"]] == ["a+b+c"]
+    assert facts(res.pdf, tmp_path) == facts(whole_pdf(edited, url, fetcher), tmp_path)
 
 
 def test_bookmark_tree_nests_like_weasyprint():
