@@ -93,10 +93,15 @@ def digest(*parts: Any) -> str:
     return h.hexdigest()[:16]
 
 
-def source_digest(paths: list[Path]) -> str:
-    """Hash of the content of source files (their text, not their timestamps)."""
+def source_digest(paths: list[Path], at_start: dict | None = None) -> str:
+    """Hash of the content of source files (their text, not their timestamps): a Python source of
+    the project as this process read it at start (``report.SOURCES_AT_START``, the code that
+    runs), any other file as it is now."""
+    if at_start is None:
+        from . import SOURCES_AT_START as at_start
     h = hashlib.sha256()
     for p in sorted(set(Path(p) for p in paths)):
         h.update(p.name.encode())
-        h.update(p.read_bytes())
+        data = at_start.get(p.resolve())
+        h.update(p.read_bytes() if data is None else data)
     return h.hexdigest()[:16]

@@ -30,6 +30,7 @@ def run(ctx: Context) -> Result:
     n["total"] = int(len(p.labels))
     n["pct"] = {s: {c: counts[s][c] / max(1, sum(counts[s].values())) for c in CLASSES} for s in splits}
     n["imbalance_ratio"] = counts["train"]["PNEUMONIA"] / max(1, counts["train"]["NORMAL"])
+    n["balanced"] = bool(counts["train"]["PNEUMONIA"] == counts["train"]["NORMAL"])   # e.g. capped by data.max_per_class
     n["kaggle_val_present"] = "val" in on_disk
     n["kaggle_val"] = kaggle_val_numbers(p.source_split, p.split, p.names, cfg["data.use_kaggle_val"])
     n["ignored_files"] = len(listing.ignored)

@@ -23,6 +23,7 @@ from . import models
 from .context import Context, lib
 
 SOURCES = lib("seeds") + [Path(__file__)]
+REGION_WORDS = ("lung_", "input_")     # the per-class words behind a region answer ("Partly", "Yes", "No")
 RULE = ("the first {k} test images per class of Q3's sample ({n} images; the images Q5 compares across models), "
         "each seed explaining its own decisions at its own validation threshold")
 
@@ -41,7 +42,7 @@ def phrase(a: xseeds.Agreement) -> str:
     """The words a verdict sentence carries about its seeds."""
     if a.holds:
         return f"holds for all {a.n} seeds" if a.n > 1 else "one seed only"
-    return f"reached by {a.k} of {a.n} seeds only, so not shown to be a property of the recipe"
+    return f"is reached by only {a.k} of {a.n} seeds, so it is not shown for the recipe"
 
 
 def summary(ctx: Context, labels: np.ndarray, reference: dict[str, str], rows: list[dict],
@@ -61,6 +62,7 @@ def summary(ctx: Context, labels: np.ndarray, reference: dict[str, str], rows: l
             "rule": RULE.format(k=ctx.cfg["sanity.images_per_class"], n=len(pos)),
             "rows": rows, "holds": agree, "all_hold": holding == len(agree), "n_holding": int(holding),
             "not_holding": [key for key, a in agree.items() if not a["holds"]],
+            "region_words_hold": all(a["holds"] for key, a in agree.items() if key.startswith(REGION_WORDS)),
             "n_verdicts": len(agree), "answer": ("Yes" if holding == len(agree) else "No" if holding == 0 else "Partly"),
             "verdicts": [agree[k] for k in reference]}
 

@@ -194,7 +194,7 @@ def test_templates_render_without_gradcam():
     from report.render import answer_env, answer_variables, render_answer
     fx = json.loads((ROOT / "tests" / "fixtures" / "answer_variables.json").read_text())
     n = copy.deepcopy(fx["numbers"])
-    n["q4"] = {"skipped": NO_CONV, "layer": None}
+    n["q4"] = {"skipped": NO_CONV, "layer": None, "seeds": None}     # what report/q4_gradcam.py returns when skipped
     n["q2"]["errors"].update(methods=["IG"], layer=None, cam_skipped=NO_CONV)
     n["q2"]["model"].update(gradcam_layer=None, gradcam_grid=0, gradcam_reason=NO_CONV)
     for c in ("NORMAL", "PNEUMONIA"):

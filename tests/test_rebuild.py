@@ -7,6 +7,7 @@ import shutil
 import subprocess
 import sys
 import textwrap
+from pathlib import Path
 
 import pytest
 
@@ -141,3 +142,20 @@ def test_a_source_edited_during_the_build_is_not_trusted_next_time(tmp_path, mon
     rbuild.build_report(data=str(root), overrides=QUICK, build=build, templates=templates, pdf=False,
                         force=("q1",))
     assert json.loads((build / rbuild.MANIFEST).read_text())["fingerprint"] == "before"
+
+
+def test_stage_keys_hash_the_code_that_runs_not_a_later_edit(tmp_path):
+    # catches: a source edited while a build runs hashed in its new form while the old code, already
+    # imported, computes the stage (the next build would then trust a result of the old code)
+    from report import SOURCES_AT_START, artifacts
+
+    mod = tmp_path / "mod.py"
+    mod.write_text("X = 1\n")
+    at_start = {mod.resolve(): mod.read_bytes()}
+    before = artifacts.source_digest([mod], at_start)
+    mod.write_text("X = 2\n")                       # edited after the process read it
+    assert artifacts.source_digest([mod], at_start) == before
+    assert artifacts.source_digest([mod], {}) != before     # a file not read at start: as it is now
+    # the project's sources are read when report is first imported
+    here = Path(artifacts.__file__).resolve()
+    assert SOURCES_AT_START[here] == here.read_bytes()

@@ -54,7 +54,7 @@ ALLOWED = {
     ("models.py", "predict_probs(model, p.images[sub]) >= 0.5"):
         "a random-label model's training accuracy at the sigmoid's own 0.5 decision (Keras' accuracy "
         "metric); a model card number, not a verdict",
-    ("models.py", "2 <= int(idx) <= ctx.cfg['train.replicates']"): "replicate names start at main-2",
+    ("models.py", "2 <= int(idx) <= replicates(ctx)"): "replicate names start at main-2",
     ("render.py", "cutoff=0.6"): "difflib's similarity for 'did you mean' suggestions of a template typo",
     ("render.py", "cutoff=0.75"): "difflib's similarity for 'did you mean' suggestions of a template typo",
     ("pdfparts.py", "depth <= 4"): "PDF assembly: how deep in WeasyPrint's box tree a top-level section lies",
