@@ -363,7 +363,8 @@ def _render(ctx: Context, results: dict, renderer, *, pdf: bool, templates: Path
                        provenance=numbers["provenance"],
                        css=(Path(templates) / "report.css").read_text("utf-8"),
                        profile=ctx.cfg.profile, dataset=ctx.listing.root,
-                       created=_dt.datetime.now().strftime("%Y-%m-%d %H:%M"),
+                       created=_dt.datetime.now().strftime("%Y-%m-%d %H:%M"),   # the provenance appendix
+                       created_day=_dt.date.today().isoformat(),    # the title page: its PDF part changes once a day
                        n_images=len(ctx.listing.records), references=load_references(templates),
                        explorer=explorer.links(ctx.build))
     html_path = ctx.build / "report.html"
