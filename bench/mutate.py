@@ -47,6 +47,9 @@ TESTS = {
     "xaikit/sanity.py": ["tests/test_sanity.py"],
     "xaikit/randomization.py": ["tests/test_sanity.py"],
     "xaikit/data.py": ["tests/test_data.py", "tests/test_bad_inputs.py"],
+    "xaikit/seeds.py": ["tests/test_seeds.py"],
+    "report/seeds.py": ["tests/test_seeds.py"],
+    "report/pdfparts.py": ["tests/test_pdfparts.py"],
     "report/measures.py": ["tests/test_measures.py", "tests/test_similarity_regions.py", "tests/test_consistency.py",
                            "tests/test_zones.py"],
 }

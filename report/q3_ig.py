@@ -187,17 +187,17 @@ def _seed_row(name: str, card: dict, attr, target, labels, masks, nulls: dict, b
     """One seed's headline numbers and verdict words (the rules of the main verdicts)."""
     ci = dict(n_boot=st["n_boot"], seed=st["seed"], level=st["level"])
     r = measures.region_numbers(attr, masks, labels, nulls, st)
-    c = measures.consistency_numbers(attr, {"input": nulls["input"]}, st, labels=labels, targets=target)
+    level, specific, specificity = seeds.consistency_words(attr, nulls["input"], st, labels=labels, targets=target)
     b = intervals.mean_ci(baseline_spearman(base), **ci).as_dict()
     words = {"answer": r["answer"], "baseline_dependence": dependence_word(b, st["baseline_sensitive"]),
-             "consistency_level": c["level"], "specific_beyond_input": c["vs_input"]["specific"]}
+             "consistency_level": level, "specific_beyond_input": specific}
     for k in CLASSES:
         words[f"lung_{k}"], words[f"input_{k}"] = r[k]["lung_word"], r[k]["beyond_input"]
     return {"model": name, "seed": int(card.get("seed", 1)), "threshold": float(card["val_threshold"]),
             "n": int(len(labels)), "lung_ratio": {k: r[k]["map"]["lung_ratio"] for k in CLASSES},
             "border_ratio": {k: r[k]["map"]["border_ratio"] for k in CLASSES},
             "vs_input": {k: r[k]["vs_input"] for k in CLASSES},
-            "specificity_vs_input": c["vs_input"]["specificity"], "baseline_spearman": b, "words": words}
+            "specificity_vs_input": specificity, "baseline_spearman": b, "words": words}
 
 
 def _seeds(ctx: Context, x, y, masks, input_alone, rand, main_attr, main_target, base_maps: dict, st: dict,

@@ -180,19 +180,19 @@ def _seeds(ctx: Context, ig: dict, cam: np.ndarray, nulls: dict, rand_pixels: np
             c_s = GradcamExplainer(model, res.numbers["layer"])(xs, target)
         ig_abs = np.abs(similarity.to_2d(attr))
         r = measures.region_numbers(c_s, ms, ys, nul, st)
-        c = measures.consistency_numbers(c_s, {"input": nul["input"]}, st, labels=ys, targets=target)
+        level, specific, specificity = seeds.consistency_words(c_s, nul["input"], st, labels=ys, targets=target)
         grid = intervals.mean_ci(similarity.pairwise(similarity.pool(ig_abs, g), similarity.pool(c_s, g),
                                                      similarity.spearman), **ci).as_dict()
         fills = seed_faithfulness(ctx, model, xs, target, {"IG": similarity.to_2d(attr), "Grad-CAM": c_s,
                                                            "random": rand_pixels[pos]}, st)
-        words = {"answer": r["answer"], "consistency_level": c["level"],
-                 "specific_beyond_input": c["vs_input"]["specific"], "agreement": agreement_word(grid, st["agree"]),
+        words = {"answer": r["answer"], "consistency_level": level,
+                 "specific_beyond_input": specific, "agreement": agreement_word(grid, st["agree"]),
                  "faithfulness": faithfulness_word(fills)}
         for k in CLASSES:
             words[f"lung_{k}"], words[f"input_{k}"] = r[k]["lung_word"], r[k]["beyond_input"]
         rows.append({"model": name, "seed": int(card.get("seed", 1)), "threshold": float(card["val_threshold"]),
                      "n": int(len(ys)), "lung_ratio": {k: r[k]["map"]["lung_ratio"] for k in CLASSES},
-                     "specificity_vs_input": c["vs_input"]["specificity"], "spearman_grid": grid,
+                     "specificity_vs_input": specificity, "spearman_grid": grid,
                      "faithfulness": {f["name"]: f["summary"] for f in fills}, "words": words})
     n = res.numbers
     ref = {"answer": n["regions"]["answer"], "consistency_level": n["consistency"]["level"],

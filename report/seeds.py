@@ -19,10 +19,10 @@ import pandas as pd
 
 from xaikit import seeds as xseeds
 
-from . import models
+from . import measures, models
 from .context import Context, lib
 
-SOURCES = lib("seeds") + [Path(__file__)]
+SOURCES = lib("seeds") + [Path(__file__)] + measures.SOURCES
 REGION_WORDS = ("lung_", "input_")     # the per-class words behind a region answer ("Partly", "Yes", "No")
 RULE = ("the first {k} test images per class of Q3's sample ({n} images; the images Q5 compares across models), "
         "each seed explaining its own decisions at its own validation threshold")
@@ -67,7 +67,23 @@ def summary(ctx: Context, labels: np.ndarray, reference: dict[str, str], rows: l
             "verdicts": [agree[k] for k in reference]}
 
 
-def ci_text(e: dict, digits: int = 2) -> str:
+TOO_FEW = "cannot tell (fewer than two maps of an explained class)"
+
+
+def consistency_words(maps: np.ndarray, input_alone: np.ndarray, st: dict, *, labels: np.ndarray,
+                      targets: np.ndarray) -> tuple[str, str, dict | None]:
+    """(consistency level, class-specific beyond the input, the paired interval) of one seed's maps,
+    grouped by its explained targets, by the rules of Q3.3/Q4.3; a seed that decides fewer than two
+    images of a class gets :data:`TOO_FEW` for both words (and so does not reach the main's words)."""
+    if np.bincount(np.asarray(targets, int), minlength=2).min() < 2:
+        return TOO_FEW, TOO_FEW, None
+    c = measures.consistency_numbers(maps, {"input": input_alone}, st, labels=labels, targets=targets)
+    return c["level"], c["vs_input"]["specific"], c["vs_input"]["specificity"]
+
+
+def ci_text(e: dict | None, digits: int = 2) -> str:
+    if e is None:
+        return "-"
     return f"{e['value']:.{digits}f} [{e['lo']:.{digits}f}, {e['hi']:.{digits}f}]"
 
 

@@ -60,7 +60,7 @@ def test_summary_and_the_sentence_of_a_verdict_reached_by_two_of_three():
     out = seeds.summary(_Ctx(2), labels, ref, rows, {"answer": "the answer", "baseline_dependence": "the baseline"})
     assert out["images"] == 4 and out["n"] == 3
     assert out["holds"]["answer"]["holds"] and not out["holds"]["baseline_dependence"]["holds"]
-    assert (out["n_holding"], out["n_verdicts"], out["answer"]) == (1, 2, "Partly")
+    assert (out["n_holding"], out["n_verdicts"], out["answer"], out["all_hold"]) == (1, 2, "Partly", False)
     assert out["not_holding"] == ["baseline_dependence"]
     assert out["holds"]["baseline_dependence"]["others"] == {"main-2": "moderately"}
     text = render.render_answer(render.answer_env(), "q3_5.md", {"q3": {"seeds": out}, "tab": {"q3_seeds": 7}})
@@ -74,6 +74,41 @@ def test_one_seed_is_said_to_be_one_seed():
 
     out = seeds.summary(_Ctx(1), np.array([0, 1]), {"answer": "Yes"}, _rows({"main": {"answer": "Yes"}}),
                         {"answer": "the answer"})
-    assert not out["several"] and out["holds"]["answer"]["text"] == "one seed only"
+    assert not out["several"] and out["holds"]["answer"]["text"] == "one seed only" and out["all_hold"]
     text = render.render_answer(render.answer_env(), "q3_5.md", {"q3": {"seeds": out}, "tab": {"q3_seeds": 7}})
     assert "Not measured" in text
+
+
+def test_a_seed_that_decides_one_class_cannot_tell_its_consistency():
+    # catches: a seed whose decisions are all one class stopping the build (the consistency of a
+    # target class needs two maps) instead of a "cannot tell" that does not reach the main's word
+    from report import seeds
+
+    maps = np.random.default_rng(0).random((6, 8, 8))
+    level, specific, interval = seeds.consistency_words(maps, maps, {}, labels=np.array([0, 0, 0, 1, 1, 1]),
+                                                        targets=np.ones(6, int))
+    assert level == specific == seeds.TOO_FEW and interval is None
+    assert seeds.ci_text(None) == "-"
+
+
+def test_an_agreement_of_no_seed_does_not_hold_and_is_frozen():
+    # catches `holds = n >= 0 and k == n` (0 of 0 stated as holding) and a mutable result
+    import dataclasses
+
+    from xaikit.seeds import Agreement
+
+    a = Agreement("more", 0, 0, ())
+    assert not a.holds
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        a.k = 1
+
+
+def test_a_seed_that_decides_both_classes_gets_consistency_words():
+    # catches a guard that always answers "cannot tell" (e.g. counting a third, empty class)
+    from report import seeds
+
+    st = {"n_boot": 50, "seed": 0, "level": 0.95, "alpha": 0.05, "consistency_high": 0.5, "consistency_moderate": 0.2}
+    maps = np.random.default_rng(1).random((8, 16, 16))
+    y = np.array([0, 0, 0, 0, 1, 1, 1, 1])
+    level, specific, interval = seeds.consistency_words(maps, maps[::-1], st, labels=y, targets=y)
+    assert seeds.TOO_FEW not in (level, specific) and interval is not None
