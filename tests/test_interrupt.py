@@ -10,7 +10,7 @@ import pytest
 
 from .conftest import ROOT, make_dataset
 
-SETTINGS = ["data.image_size=48", "train.epochs=150", "random_labels.subset_size=16",
+SETTINGS = ["data.image_size=48", "train.epochs=150", "train.replicates=1", "random_labels.subset_size=16",
             "random_labels.max_epochs=2", "attribution.eval_per_class=5", "attribution.ig_steps=4",
             "attribution.ig_max_steps=4", "attribution.noise_draws=1", "attribution.faithfulness_steps=2"]
 
