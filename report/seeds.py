@@ -75,7 +75,8 @@ def consistency_words(maps: np.ndarray, input_alone: np.ndarray, st: dict, *, la
     """(consistency level, class-specific beyond the input, the paired interval) of one seed's maps,
     grouped by its explained targets, by the rules of Q3.3/Q4.3; a seed that decides fewer than two
     images of a class gets :data:`TOO_FEW` for both words (and so does not reach the main's words)."""
-    if np.bincount(np.asarray(targets, int), minlength=2).min() < 2:
+    n_per_class = [int(np.sum(np.asarray(targets) == k)) for k in (0, 1)]
+    if min(n_per_class) < 2:
         return TOO_FEW, TOO_FEW, None
     c = measures.consistency_numbers(maps, {"input": input_alone}, st, labels=labels, targets=targets)
     return c["level"], c["vs_input"]["specific"], c["vs_input"]["specificity"]
