@@ -156,7 +156,7 @@ def run(ctx: Context) -> Result:
               f"Share of |IG| in the lung mask and the border zone against their area share (ratio; "
               f"{st['level']:.0%} bootstrap intervals over images), beside the same ratios for the spatial prior (the "
               "mean |IG| of the other images of the class), the input alone (|x - baseline|) and a random map.")
-    _seeds(ctx, x, y, masks, input_alone, rand, ig.attributions, target, base_maps, st, res)
+    _seeds(ctx, x, y, names, masks, input_alone, rand, ig.attributions, target, base_maps, st, res)
     return res
 
 
@@ -200,8 +200,8 @@ def _seed_row(name: str, card: dict, attr, target, labels, masks, nulls: dict, b
             "specificity_vs_input": specificity, "baseline_spearman": b, "words": words}
 
 
-def _seeds(ctx: Context, x, y, masks, input_alone, rand, main_attr, main_target, base_maps: dict, st: dict,
-           res: Result) -> None:
+def _seeds(ctx: Context, x, y, image_names, masks, input_alone, rand, main_attr, main_target, base_maps: dict,
+           st: dict, res: Result) -> None:
     """Q3's headline verdicts for every seed of the main recipe, on the same images (report.seeds)."""
     pos = seeds.positions(ctx, y)
     xs, ys, ms = x[pos], y[pos], masks[pos]
@@ -219,7 +219,7 @@ def _seeds(ctx: Context, x, y, masks, input_alone, rand, main_attr, main_target,
                     for b in xb.BASELINES}
         saved[f"attr_{name}".replace("-", "_")], saved[f"target_{name}".replace("-", "_")] = attr, target
         rows.append(_seed_row(name, card, attr, target, ys, ms, nulls, base, st))
-    ctx.save_arrays("ig_seeds", positions=pos, **saved)
+    ctx.save_arrays("ig_seeds", names=image_names[pos], positions=pos, **saved)   # names: the explorer's rows
     n = res.numbers
     ref = {"answer": n["regions"]["answer"], "baseline_dependence": n["baseline_dependence"],
            "consistency_level": n["consistency"]["level"],
