@@ -189,10 +189,8 @@ def _seed_row(name: str, card: dict, attr, target, labels, masks, nulls: dict, b
     r = measures.region_numbers(attr, masks, labels, nulls, st)
     level, specific, specificity = seeds.consistency_words(attr, nulls["input"], st, labels=labels, targets=target)
     b = intervals.mean_ci(baseline_spearman(base), **ci).as_dict()
-    words = {"answer": r["answer"], "baseline_dependence": dependence_word(b, st["baseline_sensitive"]),
-             "consistency_level": level, "specific_beyond_input": specific}
-    for k in CLASSES:
-        words[f"lung_{k}"], words[f"input_{k}"] = r[k]["lung_word"], r[k]["beyond_input"]
+    words = {**seeds.shared_words(r, level, specific),
+             "baseline_dependence": dependence_word(b, st["baseline_sensitive"])}
     return {"model": name, "seed": int(card.get("seed", 1)), "threshold": float(card["val_threshold"]),
             "n": int(len(labels)), "lung_ratio": {k: r[k]["map"]["lung_ratio"] for k in CLASSES},
             "border_ratio": {k: r[k]["map"]["border_ratio"] for k in CLASSES},
@@ -221,11 +219,7 @@ def _seeds(ctx: Context, x, y, image_names, masks, input_alone, rand, main_attr,
         rows.append(_seed_row(name, card, attr, target, ys, ms, nulls, base, st))
     ctx.save_arrays("ig_seeds", names=image_names[pos], positions=pos, **saved)   # names: the explorer's rows
     n = res.numbers
-    ref = {"answer": n["regions"]["answer"], "baseline_dependence": n["baseline_dependence"],
-           "consistency_level": n["consistency"]["level"],
-           "specific_beyond_input": n["consistency"]["vs_input"]["specific"],
-           **{f"lung_{k}": n["regions"][k]["lung_word"] for k in CLASSES},
-           **{f"input_{k}": n["regions"][k]["beyond_input"] for k in CLASSES}}
+    ref = {**seeds.shared_reference(n), "baseline_dependence": n["baseline_dependence"]}
     n["seeds"] = out = seeds.summary(ctx, y, ref, rows, SEED_VERDICTS)
     t = seeds.ci_text
     res.table("q3_seeds", seeds.table(rows, {

@@ -185,21 +185,15 @@ def _seeds(ctx: Context, ig: dict, cam: np.ndarray, nulls: dict, rand_pixels: np
                                                      similarity.spearman), **ci).as_dict()
         fills = seed_faithfulness(ctx, model, xs, target, {"IG": similarity.to_2d(attr), "Grad-CAM": c_s,
                                                            "random": rand_pixels[pos]}, st)
-        words = {"answer": r["answer"], "consistency_level": level,
-                 "specific_beyond_input": specific, "agreement": agreement_word(grid, st["agree"]),
+        words = {**seeds.shared_words(r, level, specific), "agreement": agreement_word(grid, st["agree"]),
                  "faithfulness": faithfulness_word(fills)}
-        for k in CLASSES:
-            words[f"lung_{k}"], words[f"input_{k}"] = r[k]["lung_word"], r[k]["beyond_input"]
         rows.append({"model": name, "seed": int(card.get("seed", 1)), "threshold": float(card["val_threshold"]),
                      "n": int(len(ys)), "lung_ratio": {k: r[k]["map"]["lung_ratio"] for k in CLASSES},
                      "specificity_vs_input": specificity, "spearman_grid": grid,
                      "faithfulness": {f["name"]: f["summary"] for f in fills}, "words": words})
     n = res.numbers
-    ref = {"answer": n["regions"]["answer"], "consistency_level": n["consistency"]["level"],
-           "specific_beyond_input": n["consistency"]["vs_input"]["specific"],
-           **{f"lung_{k}": n["regions"][k]["lung_word"] for k in CLASSES},
-           **{f"input_{k}": n["regions"][k]["beyond_input"] for k in CLASSES},
-           "agreement": n["compare"]["agreement"], "faithfulness": faithfulness_word(n["faithfulness"]["fills"])}
+    ref = {**seeds.shared_reference(n), "agreement": n["compare"]["agreement"],
+           "faithfulness": faithfulness_word(n["faithfulness"]["fills"])}
     n["faithfulness"]["word"] = ref["faithfulness"]
     n["seeds"] = out = seeds.summary(ctx, ig["labels"], ref, rows, SEED_VERDICTS)
     t = seeds.ci_text

@@ -52,7 +52,8 @@ def summary(ctx: Context, labels: np.ndarray, reference: dict[str, str], rows: l
     (``holds`` only when all do), with the phrase a sentence carries."""
     pos = positions(ctx, labels)
     agree = {}
-    for key, word in reference.items():
+    for key in sorted(reference, key=list(names).index):      # in the order of ``names``
+        word = reference[key]
         a = xseeds.agreement(word, {r["model"]: r["words"][key] for r in rows})
         agree[key] = {**a.as_dict(), "text": phrase(a), "about": names[key],
                       "others": {r["model"]: r["words"][key] for r in rows if r["words"][key] != word}}
@@ -64,7 +65,7 @@ def summary(ctx: Context, labels: np.ndarray, reference: dict[str, str], rows: l
             "not_holding": [key for key, a in agree.items() if not a["holds"]],
             "region_words_hold": all(a["holds"] for key, a in agree.items() if key.startswith(REGION_WORDS)),
             "n_verdicts": len(agree), "answer": ("Yes" if holding == len(agree) else "No" if holding == 0 else "Partly"),
-            "verdicts": [agree[k] for k in reference]}
+            "verdicts": list(agree.values())}
 
 
 TOO_FEW = "cannot tell (fewer than two maps of an explained class)"
@@ -80,6 +81,20 @@ def consistency_words(maps: np.ndarray, input_alone: np.ndarray, st: dict, *, la
         return TOO_FEW, TOO_FEW, None
     c = measures.consistency_numbers(maps, {"input": input_alone}, st, labels=labels, targets=targets)
     return c["level"], c["vs_input"]["specific"], c["vs_input"]["specificity"]
+
+
+def shared_words(regions: dict, level: str, specific: str) -> dict:
+    """The verdict words Q3 and Q4 share, of one seed: the region answer, each class's lung word and
+    word against the input alone, the consistency level and class-specificity beyond the input."""
+    words = {"answer": regions["answer"], "consistency_level": level, "specific_beyond_input": specific}
+    for k in ("NORMAL", "PNEUMONIA"):
+        words[f"lung_{k}"], words[f"input_{k}"] = regions[k]["lung_word"], regions[k]["beyond_input"]
+    return words
+
+
+def shared_reference(n: dict) -> dict:
+    """The same words as the report states them from the main model (a section's numbers ``n``)."""
+    return shared_words(n["regions"], n["consistency"]["level"], n["consistency"]["vs_input"]["specific"])
 
 
 def ci_text(e: dict | None, digits: int = 2) -> str:
