@@ -212,14 +212,15 @@ def run(ctx: Context) -> Result:
     show = ["main"] + ([models.arm("random", models.WHOLE)] if n["whole"] else []) + [designs["subset"]["random"][0]]
     shown = measures.grid_images(rp, y, measures.GRID_PER_CLASS)
     grid = [[plots.Panel(x[i], "gray") for i in shown]] + \
-        [[plots.Panel(maps[meth][tag][i], "heat", clip=99 if meth == "ig" else 100) for i in shown]
-         for meth, _ in meths for tag in show]
+        [[plots.Panel(maps[meth][tag][i], "heat", clip=99) if meth == "ig" else
+          plots.Panel(maps[meth][tag][i], "overlay", under=x[i], clip=100) for i in shown]
+         for meth, _ in meths for tag in show]      # Grad-CAM is coarse: drawn over the X-ray, as in Q4.1
     res.figure("q5_grid", plots.panel_grid(
         grid, row_titles=["image"] + [f"{t}, {m}" for t in ("|IG|", "Grad-CAM")[:len(meths)] for m in show],
         col_titles=[f"{Path(str(names[i])).name} ({CLASSES[y[i]]})" for i in shown]),
         f"Maps of {len(shown)} report images (the first {measures.GRID_PER_CLASS} of each class; columns) under "
         "the main model and random-label models (rows). Colour bars: |IG| to its 99th percentile (p99), "
-        "Grad-CAM to its maximum.")
+        "Grad-CAM to its maximum, drawn over the X-ray.")
     n["n_report"] = int(len(rp))
     n["n_grid"] = int(len(shown))
     n["grid_models"] = show
