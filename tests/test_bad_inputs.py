@@ -50,14 +50,19 @@ ERRORS = {
 }
 
 
-@pytest.mark.parametrize("case", list(ERRORS))
-def test_errors_are_one_line(tmp_path, case):
-    root = make_dataset(tmp_path / "d", per_class={"train": 6, "test": 3})
-    breakage, fragment = ERRORS[case]
+def _one_line(tmp_path, table, case, n_train, check=lambda root, tmp: prepared(root, tmp)):
+    """Break a generated dataset as ``table[case]`` says and expect one DataError line with its fragment."""
+    root = make_dataset(tmp_path / "d", per_class={"train": n_train, "test": 3})
+    breakage, fragment = table[case]
     breakage(root)
     with pytest.raises(DataError) as info:
-        prepared(root, tmp_path)
+        check(root, tmp_path)
     assert fragment in str(info.value) and "\n" not in str(info.value)
+
+
+@pytest.mark.parametrize("case", list(ERRORS))
+def test_errors_are_one_line(tmp_path, case):
+    _one_line(tmp_path, ERRORS, case, 6)
 
 
 def test_missing_data_names_where_it_comes_from(tmp_path):
@@ -101,13 +106,7 @@ TOO_SMALL = {
 def test_too_small_splits_are_one_line(tmp_path, case):
     # catches: a ValueError traceback from Youden's threshold or the consistency measure
     from report.build import check_splits
-    root = make_dataset(tmp_path / "d", per_class={"train": 12, "test": 3})
-    breakage, fragment = TOO_SMALL[case]
-    breakage(root)
-    ctx, _ = prepared(root, tmp_path)
-    with pytest.raises(DataError) as info:
-        check_splits(ctx)
-    assert fragment in str(info.value) and "\n" not in str(info.value)
+    _one_line(tmp_path, TOO_SMALL, case, 12, lambda root, tmp: check_splits(prepared(root, tmp)[0]))
 
 
 def test_cli_error_exit_code(tmp_path):

@@ -151,6 +151,15 @@ def test_write_helper_roundtrip(tmp_path):
     assert (tmp_path / "a.png").exists()
 
 
+def _three_images_per_patient(root: Path, rng) -> None:
+    """12 training and 2 test patient ids per class, three images each (Kaggle-like names)."""
+    for split, patients in (("train", range(12)), ("test", range(100, 102))):
+        for p in patients:
+            for k in range(1, 4):
+                write_image(root / split / "NORMAL" / f"IM-{p:04d}-{k:04d}.jpeg", chest_like(rng, 40, False))
+                write_image(root / split / "PNEUMONIA" / f"person{p}_bacteria_{k}.jpeg", chest_like(rng, 40, True))
+
+
 def test_pipeline_split_keeps_each_patients_images_together(tmp_path):
     """The validation split as the build makes it (report.context.prepare), on a dataset where
     every patient has several images. Catches: splitting by image instead of by patient id (a
@@ -158,12 +167,7 @@ def test_pipeline_split_keeps_each_patients_images_together(tmp_path):
     from report.context import prepare
     from xaikit.config import load_config
     root = tmp_path / "chest_xray"
-    rng = np.random.default_rng(0)
-    for split, patients in (("train", range(12)), ("test", range(100, 102))):
-        for p in patients:
-            for k in range(1, 4):
-                write_image(root / split / "NORMAL" / f"IM-{p:04d}-{k:04d}.jpeg", chest_like(rng, 40, False))
-                write_image(root / split / "PNEUMONIA" / f"person{p}_bacteria_{k}.jpeg", chest_like(rng, 40, True))
+    _three_images_per_patient(root, np.random.default_rng(0))
     text = (Path(__file__).resolve().parent.parent / "xaikit.toml").read_text()
     cfg = load_config(text, overrides=["data.image_size=32", "data.val_fraction=0.25"])
     prep = prepare(data.discover(root), cfg)
@@ -179,11 +183,7 @@ def _kaggle_with_val(root: Path) -> dict[str, int]:
     """A Kaggle layout whose val/ folder shares patient ids with train/: NORMAL IM-0003 and PNEUMONIA
     person5 have images in both, IM-0200 and person200 only in val/. Returns shared val/ images per id."""
     rng = np.random.default_rng(1)
-    for split, patients in (("train", range(12)), ("test", range(100, 102))):
-        for p in patients:
-            for k in range(1, 4):
-                write_image(root / split / "NORMAL" / f"IM-{p:04d}-{k:04d}.jpeg", chest_like(rng, 40, False))
-                write_image(root / split / "PNEUMONIA" / f"person{p}_bacteria_{k}.jpeg", chest_like(rng, 40, True))
+    _three_images_per_patient(root, rng)
     for k in (7, 8):     # Kaggle numbers val/ files on: same patient id, other image numbers
         write_image(root / "val" / "NORMAL" / f"IM-0003-{k:04d}.jpeg", chest_like(rng, 40, False))
     write_image(root / "val" / "PNEUMONIA" / "person5_virus_9.jpeg", chest_like(rng, 40, True))
