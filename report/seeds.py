@@ -42,7 +42,7 @@ def phrase(a: xseeds.Agreement) -> str:
     """The words a verdict sentence carries about its seeds."""
     if a.holds:
         return f"holds for all {a.n} seeds" if a.n > 1 else "one seed only"
-    return f"is reached by only {a.k} of {a.n} seeds, so it is not shown for the recipe"
+    return f"holds for the main model only ({a.k} of {a.n} seeds reach it), not for the recipe"
 
 
 def summary(ctx: Context, labels: np.ndarray, reference: dict[str, str], rows: list[dict],

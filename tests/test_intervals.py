@@ -136,3 +136,28 @@ def test_clustered_intervals_reject_a_patient_in_both_classes():
     with pytest.raises(ValueError, match="level"):
         intervals.clustered_threshold_bootstrap(y, s, np.array(["a", "b", "c", "d"]), y, s,
                                                 np.array(["a", "b", "c", "d"]), n_boot=10, seed=0, level=95)
+
+
+def test_two_sample_matches_normal_theory_and_resamples_each_sample_alone():
+    """Catches: the two samples resampled together (paired: unequal lengths fail), the interval taken
+    at the wrong percentiles (width off normal theory), and rows flattened (image rows would break)."""
+    rng = np.random.default_rng(0)
+    a, b = rng.normal(0.0, 1.0, 800), rng.normal(0.5, 2.0, 2400)
+    e = intervals.two_sample(lambda u, v: v.mean() - u.mean(), a, b, n_boot=2000, seed=1)
+    se = np.sqrt(1.0 / 800 + 4.0 / 2400)
+    assert e.value == pytest.approx(b.mean() - a.mean()) and e.n == 800
+    assert e.hi - e.lo == pytest.approx(2 * 1.96 * se, rel=0.1)
+    assert e.lo < e.value < e.hi
+    imgs = intervals.two_sample(lambda u, v: float(np.abs(v.mean(0) - u.mean(0)).mean()),
+                                rng.random((30, 4, 4)), rng.random((40, 4, 4)), n_boot=50)
+    assert 0 <= imgs.lo <= imgs.hi
+    with pytest.raises(ValueError, match="got 1 and 40"):
+        intervals.two_sample(np.subtract, np.zeros(1), np.zeros(40))
+
+
+def test_a_direction_is_named_only_when_its_interval_excludes_zero():
+    """Catches: the brighter / sharper class of Q1.2 named from point values (0.483 vs 0.487) alone."""
+    E = intervals.Estimate
+    assert intervals.sign_of(E(0.2, 0.1, 0.3, 9), "PNEUMONIA", "NORMAL") == "PNEUMONIA"
+    assert intervals.sign_of(E(-0.2, -0.3, -0.1, 9), "PNEUMONIA", "NORMAL") == "NORMAL"
+    assert intervals.sign_of(E(0.004, -0.011, 0.019, 9), "PNEUMONIA", "NORMAL") is None

@@ -64,7 +64,7 @@ def test_summary_and_the_sentence_of_a_verdict_reached_by_two_of_three():
     assert out["not_holding"] == ["baseline_dependence"]
     assert out["holds"]["baseline_dependence"]["others"] == {"main-2": "moderately"}
     text = render.render_answer(render.answer_env(), "q3_5.md", {"q3": {"seeds": out}, "tab": {"q3_seeds": 7}})
-    assert "is reached by only 2 of 3 seeds" in text
+    assert "holds for the main model only (2 of 3 seeds reach it)" in text
     assert "the baseline: \"strongly\", holds for all" not in text
     assert "the answer: \"Partly\", holds for all 3 seeds" in text
 

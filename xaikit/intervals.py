@@ -78,6 +78,26 @@ def bootstrap(statistic, *samples, n_boot: int = 2000, seed: int = 0, level: flo
     return Estimate(value, float(ci.low), float(ci.high), int(n))
 
 
+def two_sample(statistic, a, b, *, n_boot: int = 2000, seed: int = 0, level: float = 0.95) -> Estimate:
+    """``statistic(a, b)`` of two independent samples (e.g. two classes' images) with a percentile
+    interval from resampling each sample on its own; ``n`` is the smaller sample's size. Rows may
+    have any shape (whole images): they are resampled along axis 0, which ``scipy.stats.bootstrap``
+    does only for scalar rows."""
+    a, b = np.asarray(a), np.asarray(b)
+    if min(len(a), len(b)) < 2:
+        raise ValueError(f"two_sample expects >= 2 rows per sample, got {len(a)} and {len(b)}")
+    rng = np.random.default_rng(seed)
+    draws = np.array([statistic(a[rng.integers(0, len(a), len(a))], b[rng.integers(0, len(b), len(b))])
+                      for _ in range(n_boot)], np.float64)
+    lo, hi = np.percentile(draws, [100 * (1 - level) / 2, 100 * (1 + level) / 2])
+    return Estimate(float(statistic(a, b)), float(lo), float(hi), int(min(len(a), len(b))))
+
+
+def sign_of(e: Estimate, positive: str, negative: str) -> str | None:
+    """``positive`` when the interval lies above 0, ``negative`` when below, None when it contains 0."""
+    return positive if e.lo > 0 else negative if e.hi < 0 else None
+
+
 def mean_ci(values, *, n_boot: int = 2000, seed: int = 0, level: float = 0.95) -> Estimate:
     """Mean of ``values`` (NaN excluded) with a bootstrap percentile interval over its entries."""
     v = np.asarray(values, np.float64).ravel()
