@@ -205,7 +205,7 @@ def _modes(ctx: Context, p) -> list[str]:
 
 SECTION = Section(
     name="q1", title="Q1 The data", run=run,
-    sources=tuple(lib("eda", "intervals", "plots", "data", "train", "pipeline") + [Path(__file__)]),
+    sources=tuple(lib("eda", "intervals", "metrics", "plots", "data", "train", "pipeline") + [Path(__file__)]),
     config=("data.", "train.augment", "train.class_weights", "train.batch_size", "augment.",
             "attribution.bootstrap", "verdicts.alpha"),
     subs=(
