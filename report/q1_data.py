@@ -71,7 +71,7 @@ def run(ctx: Context) -> Result:
     test = p.idx("test")
     sharp_test = eda.sharpness(p.images[test])
     h, w = diff.shape
-    center = np.abs(diff[h // 4:3 * h // 4, w // 4:3 * w // 4]).mean()
+    center = _central_half(np.abs(diff))
     # every direction the text states is decided by an interval over training images (#24), fixed here:
     # brightness (mean intensity, PNEUMONIA - NORMAL), sharpness (log ratio of medians, NORMAL / PNEUMONIA)
     # and whether the mean images differ more in the central half than overall (on 4 x 4 block means,
@@ -182,11 +182,16 @@ def kaggle_val_numbers(source, split, names, used: bool) -> dict:
             "regrouped_in_val": int(np.sum(moved & (split == "val")))}
 
 
+def _central_half(d: np.ndarray) -> float:
+    """Mean of a 2-D map over its central half (the middle half of the rows and of the columns)."""
+    h, w = d.shape
+    return float(d[h // 4:3 * h // 4, w // 4:3 * w // 4].mean())
+
+
 def _center_contrast(a: np.ndarray, b: np.ndarray) -> float:
     """Mean |difference of the two classes' mean images| in the central half minus over the whole image."""
     d = np.abs(b.mean(0) - a.mean(0))
-    h, w = d.shape
-    return float(d[h // 4:3 * h // 4, w // 4:3 * w // 4].mean() - d.mean())
+    return _central_half(d) - float(d.mean())
 
 
 def _modes(ctx: Context, p) -> list[str]:
