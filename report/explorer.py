@@ -39,6 +39,7 @@ SECTIONS = ("q3", "q4", "q5")            # the report sections that link to it
 MAIN = "ig_main"                         # Q3's file: names, labels, targets, probs of every explained image
 CORE = ("names", "labels", "targets", "probs", "threshold", "inputs")
 SKIP = ("masks", "input_alone")          # the atlas (the same for every image) and a null reference
+BOOKKEEPING = ("positions", "target_")    # index and class columns (Q3.5's seed file): no number to show
 # Per-image numbers not saved by any section today; the page says so (and shows them once saved
 # under one of these keys in any arrays file).
 WANTED = {"lung_share": "lung share", "border_share": "border share", "deletion_auc": "deletion area",
@@ -176,6 +177,8 @@ def collect(arrays_by_file: dict, numbers: dict) -> tuple[list[dict], list[MapRo
             if key in CORE or key in SKIP or not np.issubdtype(a.dtype, np.number):
                 continue
             if a.shape == (n,):
+                if key.startswith(BOOKKEEPING):
+                    continue
                 default = (f"Q5 {key.replace('_', ' ')}" if stem == "q5_similarity"
                            else WANTED.get(key, f"{key} ({stem})"))
                 label, fmt = NUMBER_LABELS.get((stem, key), (default, "fixed"))
