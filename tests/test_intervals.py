@@ -153,6 +153,8 @@ def test_two_sample_matches_normal_theory_and_resamples_each_sample_alone():
     assert 0 <= imgs.lo <= imgs.hi
     with pytest.raises(ValueError, match="got 1 and 40"):
         intervals.two_sample(np.subtract, np.zeros(1), np.zeros(40))
+    two = intervals.two_sample(lambda u, v: v.mean() - u.mean(), np.array([0.0, 1.0]), np.array([2.0, 3.0]), n_boot=20)
+    assert two.n == 2 and two.lo <= two.value <= two.hi       # two rows per sample are enough
 
 
 def test_a_direction_is_named_only_when_its_interval_excludes_zero():
