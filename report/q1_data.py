@@ -126,6 +126,7 @@ def run(ctx: Context) -> Result:
         "patients": pat.per_split, "images_per_patient": pat.images_per_patient,
         "max_images_per_patient": pat.max_images, "patient_overlap": pat.overlap,
         "sizes": sizes,
+        "size_differs": bool(any(sizes["NORMAL"][k] != sizes["PNEUMONIA"][k] for k in ("median_width", "median_height"))),
         "sharpness_ratio": n["visible"]["sharpness_train"]["NORMAL"] /
         max(1e-9, n["visible"]["sharpness_train"]["PNEUMONIA"]),
     }

@@ -289,7 +289,7 @@ def _model_row(ctx: Context, name: str, card: dict, kind: str) -> dict:
 
 def _summary(rows: list[dict]) -> dict:
     return {"rows": rows, "all_ok": all(x["ok"] for x in rows), "n_ok": sum(x["ok"] for x in rows),
-            "n": len(rows), "epochs": [x["epochs"] for x in rows],
+            "n_not_ok": sum(not x["ok"] for x in rows), "n": len(rows), "epochs": [x["epochs"] for x in rows],
             "seconds_mean": float(np.mean([x["seconds"] for x in rows])),
             "test_auc_min": float(min(x["test_auc"] for x in rows)),
             "test_auc_max": float(max(x["test_auc"] for x in rows)),
@@ -303,6 +303,11 @@ def _model_numbers(ctx: Context, cards: dict, designs: dict) -> dict:
     out = {"random": _summary([_model_row(ctx, m, cards[m], "random") for m in sub["random"]]),
            "control": _summary([_model_row(ctx, m, cards[m], "control") for m in sub["true"]])}
     out["random"]["changed_labels_mean"] = float(np.mean([x["changed_labels"] for x in out["random"]["rows"]]))
+    # Q5.1's answer names what weakens the test: models that did not memorise, and models that memorised
+    # but do not score at chance on the true labels (``ok`` is both at once, see as_intended)
+    memorised = [x["train_accuracy"] >= r["target_accuracy"] for x in out["random"]["rows"]]
+    out["random"]["n_not_memorised"] = int(sum(not m for m in memorised))
+    out["random"]["n_off_chance"] = int(sum(m and not x["ok"] for m, x in zip(memorised, out["random"]["rows"])))
     out["n_train"] = out["random"]["rows"][0]["n_train"]
     out["target"] = r["target_accuracy"]
     out["max_epochs"] = r["max_epochs"]
