@@ -5,6 +5,8 @@ import re
 import subprocess
 import sys
 
+import pytest
+
 from .conftest import ROOT, make_dataset
 
 # What TensorFlow prints when left alone: absl's pre-init notice, C++ log lines (I0000/W0000
@@ -38,6 +40,24 @@ def test_tensorflow_lines_show_only_with_verbose():
                           capture_output=True, text=True, timeout=300, env=_env())
     assert calm.returncode == 0, calm.stderr
     assert _noise(calm.stdout + calm.stderr) == []
+
+
+GUARD = ("import os, sys; sys.path.insert(0, {folder!r}); from report.cli import quiet; "
+         "quiet({verbose}, modules=('noisy_probe',)); import noisy_probe; "
+         "os.write(2, b'after the import\\n')")
+
+
+@pytest.mark.parametrize("verbose", [False, True])
+def test_the_import_guard_silences_file_descriptor_2_on_any_cpu(tmp_path, verbose):
+    # catches: the guard not installed (or installed after the import), fd 2 not restored after
+    # the import (later errors would vanish), or --verbose silencing too. TensorFlow writes its
+    # start-up lines from C++ only on some CPUs; this planted module writes to fd 2 on every CPU.
+    (tmp_path / "noisy_probe.py").write_text("import os\nos.write(2, b'planted line from C\\n')\n")
+    r = subprocess.run([sys.executable, "-c", GUARD.format(folder=str(tmp_path), verbose=verbose)],
+                       cwd=ROOT, capture_output=True, text=True, timeout=60, env=_env())
+    assert r.returncode == 0, r.stderr
+    assert ("planted line from C" in r.stderr) == verbose
+    assert "after the import" in r.stderr
 
 
 def test_a_default_stage_run_prints_no_tensorflow_line(tmp_path):
