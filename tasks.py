@@ -37,13 +37,13 @@ def _call(fn, *args, **kwargs):
     return friendly(fn)(*args, **kwargs)
 
 
-def _start(data, config, set_, quick, verbose):
+def _start(data, config, set_, quick, verbose, build=None):
     """Check the inputs before TensorFlow is imported (a typo answers at once), quietly."""
     from report.cli import quiet
     from report.preflight import check_inputs
     quiet(verbose)
     _call(check_inputs, data=data, config=config, overrides=tuple(set_ or ()),
-          profile="quick" if quick else None)
+          profile="quick" if quick else None, **_build(build))
 
 
 @task(default=True, help=_help(*COMMON, "no_pdf", "strategy",
@@ -54,7 +54,7 @@ def build_report(c, data=None, config=None, set_=None, quick=False, force=None, 
                  strategy="default", build=None, verbose=False, model=None):
     """Build build/report.html and build/report.pdf, recomputing only what is stale."""
     set_ = list(set_ or ()) + ([f"model.path={json.dumps(os.path.abspath(model))}"] if model else [])
-    _start(data, config, set_, quick, verbose)
+    _start(data, config, set_, quick, verbose, build)
     from report.build import build_report as run
     _call(run, data=data, config=config, overrides=tuple(set_ or ()),
           profile="quick" if quick else None, force=tuple(force or ()), pdf=not no_pdf,
@@ -64,7 +64,7 @@ def build_report(c, data=None, config=None, set_=None, quick=False, force=None, 
 @task(help=_help(*COMMON), iterable=["set_", "force"])
 def eda(c, data=None, config=None, set_=None, quick=False, force=None, build=None, verbose=False):
     """Compute the Q1 data analysis (cached under build/sections/q1)."""
-    _start(data, config, set_, quick, verbose)
+    _start(data, config, set_, quick, verbose, build)
     from report.build import run_stage
     _call(run_stage, "q1", data=data, config=config, overrides=tuple(set_ or ()),
           profile="quick" if quick else None, force=tuple(force or ()), **_build(build))
@@ -76,7 +76,7 @@ def eda(c, data=None, config=None, set_=None, quick=False, force=None, build=Non
 def train(c, model="main", data=None, config=None, set_=None, quick=False, force=None,
           strategy="default", build=None, verbose=False):
     """Train a model if its cached copy is missing or stale (--force MODEL to retrain)."""
-    _start(data, config, set_, quick, verbose)
+    _start(data, config, set_, quick, verbose, build)
     from report.build import run_stage
     _call(run_stage, model, data=data, config=config, overrides=tuple(set_ or ()),
           profile="quick" if quick else None, force=tuple(force or ()), strategy=strategy,

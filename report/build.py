@@ -24,7 +24,7 @@ from xaikit.errors import DataError
 
 from . import artifacts, figures
 from .context import DATA_SOURCES, ROOT, Context, log, make_strategy
-from .preflight import data_path, read_config
+from .preflight import DATASET_FILE, data_choice, read_config, remembered
 from .provenance import device
 
 MANIFEST = "stages.json"
@@ -44,14 +44,30 @@ def _load_model(ctx: Context, name: str):
 def make_context(data: str | None, config: str | None, overrides=(), profile: str | None = None,
                  build: str | Path = ROOT / "build", strategy: str = "default") -> Context:
     cfg = read_config(config, overrides, profile)
-    build = Path(build)
+    top = build = Path(build)
     if cfg.profile != "full":
         build = build / cfg.profile      # a profile never overwrites the full build's artifacts
-    root = data_path(data)
-    log(f"dataset {root}")
+    root, source = data_choice(data, top)
     listing = list_dataset(root, build)
+    remember_dataset(top, root, source, listing.digest())
     make_strategy(strategy)      # validate the name early
     return Context(cfg, listing, build, strategy_name=strategy, model_loader=_load_model)
+
+
+def remember_dataset(top: Path, root: str, source: str, digest: str) -> None:
+    """Say which dataset this build reads (and why), and record it in ``build/dataset.json`` so
+    that the next build finds it without ``--data``; a changed dataset at the same path is named
+    (its stale stages are rebuilt: the stage keys hash the listing)."""
+    last = remembered(top)
+    where = str(Path(root).resolve())
+    if source == "remembered":
+        log(f"dataset {where} (remembered from {top / DATASET_FILE}; --data PATH reads another)")
+    else:
+        log(f"dataset {where}")
+    if last is not None and last.get("path") == where and last.get("digest") != digest:
+        log("the dataset's files changed since the last build: stages that read them are rebuilt")
+    if last != {"path": where, "digest": digest}:
+        artifacts.atomic_write_json(top / DATASET_FILE, {"path": where, "digest": digest})
 
 
 def list_dataset(root: str, build: Path):

@@ -26,7 +26,7 @@ from . import measures, q3_ig, seeds
 from .context import Context, lib, log
 from .section import Result
 
-SOURCES = lib("misclassified", "eda", "gradcam", "ig", "baselines", "scores", "regions", "similarity",
+SOURCES = lib("misclassified", "eda", "forward", "gradcam", "ig", "baselines", "scores", "regions", "similarity",
               "intervals") + measures.SOURCES + seeds.SOURCES + [Path(__file__), Path(q3_ig.__file__),
                                          Path(__file__).parent / "samples.py"]
 # Caps and the family cut-off come from the config: attribution.errors_per_class (errors per true class that

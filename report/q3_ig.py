@@ -306,7 +306,7 @@ def _baselines(ctx: Context, explained, model, x, target, rp, res: Result, st: d
 
 SECTION = Section(
     name="q3", title="Q3 Integrated Gradients", run=run,
-    sources=tuple(lib("ig", "baselines", "model", "train", "scores") + measures.SOURCES +
+    sources=tuple(lib("ig", "forward", "baselines", "model", "train", "scores") + measures.SOURCES +
                   seeds.SOURCES + [Path(__file__), Path(samples.__file__), Path(__file__).parent / "progress.py"]),
     config=("data.", "attribution.", "verdicts.", "sanity.images_per_class", "train.replicates"),
     models=("main", "replicates"),

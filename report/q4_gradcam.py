@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from xaikit import intervals, plots, similarity
+from xaikit import forward, intervals, plots, similarity
 from xaikit.data import CLASSES
 from xaikit.faithfulness import deletion_insertion, road_imputer, sign_flip_p
 from xaikit.gradcam import GradcamExplainer
@@ -127,7 +127,7 @@ def seed_faithfulness(ctx: Context, model, x, target, maps: dict, st: dict) -> l
     designs = {fill_name: (a["faithfulness_steps"], dict(fill=fill, start=fill)),
                ROAD_FILL: (a["road_steps"], dict(impute=road_imputer(baseline_images("train_mean", x[:1], ctx)[0]),
                                             seed=a["seed"]))}
-    p_image = np.asarray(model.predict(x, verbose=0))[np.arange(len(x)), target]
+    p_image = forward.predict(model, x)[np.arange(len(x)), target]
     fills, all_cells = [], []
     for fname, (steps, kw) in designs.items():
         curves = {(rname, m): deletion_insertion(model, x, maps[m], target, steps=steps, cells=cells, **kw)
@@ -320,8 +320,8 @@ def _faithfulness(ctx: Context, model, x, target, maps: dict, st: dict, res: Res
     out = {"fill": fill_name, "resolutions": list(resolutions), "level": st["level"], "min_span": st["saturation_span"],
            "alpha": st["alpha"], "road_steps": a["road_steps"], "steps": a["faithfulness_steps"],
            "matched_baseline": fill_name, "ig_baseline": a["ig_baseline"], "crossed_at": cells_res,
-           "p_fill": float(np.mean(model.predict(fill, verbose=0)[:, 1])), "fills": []}
-    p_image = np.asarray(model.predict(x, verbose=0))[np.arange(len(x)), target]
+           "p_fill": float(np.mean(forward.predict(model, fill)[:, 1])), "fills": []}
+    p_image = forward.predict(model, x)[np.arange(len(x)), target]
     rows, crossed_rows, all_cells = [], [], []
     for fname, (steps, rmaps, kw) in designs.items():
         curves = {}
@@ -421,7 +421,7 @@ def _fmt(e: dict) -> str:
 
 SECTION = Section(
     name="q4", title="Q4 Grad-CAM", run=run,
-    sources=tuple(lib("gradcam", "faithfulness", "road", "sanity", "scores", "baselines", "ig") + measures.SOURCES +
+    sources=tuple(lib("gradcam", "faithfulness", "forward", "road", "sanity", "scores", "baselines", "ig") + measures.SOURCES +
                   seeds.SOURCES + [Path(__file__), Path(samples.__file__), Path(__file__).parent / "q3_ig.py"]),
     config=("data.", "attribution.", "verdicts.", "sanity.images_per_class", "train.replicates"),
     models=("main", "replicates"), after=("q3",),

@@ -424,7 +424,7 @@ def _cascade(ctx: Context, model, x, target, b, orig: tuple, floors: dict, ceili
 
 SECTION = Section(
     name="q5", title="Q5 Sanity checks", run=run,
-    sources=tuple(lib("similarity", "gradcam", "ig", "model", "scores", "sanity", "randomization", "plots",
+    sources=tuple(lib("similarity", "forward", "gradcam", "ig", "model", "scores", "sanity", "randomization", "plots",
                       "baselines") +
                   measures.SOURCES + seeds.SOURCES + [Path(__file__), Path(samples.__file__),
                                       Path(models.__file__), Path(__file__).parent / "q3_ig.py"]),

@@ -194,3 +194,19 @@ def test_committed_hand_masks_are_valid_and_disjoint():
             left, right = (regions.polygon_mask([lungs[s]], (64, 64)) for s in ("left", "right"))
             assert left.sum() > 100 and right.sum() > 100, name
             assert (left & right).sum() < 5, name
+
+
+def test_hog_memo_returns_each_maps_own_features():
+    # catches: a memo key that ignores the map's content, shape or dtype (two maps sharing one
+    # entry), or features that a caller could overwrite in the memo
+    from skimage.feature import hog as skimage_hog
+
+    from xaikit import similarity
+    rng = np.random.default_rng(0)
+    a, b = rng.random((32, 32)), rng.random((32, 32))
+    for m in (a, b, a.astype(np.float32), a.reshape(16, 64), a):
+        cell = max(4, m.shape[0] // 16)
+        expected = skimage_hog(similarity.unit_range(m), pixels_per_cell=(cell, cell), cells_per_block=(2, 2))
+        got = similarity.hog_features(m)
+        assert np.array_equal(got, expected)
+        assert not got.flags.writeable

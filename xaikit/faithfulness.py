@@ -17,6 +17,7 @@ from dataclasses import dataclass
 import keras
 import numpy as np
 
+from . import forward
 from .road import NOISE, noisy_linear_impute
 from .similarity import pool, to_2d
 
@@ -116,7 +117,7 @@ def deletion_insertion(model: keras.Model, images: np.ndarray, maps: np.ndarray,
             image_seed = int(np.random.SeedSequence([seed, i]).generate_state(1)[0])
             batch = impute(np.broadcast_to(images[i], removed.shape + images.shape[3:]), removed,
                            image_seed).astype(np.float32)
-        probs = np.asarray(model.predict(batch, batch_size=len(batch), verbose=0))[:, target[i]]
+        probs = forward.predict(model, batch, batch_size=len(batch))[:, target[i]]
         dele[i], ins[i] = probs[:steps + 1], probs[steps + 1:]
         if progress is not None:
             progress(1)

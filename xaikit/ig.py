@@ -17,6 +17,8 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from . import forward
+
 METHODS = ("trapezoid", "riemann_left", "gauss_legendre")
 
 
@@ -69,7 +71,7 @@ def _check(images: np.ndarray, baseline: np.ndarray, target) -> tuple[np.ndarray
 def scores(model: keras.Model, images: np.ndarray, target: np.ndarray,
            batch_size: int = 128) -> np.ndarray:
     """F_target(x) for each image."""
-    out = np.asarray(model.predict(np.asarray(images, np.float32), batch_size=batch_size, verbose=0))
+    out = forward.predict(model, np.asarray(images, np.float32), batch_size=batch_size)
     return out[np.arange(len(images)), np.asarray(target)]
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+from collections import OrderedDict
 from dataclasses import dataclass
 
 import numpy as np
@@ -47,11 +49,35 @@ def ssim(a: np.ndarray, b: np.ndarray) -> float:
     return float(structural_similarity(unit_range(a), unit_range(b), data_range=1.0))
 
 
+_HOG_MEMO: OrderedDict[bytes, np.ndarray] = OrderedDict()   # map digest -> features, least recent first
+HOG_MEMO_SIZE = 2048        # about 130 MB of features at 8,100 floats each
+
+
+def hog_features(m: np.ndarray) -> np.ndarray:
+    """HOG features (scikit-image) of one 2-D map scaled to [0, 1], cells of max(4, H // 16) px.
+
+    A map is compared with many others (Q5 compares each model's map of an image with every other
+    model's, and the cascade each step's with the trained model's), so the features of the most
+    recent maps are remembered by a digest of the map's bytes, shape and type: a pure memo (the
+    same map gives the same features), not state that changes a result."""
+    m = np.ascontiguousarray(m)
+    key = hashlib.blake2b(m.tobytes() + repr((m.shape, m.dtype.str)).encode(), digest_size=16).digest()
+    found = _HOG_MEMO.get(key)
+    if found is not None:
+        _HOG_MEMO.move_to_end(key)
+        return found
+    cell = max(4, m.shape[0] // 16)
+    found = hog(unit_range(m), pixels_per_cell=(cell, cell), cells_per_block=(2, 2))
+    found.flags.writeable = False
+    _HOG_MEMO[key] = found
+    if len(_HOG_MEMO) > HOG_MEMO_SIZE:
+        _HOG_MEMO.popitem(last=False)
+    return found
+
+
 def hog_pearson(a: np.ndarray, b: np.ndarray) -> float:
     """Pearson correlation of the HOG features of two 2-D maps scaled to [0, 1]."""
-    cell = max(4, a.shape[0] // 16)
-    ha = hog(unit_range(a), pixels_per_cell=(cell, cell), cells_per_block=(2, 2))
-    hb = hog(unit_range(b), pixels_per_cell=(cell, cell), cells_per_block=(2, 2))
+    ha, hb = hog_features(a), hog_features(b)
     if np.ptp(ha) == 0 or np.ptp(hb) == 0:
         return 0.0
     return float(stats.pearsonr(ha, hb).statistic)
