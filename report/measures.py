@@ -517,10 +517,37 @@ def _pooled_abs(maps: np.ndarray) -> np.ndarray:
     return similarity.pool(np.abs(similarity.to_2d(maps)), CONSISTENCY_CELLS)
 
 
+CANNOT_TELL = "cannot tell"
+_NAN = {"value": float("nan"), "lo": float("nan"), "hi": float("nan"), "n": 0}
+
+
+def too_few(groups: np.ndarray, noun: str = "") -> str | None:
+    """Why consistency cannot be measured on ``groups`` (fewer than 2 maps of a group: a model
+    that decides every explained image as one class, a class with one explained image), or None."""
+    n = [int(np.sum(np.asarray(groups) == k)) for k in (0, 1)]
+    if min(n) >= 2:
+        return None
+    return f"{n[0]} NORMAL and {n[1]} PNEUMONIA{noun}; at least 2 of each are needed"
+
+
+def _cannot_tell(reason: str) -> dict:
+    """The numbers of :func:`_consistency` when the groups do not allow it: every word says why."""
+    return {"within": {**{c: dict(_NAN) for c in CLASSES}, "mean": dict(_NAN)}, "within_mean": float("nan"),
+            "across": float("nan"), "n": {c: 0 for c in CLASSES}, "levels": {c: f"{CANNOT_TELL} ({reason})" for c in CLASSES},
+            "levels_agree": True, "level": f"not measurable ({CANNOT_TELL}: {reason})", "diff": dict(_NAN), "p_value": float("nan"),
+            "class_specific": False, "told": False, "reason": reason}
+
+
 def _consistency(maps: np.ndarray, groups: np.ndarray, s: dict, noun: str = "") -> dict:
     """Within-group Spearman per group with intervals and levels, across, and the permutation
     test of within > across, for groups 0/1 (NORMAL/PNEUMONIA) of ``groups`` (``noun`` names
-    the groups in the level text: " targets" or " images")."""
+    the groups in the level text: " targets" or " images"); "cannot tell" with its reason when
+    a group has fewer than 2 maps."""
+    reason = too_few(groups, noun)
+    if reason is not None:
+        out = _cannot_tell(reason)
+        out["n"] = {c: int(np.sum(np.asarray(groups) == k)) for k, c in enumerate(CLASSES)}
+        return out
     pooled = _pooled_abs(maps)
     ci = dict(n_boot=s["n_boot"], seed=s["seed"], level=s["level"])
     c = similarity.consistency(pooled, groups)
@@ -534,16 +561,22 @@ def _consistency(maps: np.ndarray, groups: np.ndarray, s: dict, noun: str = "") 
             "level": (levels[CLASSES[0]] if agree else
                       f"{levels[CLASSES[0]]} for {CLASSES[0]}{noun} and {levels[CLASSES[1]]} for {CLASSES[1]}{noun}"),
             "diff": {"value": t.diff, "lo": t.lo, "hi": t.hi}, "p_value": t.p_value,
-            "class_specific": bool(t.p_value < s["alpha"] and t.lo > 0)}
+            "class_specific": bool(t.p_value < s["alpha"] and t.lo > 0), "told": True, "reason": ""}
 
 
 def _vs_input(maps: np.ndarray, input_alone: np.ndarray, groups: np.ndarray, s: dict) -> dict:
-    """Paired map - input alone: within-group mean and within - across, one shared resample."""
+    """Paired map - input alone: within-group mean and within - across, one shared resample
+    ("cannot tell" when a group has fewer than 2 maps)."""
+    reason = too_few(groups, " images")
+    if reason is not None:
+        word = f"not measured as more or less ({CANNOT_TELL}: {reason})"
+        return {"within": dict(_NAN), "specificity": dict(_NAN), "alike": word, "specific": word,
+                "specific_beyond_input": False, "told": False}
     pc = similarity.paired_consistency(_pooled_abs(maps), _pooled_abs(input_alone), groups,
                                        n_boot=s["n_boot"], seed=s["seed"], level=s["level"])
     return {"within": pc.within.as_dict(), "specificity": pc.specificity.as_dict(),
             "alike": more_or_less(pc.within.as_dict()), "specific": more_or_less(pc.specificity.as_dict()),
-            "specific_beyond_input": bool(pc.specificity.lo > 0)}
+            "specific_beyond_input": bool(pc.specificity.lo > 0), "told": True}
 
 
 def consistency_numbers(maps: np.ndarray, nulls: dict, s: dict, *, labels: np.ndarray, targets: np.ndarray,

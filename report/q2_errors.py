@@ -105,6 +105,10 @@ def run(ctx: Context, model, card: dict, res: Result) -> None:
               f"carries nothing of the model.")
     if len(pick):
         _figure(res, s, maps, pos, x_all, y, probs, names, seed, thr, a, cam_layer.layer)
+    else:
+        res.figure("q2_errors", plots.message(f"No test image is misclassified at the validation threshold {thr:.3f}: "
+                                              "there is no error to show."),
+                   "Errors at the validation threshold: none on this test split.")
     _common(n, res, ctx, test, y, probs, thr, st)
     n["seconds"] = time.perf_counter() - t0
 

@@ -144,8 +144,9 @@ def run(ctx: Context) -> Result:
                          f"{card['val_threshold']}, got {cl.threshold.value}: the model card is stale")
     n["test_auc_below_val"] = bool(cl.auc.hi < card["val"]["auc"])    # the ROC figure's sentence (Q2.2)
     # secondary: images independent, threshold fixed (Wilson; AUC resampled within each class)
+    auc = intervals.auc_bootstrap(p.y("test"), p_test, n_boot=n_boot, seed=ctx.cfg["data.seed"], level=level)
     simple = {tag: {k: v.as_dict() for k, v in intervals.classification_intervals(
-                  p.y("test"), p_test, thr, n_boot=n_boot, seed=ctx.cfg["data.seed"], level=level).items()}
+                  p.y("test"), p_test, thr, n_boot=n_boot, seed=ctx.cfg["data.seed"], level=level, auc=auc).items()}
               for tag, thr in (("at_val", card["val_threshold"]), ("at_05", 0.5))}
     ci = {"at_val": {k: v.as_dict() for k, v in cl.metrics().items()}, "at_05": simple["at_05"],
           "at_val_fixed": simple["at_val"], "level": level, "n_boot": n_boot,

@@ -156,6 +156,8 @@ def _shown(path: str) -> str:
 
 
 def _fmt(value, digits: int = 3) -> str:
+    if value != value:                         # NaN: not computed (the prose gives the reason)
+        return "not computed"
     return f"{value:.{digits}f}"
 
 
@@ -166,11 +168,17 @@ def _pct(value, digits: int = 1) -> str:
 def _ci(e: dict, digits: int = 3) -> str:
     """An estimate {value or mean, lo, hi} as "v [lo, hi]"."""
     v = e["value"] if "value" in e else e["mean"]
+    if v is None or v != v:                    # NaN: a measure the data did not allow (its reason is printed)
+        return "not computed"
+    if e["lo"] != e["lo"] or e["hi"] != e["hi"]:
+        return f"{v:.{digits}f} (no interval: too few images)"
     return f"{v:.{digits}f} [{e['lo']:.{digits}f}, {e['hi']:.{digits}f}]"
 
 
 def _pval(p: float) -> str:
     """A p-value as "< 0.001" or "= 0.012"."""
+    if p is None or p != p:
+        return "not computed"
     return "< 0.001" if p < 0.001 else f"= {p:.3f}"
 
 

@@ -138,9 +138,10 @@ def test_no_resample_is_dropped_or_degenerate():
     assert r.n_boot == 500 and np.isfinite([r.rho.lo, r.rho.hi, r.gap.lo, r.ceiling.lo]).all()
     w = np.random.default_rng(0).dirichlet(np.ones(2), size=500)
     assert (w > 0).all()                               # why none is degenerate
-    ceiling[:, :, :] = np.nan
-    with pytest.raises(ValueError, match="no valid pair"):
-        sanity.randomization_test(cross, ceiling, floor, cut=0.5, n_boot=100)
+    ceiling[:, :, :] = np.nan       # no valid pair at all (every map flat): no verdict, never an exception
+    flat = sanity.randomization_test(cross, ceiling, floor, cut=0.5, n_boot=100)
+    assert flat.outcome == "uninformative" and np.isnan(flat.rho.mean)
+    assert np.isnan(sanity.bootstrap_mean(np.full((2, 3), np.nan), n_boot=100).mean)
 
 
 def test_models_resampled_widens_the_interval():

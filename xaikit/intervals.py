@@ -49,15 +49,17 @@ def auc_bootstrap(y: np.ndarray, scores: np.ndarray, *, n_boot: int = 2000, seed
 
 
 def classification_intervals(y: np.ndarray, scores: np.ndarray, threshold: float, *,
-                             n_boot: int = 2000, seed: int = 0, level: float = 0.95) -> dict[str, Estimate]:
+                             n_boot: int = 2000, seed: int = 0, level: float = 0.95,
+                             auc: Estimate | None = None) -> dict[str, Estimate]:
     """Accuracy, sensitivity, specificity (Wilson) and AUC (bootstrap) at ``threshold``: images
-    treated as independent and the threshold as fixed."""
+    treated as independent and the threshold as fixed. The AUC does not depend on the threshold:
+    ``auc``, when given (the same scores' :func:`auc_bootstrap`), is used instead of resampling again."""
     y = np.asarray(y).astype(int)
     pred = (np.asarray(scores) >= threshold).astype(int)
     return {"accuracy": wilson(int(np.sum(pred == y)), len(y), level),
             "sensitivity": wilson(int(np.sum((pred == 1) & (y == 1))), int(np.sum(y == 1)), level),
             "specificity": wilson(int(np.sum((pred == 0) & (y == 0))), int(np.sum(y == 0)), level),
-            "auc": auc_bootstrap(y, scores, n_boot=n_boot, seed=seed, level=level)}
+            "auc": auc if auc is not None else auc_bootstrap(y, scores, n_boot=n_boot, seed=seed, level=level)}
 
 
 def bootstrap(statistic, *samples, n_boot: int = 2000, seed: int = 0, level: float = 0.95) -> Estimate:

@@ -510,3 +510,10 @@ def zone_map(image: np.ndarray, zones: dict[str, np.ndarray], *, title: str = ""
     handles = [Patch(facecolor=(*col, 0.6), edgecolor="none", label=name) for name, col in zip(zones, colours)]
     fig.legend(handles=handles, loc="outside right center", fontsize=8, frameon=False)
     return fig
+
+
+def message(text: str, width: float = 6.0) -> Figure:
+    """A figure that says in words why there is nothing to draw (e.g. no error to show)."""
+    fig = Figure(figsize=(width, 0.8))
+    fig.text(0.5, 0.5, text, ha="center", va="center", wrap=True, fontsize=10)
+    return fig

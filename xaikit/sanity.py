@@ -242,14 +242,15 @@ def randomization_test(cross: np.ndarray, ceiling: np.ndarray, floor: np.ndarray
         boots["rho"] = (boots["cross"] - boots["floor"]) / boots["gap"]
     q = (100 * alpha / 2, 100 * (1 - alpha / 2))
     iv = {}
+    empty = [k for k in ("cross", "ceiling", "floor") if np.isnan(boots[k]).any()]
     for k in ("cross", "ceiling", "floor", "gap", "rho"):
-        b = boots[k]
-        if np.isnan(b).any():
-            raise ValueError(f"{k}: {int(np.isnan(b).sum())} of {n_boot} resamples have no valid pair; "
-                             "expected every similarity array to hold at least one non-NaN entry")
-        lo, hi = np.percentile(b, q)
+        if empty:       # a comparison with no valid pair (every map flat, e.g. dead Grad-CAM maps)
+            iv[k] = Interval(float("nan"), float("nan"), float("nan"))
+            continue
+        lo, hi = np.percentile(boots[k], q)
         iv[k] = Interval(float(point[k]), float(lo), float(hi))
-    verdict = outcome(iv["gap"], iv["rho"], cut)
+    # no valid pair in a comparison: the measure cannot tell its references apart -> uninformative
+    verdict = "uninformative" if empty else outcome(iv["gap"], iv["rho"], cut)
     rho = iv["rho"]
     informative = verdict != "uninformative"
     pass_cuts = (max(rho.hi, 0.0), 1.0) if informative and rho.hi < 1.0 else None
@@ -292,8 +293,8 @@ def bootstrap_mean(values: np.ndarray, *, n_boot: int = 2000, seed: int = 0,
         v = v[None]
     if v.ndim != 2:
         raise ValueError(f"values expects models x images, got shape {v.shape}")
-    if np.isnan(v).all():
-        raise ValueError("values holds no finite entry")
+    if np.isnan(v).all():         # every map flat: nothing to average (the caller says "cannot tell")
+        return Interval(float("nan"), float("nan"), float("nan"))
     m, n = v.shape
     rng = np.random.default_rng(seed)
     wm = rng.dirichlet(np.ones(m), size=n_boot) if m > 1 else np.ones((n_boot, 1))
