@@ -53,6 +53,11 @@ MARGIN_BOXES = ("top-left-corner", "top-left", "top-center", "top-right", "top-r
                 "right-middle", "right-bottom")
 _RESET_BOXES = " ".join(f"@{b} {{ content: none; }}" for b in MARGIN_BOXES)
 PART_CSS = f"\n@page {{ {_RESET_BOXES} }}\n@page :first {{ {_RESET_BOXES} }}\n"
+# A part whose last page holds only a few lines (the tail of its text spilling over) is laid out again a
+# little tighter; the tighter layout is kept when it has fewer pages (tests/pdf_layout.py: stray_pages).
+STRAY_LINES = 3
+TIGHT_CSS = ("\np, li { line-height: 1.3; } p { margin: 0.8em 0; } figure { margin: 0.5em 0; } "
+             "h3 { margin-top: 0.9em; } .findings li { margin-bottom: 0.35em; }\n")
 TARGET_PAGE = re.compile(r"target-counter\(\s*attr\(\s*href\s*\)\s*,\s*page\s*\)")
 UNSUPPORTED = [   # CSS whose effect depends on the whole document, not on one part
     (re.compile(r"@page[^{]*:(left|right|blank|recto|verso|nth)", re.I), "left/right/blank page rules"),
@@ -321,9 +326,26 @@ def render_one(html: str, base_url: str, fetcher_factory) -> tuple[bytes, dict]:
         if path is not None:                      # a file missing now must still be missing
             files[str(path)] = _sha(path.read_bytes()) if path.is_file() else ""
     meta = {"pages": len(document.pages), "anchors": anchors, "bookmarks": bookmarks,
+            "last_lines": _lines(document.pages[-1]) if document.pages else 0,
             "files": files, "breaks": list(_forced_breaks(document)) if document.pages else ["", ""],
             "seconds": time.perf_counter() - t0}
     return pdf, meta
+
+
+def _lines(page) -> int:
+    """Lines of text on a laid-out WeasyPrint page."""
+    from weasyprint.formatting_structure import boxes
+
+    def count(box) -> int:
+        if isinstance(box, boxes.LineBox):
+            return int(any(isinstance(b, boxes.TextBox) and b.text.strip() for b in box.descendants()))
+        return sum(count(child) for child in getattr(box, "children", ()))
+    return count(page._page_box)
+
+
+def tight(html: str) -> str:
+    """``html`` with :data:`TIGHT_CSS` added to the end of its first style sheet."""
+    return re.sub(r"(</style>)", TIGHT_CSS.replace("\\", "\\\\") + r"\1", html, count=1, flags=re.I)
 
 
 def _render_job(job):
@@ -542,6 +564,29 @@ def glue(page: Page, joins: set) -> Page:
                 tuple(frozenset().union(*(page.ids[i] for i in g)) for g in groups))
 
 
+def _tighten(keys: list, htmls: list, found: dict, store, renderer, base_url: str, fetcher_factory,
+             rendered: dict) -> list:
+    """``keys`` with each part whose last page holds at most :data:`STRAY_LINES` lines replaced by its
+    tighter layout (:func:`tight`) when that has fewer pages."""
+    out = list(keys)
+    for i, (k, h) in enumerate(zip(keys, htmls)):
+        meta = found[k][1]
+        if meta["pages"] < 2 or meta.get("last_lines", STRAY_LINES + 1) > STRAY_LINES:
+            continue
+        t_html = tight(h)
+        t_key = store.key(t_html)
+        if found.get(t_key) is None:
+            found[t_key] = store.get(t_key)
+        if found[t_key] is None:
+            (res,) = renderer.render([t_html], base_url, fetcher_factory)
+            store.put(t_key, *res)
+            found[t_key] = res
+            rendered[i] = rendered.get(i, 0.0) + res[1]["seconds"]
+        if found[t_key][1]["pages"] < meta["pages"]:
+            out[i] = t_key
+    return out
+
+
 def _lay_out(page: Page, renderer, store, base_url: str, fetcher_factory, target_pages: dict):
     """Lay out (or take from the cache) every part of ``page`` until the page numbers printed in
     links settle: (found, keys, metas, target_pages, rendered, rounds), or why they did not."""
@@ -556,6 +601,7 @@ def _lay_out(page: Page, renderer, store, base_url: str, fetcher_factory, target
             store.put(k, *res)
             found[k] = res
             rendered.update({i: res[1]["seconds"] for i, key in enumerate(keys) if key == k})
+        keys = _tighten(keys, htmls, found, store, renderer, base_url, fetcher_factory, rendered)
         metas = [found[k][1] for k in keys]
         offsets = [sum(m["pages"] for m in metas[:i]) for i in range(len(metas))]
         now: dict[str, int] = {}

@@ -245,3 +245,24 @@ if __name__ == "__main__":       # python -m tests.pdf_layout build/report.pdf
         narrow.setdefault((page, num), []).append(width)
     print(f"image panels narrower than {MIN_PANEL_IN} in:", "; ".join(
         f"page {p} image {k}: {len(w)} panels, the narrowest {min(w):.2f} in" for (p, k), w in narrow.items()) or "none")
+
+
+STRAY_LINES = 3          # a page that holds at most this many lines of text ...
+STRAY_FILL = 0.5         # ... and ends above this share of its text block is a stray page
+
+
+def stray_pages(pdf: Path, lines: int = STRAY_LINES, fill: float = STRAY_FILL) -> list[tuple[int, int, float]]:
+    """(page, text lines, fill) of pages that hold only the tail of what began on the page before: a
+    stray line or two, or a lone figure strip with a few lines under it (at most ``lines`` lines of
+    text and ink ending above ``fill`` of the text block). The title page and pages with no text
+    (a whole figure) are not counted."""
+    text = subprocess.run(["pdftotext", "-layout", str(pdf), "-"], capture_output=True, text=True,
+                          check=True).stdout
+    pages = text.split("\f")
+    fills = page_fill(pdf)
+    out = []
+    for i, (page, f) in enumerate(zip(pages, fills), start=1):
+        n = len([l for l in page.splitlines() if l.strip()])
+        if i > 1 and 0 < n <= lines and f < fill:
+            out.append((i, n, round(f, 2)))
+    return out

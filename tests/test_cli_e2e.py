@@ -8,7 +8,8 @@ import pytest
 
 from . import browser
 from .conftest import ROOT, make_dataset
-from .pdf_layout import body_pages, layout_problems, narrow_panels, page_fill, report_titles, underfilled_pages
+from .pdf_layout import (body_pages, layout_problems, narrow_panels, page_fill, report_titles, stray_pages,
+                         underfilled_pages)
 
 E2E_BUILD: dict[str, Path] = {}    # a copy of the end-to-end test's first build, for the browser test
 
@@ -102,6 +103,8 @@ def test_end_to_end_build_on_real_sample(real_sample, tmp_path, tmp_path_factory
         assert narrow_panels(build / "quick" / "report.pdf") == []
         # no page but the last of a section is more than 40% empty (#23: grids split into strips)
         assert underfilled_pages(build / "quick" / "report.pdf", report_titles(), 0.6) == []
+        # no page holds only a stray line or two spilled from the page before (#33)
+        assert stray_pages(build / "quick" / "report.pdf") == []
         # the body (before the "Methods and statistics" appendix) is counted, and the appendix holds something (#24)
         body, total = body_pages(build / "quick" / "report.pdf"), len(page_fill(build / "quick" / "report.pdf"))
         print(f"body pages: {body} of {total}")

@@ -263,3 +263,32 @@ def test_compiled_templates_cache_keeps_lines_and_sees_edits(tmp_path):
     assert list(cache.rglob("*.cache"))
     (tmp_path / "answers" / "a.md").write_text("{{ q1.total }} images\n")
     assert "1 images" in render_answer(answer_env(tmp_path, cache=cache), "a.md", {"q1": {"total": 1}})
+
+
+def _spilling(n: int) -> str:
+    return (f'<!DOCTYPE html><html lang="en"><head><meta charset="utf-8"><title>Spill</title><style>{CSS} p {{ line-height: 1.4; }}</style>'
+            '</head><body>\n<section class="title"><h1>Report</h1></section>\n<section class="q" id="a"><h2>A</h2>'
+            + "".join(f"<p>line {k}</p>" for k in range(n)) + "</section>\n</body></html>")
+
+
+def test_a_part_that_spills_a_few_lines_is_laid_out_tighter(tmp_path):
+    # catches: the stray-page check not run (a page holding only the tail of a section), the line count
+    # of the last page wrong, or the tighter layout kept when it does not save a page
+    fetcher = partial(build_only_fetcher, tmp_path)
+
+    def section_meta(n: int) -> dict:
+        return pdfparts.render_one(pdfparts.part_html(pdfparts.split(_spilling(n)), 1, {}), str(tmp_path), fetcher)[1]
+    n = 4
+    while section_meta(n)["pages"] == 1:           # the first line count that spills onto a second page
+        n += 4
+    while section_meta(n - 1)["pages"] == 2:
+        n -= 1
+    meta = section_meta(n)
+    assert meta["pages"] == 2 and meta["last_lines"] == 1
+    result = pdfparts.write_pdf(_spilling(n), base_url=str(tmp_path), fetcher_factory=fetcher, cache=tmp_path / "c")
+    assert [p["pages"] for p in result.parts] == [1, 1]          # tightened: the stray line moved up
+    much = section_meta(n + 40)                                   # a real second page is left alone
+    assert much["last_lines"] > pdfparts.STRAY_LINES
+    result = pdfparts.write_pdf(_spilling(n + 40), base_url=str(tmp_path), fetcher_factory=fetcher,
+                                cache=tmp_path / "d")
+    assert [p["pages"] for p in result.parts] == [1, much["pages"]]
