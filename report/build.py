@@ -142,6 +142,14 @@ def forget_models(ctx: Context, force: tuple[str, ...]) -> None:
                 p.unlink(missing_ok=True)
 
 
+def check_cluster(cluster: str | None) -> None:
+    """An unreachable --cluster / $XAIKIT_RAY_ADDRESS answers at once, before any work."""
+    from .engine import check_reachable, cluster_address
+    address = cluster_address(cluster)
+    if address:
+        check_reachable(address)
+
+
 def plan(ctx: Context, model_names, section_names) -> Stages:
     """The stale models and sections as the build's stages, each with its recorded cost."""
     from .engine import stale, with_upstream
@@ -269,6 +277,7 @@ def build_report(data: str | None = None, config: str | None = None, overrides=(
     """The whole job: returns the path of the HTML report (the PDF lies beside it). Stale models
     train on Ray (an embedded local instance, or ``cluster``; see report.engine)."""
     t0 = time.perf_counter()
+    check_cluster(cluster)
     ctx = make_context(data, config, overrides, profile, build, strategy)
     fresh = None if force else fresh_results(ctx)
     if fresh is not None:
@@ -304,6 +313,7 @@ def run_stage(stage: str, data: str | None = None, config: str | None = None, ov
               build: str | Path = ROOT / "build", strategy: str = "default",
               cluster: str | None = None, verbose: bool = False) -> None:
     """Bring one model or section (and what it needs) up to date without rendering."""
+    check_cluster(cluster)                # before Keras is imported: an unreachable address answers at once
     from . import models
     from .engine import running
     from .registry import SECTIONS

@@ -114,6 +114,9 @@ class Stages:
     def finish(self, stage: str, seconds: float, detail: str | None = None) -> None:
         with self._lock:
             self.done[stage] = seconds
+            for s, est in self.estimates.items():      # a sibling never timed here costs about as much
+                if est is None and s not in self.done and _family(s) == _family(stage):
+                    self.estimates[s] = seconds
             if self.current and self.current[0] == stage:
                 self.current = None
             if detail:
@@ -121,6 +124,12 @@ class Stages:
             if stage in self.batch:
                 training = [s for s in self.batch if s not in self.done]
                 self.say(self._line(f"{len(self.batch) - len(training)} of {len(self.batch)} models trained"))
+
+
+def _family(stage: str) -> str:
+    """``model random-3`` -> ``model random``; ``model random-all``, ``section q2`` stay as they are."""
+    head, _, tail = stage.rpartition("-")
+    return head if tail.isdigit() else stage
 
 
 def _duration(seconds: float) -> str:
