@@ -197,7 +197,12 @@ class RayEngine:
                                f"{str(exc).strip().splitlines()[0][:300] if str(exc).strip() else type(exc).__name__}") from None
         self.started = True
         cpus = int(ray.cluster_resources().get("CPU", 1))
-        nodes = len([n for n in ray.nodes() if n.get("Alive")])
+        alive = [n for n in ray.nodes() if n.get("Alive")]
+        nodes = len(alive)
+        largest = max((int(n.get("Resources", {}).get("CPU", 0)) for n in alive), default=0)
+        if ctx.cfg["run.threads"] > largest:       # such a task would wait for a node forever
+            raise ClusterError(f"run.threads = {ctx.cfg['run.threads']} but the largest Ray node has {largest} "
+                               f"CPUs; expected at most {largest}")
         what = f"cluster {self.address}" if self.address else "local Ray instance"
         log(f"{what}: {nodes} node(s), {cpus} CPUs, joined in {time.perf_counter() - t0:.1f} s; "
             f"{max(1, cpus // ctx.cfg['run.threads'])} models train at once ({ctx.cfg['run.threads']} thread(s) each)")

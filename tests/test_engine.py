@@ -20,6 +20,7 @@ import numpy as np
 import pytest
 
 from .conftest import ROOT, make_dataset
+from .test_cli_e2e import SMALL
 
 RAY = Path(sys.executable).with_name("ray")
 TINY = ["data.image_size=32", "train.epochs=2", "train.replicates=1", "random_labels.subset_size=8",
@@ -213,24 +214,33 @@ def _cluster_nodes(env: dict, gcs: int) -> int:
     return r.stdout.count("node_") if r.returncode == 0 else 0
 
 
-CLUSTER_BUILD = [*TINY, "random_labels.seeds=2", "random_labels.whole_split=false",
-                 "attribution.samples_per_class=2", "attribution.eval_per_class=3", "attribution.ig_steps=4",
-                 "attribution.ig_max_steps=8", "attribution.noise_draws=1", "attribution.faithfulness_steps=2",
-                 "attribution.road_steps=1", "attribution.errors_per_class=2", "attribution.bootstrap=100",
-                 "attribution.errors_figure_per_class=1", "sanity.images_per_class=2", "sanity.bootstrap=100",
-                 "sanity.cascade_images_per_class=1", "sanity.cascade_draws=2", "verdicts.performance_bootstrap=100"]
+# the end-to-end test's small settings (tests/test_cli_e2e.py) on its real sample, with fewer models and draws
+CLUSTER_BUILD = [*SMALL, "train.replicates=1", "random_labels.seeds=2", "random_labels.whole_split=false",
+                 "attribution.bootstrap=100", "sanity.bootstrap=100", "sanity.cascade_draws=2",
+                 "sanity.cascade_images_per_class=1", "verdicts.performance_bootstrap=100"]
+
+
+TIMES = {"provenance", "seconds", "minutes", "seconds_mean"}      # how long stages took, not what they computed
+
+
+def _computed(numbers):
+    """numbers.json without the stages' durations, NaN as a string (NaN != NaN)."""
+    if isinstance(numbers, dict):
+        return {k: _computed(v) for k, v in numbers.items() if k not in TIMES}
+    if isinstance(numbers, list):
+        return [_computed(v) for v in numbers]
+    return "nan" if isinstance(numbers, float) and numbers != numbers else numbers
 
 
 @pytest.mark.e2e
-def test_a_cluster_of_two_nodes_builds_the_embedded_build(tmp_path, ray_cluster):
+def test_a_cluster_of_two_nodes_builds_the_embedded_build(tmp_path, ray_cluster, real_sample):
     # catches: the project's code or the decoded images not reaching a worker on another node, a
     # result written by a worker instead of the driver, token authentication turned off to connect,
     # and any number that depends on where a model trained
     address, env = ray_cluster
-    root = make_dataset(tmp_path / "d", per_class={"train": 12, "test": 6})
     numbers = {}
     for how, extra in (("embedded", []), ("cluster", ["--cluster", address])):
-        cmd = [sys.executable, "-m", "invoke", "build-report", "--data", str(root), "--no-pdf",
+        cmd = [sys.executable, "-m", "invoke", "build-report", "--data", str(real_sample), "--quick", "--no-pdf",
                "--build", str(tmp_path / how), *extra]
         for item in CLUSTER_BUILD:
             cmd += ["--set", item]
@@ -238,9 +248,8 @@ def test_a_cluster_of_two_nodes_builds_the_embedded_build(tmp_path, ray_cluster)
                            env=env if how == "cluster" else {k: v for k, v in env.items() if k != "RAY_AUTH_TOKEN"})
         assert r.returncode == 0, r.stderr[-3000:]
         assert ("cluster 127.0.0.1" in r.stderr) == (how == "cluster")
-        numbers[how] = json.loads((tmp_path / how / "numbers.json").read_text())
-        numbers[how].pop("provenance")
-    cards = [json.loads(p.read_text()) for p in sorted((tmp_path / "cluster" / "models").glob("*.json"))]
+        numbers[how] = _computed(json.loads((tmp_path / how / "quick" / "numbers.json").read_text()))
+    cards = [json.loads(p.read_text()) for p in sorted((tmp_path / "cluster" / "quick" / "models").glob("*.json"))]
     assert len({c["node"]["ray_node_id"] for c in cards}) == 2      # both nodes trained models
     assert numbers["cluster"] == numbers["embedded"]
 
