@@ -1,7 +1,7 @@
 """Throughput of the model zoo: a batch of small random-label models trained one after the other
 vs side by side on Ray, measured in the same run (wall seconds; no metric of any model is read).
 
-    .venv/bin/python bench/parallel.py [--models 4] [--size 64] [--images 200] [--epochs 4]
+    .venv/bin/python bench/parallel.py [--models 4] [--size 128] [--images 500] [--epochs 8]
 
 Three ways, each into its own temporary build folder, in this order:
   serial-local   in this process, one after the other, TensorFlow's own thread count (engine "local")
@@ -28,14 +28,14 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--data", default=None)
     ap.add_argument("--models", type=int, default=4, help="random-label models in the batch")
-    ap.add_argument("--size", type=int, default=64, help="image size (px)")
-    ap.add_argument("--images", type=int, default=200, help="training images per model")
-    ap.add_argument("--epochs", type=int, default=4, help="epochs per model (fixed: no early stop)")
+    ap.add_argument("--size", type=int, default=128, help="image size (px)")
+    ap.add_argument("--images", type=int, default=500, help="training images per model")
+    ap.add_argument("--epochs", type=int, default=8, help="epochs per model (fixed: no early stop)")
     args = ap.parse_args()
     from report.cli import quiet
     quiet(False)
     cores = os.cpu_count() or 1
-    base = [f"data.image_size={args.size}", "data.max_per_class=300", f"random_labels.seeds={args.models}",
+    base = [f"data.image_size={args.size}", "data.max_per_class=600", f"random_labels.seeds={args.models}",
             "random_labels.whole_split=false", f"random_labels.subset_size={args.images}",
             f"random_labels.max_epochs={args.epochs}", "random_labels.target_accuracy=1.0"]
     ways = {"serial-local": ["run.engine=local"],

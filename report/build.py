@@ -24,8 +24,8 @@ from xaikit.errors import DataError
 
 from . import artifacts, figures
 from .context import DATA_SOURCES, ROOT, Context, log, make_strategy
-from .progress import Stages, recorded_seconds
 from .preflight import data_path, read_config
+from .progress import Stages, recorded_seconds
 from .provenance import device
 
 MANIFEST = "stages.json"

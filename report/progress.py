@@ -49,8 +49,8 @@ def recorded_seconds(build: Path, stage: str) -> float | None:
 class Stages:
     """The build as stages (stale models and sections), one stderr line per event:
     ``stage 4 of 17: ...; about 23 min left``. Models submitted together run ``slots`` at a time;
-    the time left is the recorded cost of what has not finished (models divided among the slots),
-    less the time they have been running."""
+    the time left is the recorded cost of what has not finished (models divided among the slots,
+    less the time since the last of them finished; a section less the time it has run)."""
 
     def __init__(self, estimates: dict[str, float | None], say=None):
         self.estimates = dict(estimates)
@@ -122,6 +122,7 @@ class Stages:
             if detail:
                 self.say(detail)
             if stage in self.batch:
+                self.batch_t0 = time.perf_counter()     # the time left of the batch counts from here
                 training = [s for s in self.batch if s not in self.done]
                 self.say(self._line(f"{len(self.batch) - len(training)} of {len(self.batch)} models trained"))
 
