@@ -183,6 +183,7 @@ class RayEngine:
             check_reachable(self.address)
         runtime_env = {"working_dir": str(ROOT), "excludes": EXCLUDES,
                        "env_vars": {"TF_CPP_MIN_LOG_LEVEL": os.environ.get("TF_CPP_MIN_LOG_LEVEL", "3")}}
+        os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")     # no telemetry from a build unless asked for
         t0 = time.perf_counter()
         kwargs = dict(runtime_env=runtime_env, log_to_driver=self.verbose,
                       logging_level=logging.INFO if self.verbose else logging.ERROR)
