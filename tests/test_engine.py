@@ -202,9 +202,13 @@ def ray_cluster(tmp_path):
                 continue
         for p in procs:
             try:
-                p.wait(timeout=30)
+                p.wait(timeout=10)
             except subprocess.TimeoutExpired:
+                pass
+            try:                     # what ignored SIGTERM (gcs_server may) is in the group too
                 os.killpg(p.pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
         shutil.rmtree(temp, ignore_errors=True)
 
 
