@@ -18,6 +18,8 @@ HELP = {
     "verbose": "also show TensorFlow's start-up log lines and library warnings",
     "strategy": "training placement: default (TensorFlow picks a GPU if any), mirrored (all GPUs, "
                 "tf.distribute.MirroredStrategy) or one-device",
+    "cluster": "train the models on this Ray cluster, HOST:PORT of its head (default: $XAIKIT_RAY_ADDRESS, "
+               "else a local Ray instance started for the build)",
 }
 
 
@@ -46,19 +48,19 @@ def _start(data, config, set_, quick, verbose, build=None):
           profile="quick" if quick else None, **_build(build))
 
 
-@task(default=True, help=_help(*COMMON, "no_pdf", "strategy",
+@task(default=True, help=_help(*COMMON, "no_pdf", "strategy", "cluster",
                                 model="explain a .keras model trained elsewhere instead of training the "
                                       "main model (same as --set model.path=PATH)"),
       iterable=["set_", "force"])
 def build_report(c, data=None, config=None, set_=None, quick=False, force=None, no_pdf=False,
-                 strategy="default", build=None, verbose=False, model=None):
+                 strategy="default", build=None, verbose=False, model=None, cluster=None):
     """Build build/report.html and build/report.pdf, recomputing only what is stale."""
     set_ = list(set_ or ()) + ([f"model.path={json.dumps(os.path.abspath(model))}"] if model else [])
     _start(data, config, set_, quick, verbose, build)
     from report.build import build_report as run
     _call(run, data=data, config=config, overrides=tuple(set_ or ()),
           profile="quick" if quick else None, force=tuple(force or ()), pdf=not no_pdf,
-          strategy=strategy, **_build(build))
+          strategy=strategy, cluster=cluster, verbose=verbose, **_build(build))
 
 
 @task(help=_help(*COMMON), iterable=["set_", "force"])
@@ -70,17 +72,17 @@ def eda(c, data=None, config=None, set_=None, quick=False, force=None, build=Non
           profile="quick" if quick else None, force=tuple(force or ()), **_build(build))
 
 
-@task(help=_help(*COMMON, "strategy", model="main, random, control (every seed of that arm) or one "
+@task(help=_help(*COMMON, "strategy", "cluster", model="main, random, control (every seed of that arm) or one "
                                             "model such as random-2 (default main)"),
       iterable=["set_", "force"])
 def train(c, model="main", data=None, config=None, set_=None, quick=False, force=None,
-          strategy="default", build=None, verbose=False):
+          strategy="default", build=None, verbose=False, cluster=None):
     """Train a model if its cached copy is missing or stale (--force MODEL to retrain)."""
     _start(data, config, set_, quick, verbose, build)
     from report.build import run_stage
     _call(run_stage, model, data=data, config=config, overrides=tuple(set_ or ()),
           profile="quick" if quick else None, force=tuple(force or ()), strategy=strategy,
-          **_build(build))
+          cluster=cluster, verbose=verbose, **_build(build))
 
 
 @task(help={"k": "only tests matching this expression", "fast": "skip the end-to-end build"})

@@ -25,6 +25,7 @@ from xaikit.errors import DataError
 from . import artifacts, figures
 from .context import DATA_SOURCES, ROOT, Context, log, make_strategy
 from .preflight import DATASET_FILE, data_choice, read_config, remembered
+from .progress import Stages, recorded_seconds
 from .provenance import device
 
 MANIFEST = "stages.json"
@@ -157,11 +158,41 @@ def forget_models(ctx: Context, force: tuple[str, ...]) -> None:
                 p.unlink(missing_ok=True)
 
 
+def check_cluster(cluster: str | None) -> None:
+    """An unreachable --cluster / $XAIKIT_RAY_ADDRESS answers at once, before any work."""
+    from .engine import check_reachable, cluster_address
+    address = cluster_address(cluster)
+    if address:
+        check_reachable(address)
+
+
+def plan(ctx: Context, model_names, section_names) -> Stages:
+    """The stale models and sections as the build's stages, each with its recorded cost."""
+    from .engine import stale, with_upstream
+    stages = ([f"model {m}" for m in with_upstream(ctx, model_names) if stale(ctx, m)] +
+              [f"section {n}" for n in section_names])
+    return Stages({s: recorded_seconds(ctx.build, s) for s in stages})
+
+
+def _model(ctx: Context, name: str, progress: Stages) -> None:
+    """Train or load a model; a stage of its own when it trains here (the local engine)."""
+    stage = f"model {name}"
+    here = stage in progress.estimates and stage not in progress.batch and stage not in progress.done
+    if here:
+        progress.start(stage)
+    t0 = time.perf_counter()
+    ctx.model(name)
+    if here:
+        progress.finish(stage, time.perf_counter() - t0)
+
+
 def run_sections(ctx: Context, force: tuple[str, ...] = (), until: str | None = None,
-                 retire: bool = False) -> tuple[dict, dict]:
+                 retire: bool = False, engine=None) -> tuple[dict, dict]:
     """Run every stale section in registry order (up to and including ``until``); return
     (name -> stored result, name -> key). With ``retire``, the previous report is deleted
-    when the first stage must be recomputed (its numbers are about to change)."""
+    when the first stage must be recomputed (its numbers are about to change). The models the
+    stale sections need are handed to ``engine`` (report.engine) at once, before any section
+    runs, so that they train side by side."""
     from . import models
     from .registry import SECTIONS
     keys: dict[str, str] = {}
@@ -172,24 +203,30 @@ def run_sections(ctx: Context, force: tuple[str, ...] = (), until: str | None = 
     last = names.index(until) + 1 if until else len(names)
     for section in SECTIONS[:last]:     # every key from the sources as they are now, before any stage
         keys[section.name] = section_key(ctx, section, keys)   # runs: an edit during the build stales them
+    stored = {s.name: None if (force_all or s.name in force) else load_result(ctx, s.name, keys[s.name])
+              for s in SECTIONS[:last]}
+    stale = [s for s in SECTIONS[:last] if stored[s.name] is None]
+    needed = list(dict.fromkeys(m for s in stale for m in models.expand_all(ctx, s.models)))
+    progress = plan(ctx, needed, [s.name for s in stale])
+    if stale and retire:
+        retire_report(ctx.build)
+    if engine is not None and needed:
+        engine.submit(ctx, needed, progress)
     for section in SECTIONS[:last]:
         key = keys[section.name]
-        stored = None if (force_all or section.name in force) else load_result(ctx, section.name, key)
-        if stored is not None:
+        if stored[section.name] is not None:
             ctx.timings.append((section.name, "reused", 0.0))
-            results[section.name] = stored
+            results[section.name] = stored[section.name]
             continue
-        if retire:
-            retire_report(ctx.build)
-            retire = False
         for m in models.expand_all(ctx, section.models):
-            ctx.model(m)                  # train/load models first: their time is their own
-        log(f"section {section.name}: computing")
+            _model(ctx, m, progress)      # train/load models first: their time is their own
+        progress.start(f"section {section.name}")
         t0 = time.perf_counter()
         result = section.run(ctx)
         seconds = time.perf_counter() - t0
         _save_result(ctx, section, result, key, seconds)
         ctx.timings.append((section.name, "computed", seconds))
+        progress.finish(f"section {section.name}", seconds)
         results[section.name] = load_result(ctx, section.name, key)
     return results, keys
 
@@ -251,9 +288,12 @@ def fresh_results(ctx: Context) -> tuple[dict, list, list] | None:
 def build_report(data: str | None = None, config: str | None = None, overrides=(),
                  profile: str | None = None, force: tuple[str, ...] = (),
                  build: str | Path = ROOT / "build", pdf: bool = True,
-                 templates: str | Path = ROOT / "templates", strategy: str = "default") -> Path:
-    """The whole job: returns the path of the HTML report (the PDF lies beside it)."""
+                 templates: str | Path = ROOT / "templates", strategy: str = "default",
+                 cluster: str | None = None, verbose: bool = False) -> Path:
+    """The whole job: returns the path of the HTML report (the PDF lies beside it). Stale models
+    train on Ray (an embedded local instance, or ``cluster``; see report.engine)."""
     t0 = time.perf_counter()
+    check_cluster(cluster)
     ctx = make_context(data, config, overrides, profile, build, strategy)
     fresh = None if force else fresh_results(ctx)
     if fresh is not None:
@@ -266,7 +306,9 @@ def build_report(data: str | None = None, config: str | None = None, overrides=(
         architecture.check(ctx)           # the model's contract, before anything is trained
         check_splits(ctx)
         at_start = fingerprint(ctx, manifest_sources(ctx))
-        results, keys = run_sections(ctx, force, retire=True)
+        from .engine import running
+        with running(ctx, _load_model, cluster, verbose) as engine:
+            results, keys = run_sections(ctx, force, retire=True, engine=engine)
         outline, model_names = layout(), models.names(ctx)
         write_manifest(ctx, keys, outline, model_names, at_start)
     from .explorer import build_step
@@ -284,9 +326,12 @@ def build_report(data: str | None = None, config: str | None = None, overrides=(
 
 def run_stage(stage: str, data: str | None = None, config: str | None = None, overrides=(),
               profile: str | None = None, force: tuple[str, ...] = (),
-              build: str | Path = ROOT / "build", strategy: str = "default") -> None:
+              build: str | Path = ROOT / "build", strategy: str = "default",
+              cluster: str | None = None, verbose: bool = False) -> None:
     """Bring one model or section (and what it needs) up to date without rendering."""
+    check_cluster(cluster)                # before Keras is imported: an unreachable address answers at once
     from . import models
+    from .engine import running
     from .registry import SECTIONS
     ctx = make_context(data, config, overrides, profile, build, strategy)
     if stage != "q1":
@@ -295,15 +340,20 @@ def run_stage(stage: str, data: str | None = None, config: str | None = None, ov
         check_splits(ctx)
     if stage in models.names(ctx) or stage in models.KINDS:
         forget_models(ctx, force)
-        for name in models.expand(ctx, stage):
-            _, card = ctx.model(name)
-            log(f"model {name}: {models.card_summary(card)}")
+        wanted = models.expand(ctx, stage)
+        with running(ctx, _load_model, cluster, verbose) as engine:
+            progress = plan(ctx, wanted, ())
+            engine.submit(ctx, wanted, progress)
+            for name in wanted:
+                _model(ctx, name, progress)
+                log(f"model {name}: {models.card_summary(ctx.model(name)[1])}")
         return
     names = [s.name for s in SECTIONS]
     if stage not in names:
         from xaikit.errors import XaikitError
         raise XaikitError(f"unknown stage {stage!r}; expected one of {list(models.KINDS + models.names(ctx)) + names}")
-    run_sections(ctx, force, until=stage)
+    with running(ctx, _load_model, cluster, verbose) as engine:
+        run_sections(ctx, force, until=stage, engine=engine)
 
 
 def clean(build: str | Path = ROOT / "build") -> None:

@@ -178,7 +178,9 @@ def write_fixture(build: Path, out: Path) -> None:
     numbers.pop("provenance", None)
     profile = build.name if build.name != "build" else "full"
     root = Path(__file__).resolve().parent.parent
-    cfg = load_config((root / "xaikit.toml").read_text(), profile=None if profile == "full" else profile)
+    from report.preflight import split_run
+    text = split_run((root / "xaikit.toml").read_text(), "xaikit.toml")[0]     # [run] is not the study's
+    cfg = load_config(text, profile=None if profile == "full" else profile)
     out.write_text(json.dumps({"numbers": numbers, "config": cfg.as_dict(), "profile": cfg.profile},
                               indent=1, sort_keys=True))
 

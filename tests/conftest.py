@@ -16,6 +16,13 @@ ROOT = Path(__file__).resolve().parent.parent
 SHARED = Path(os.environ.get("XAIKIT_SHARED_DATA", ROOT.parent / "shared" / "data" / "chest_xray"))
 
 
+def study_toml() -> str:
+    """xaikit.toml as xaikit.config reads it: without the [run] table (how the build runs), which
+    report.preflight reads (xaikit/config.py's source is in every stage key)."""
+    from report.preflight import split_run
+    return split_run((ROOT / "xaikit.toml").read_text(), "xaikit.toml")[0]
+
+
 def chest_like(rng: np.random.Generator, size: int, sick: bool) -> np.ndarray:
     """A crude chest-like picture: bright body, two dark lungs, hazier lungs when sick."""
     yy, xx = np.mgrid[0:size, 0:size] / size

@@ -3,9 +3,9 @@ import pytest
 from xaikit.config import SCHEMA, load_config, parse_override
 from xaikit.errors import ConfigError
 
-from .conftest import ROOT
+from .conftest import study_toml
 
-TEXT = (ROOT / "xaikit.toml").read_text()
+TEXT = study_toml()
 
 
 def test_default_config_has_every_key():

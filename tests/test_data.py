@@ -8,7 +8,7 @@ from PIL import Image
 from xaikit import data
 from xaikit.errors import DataError
 
-from .conftest import chest_like, make_dataset, write_image
+from .conftest import chest_like, make_dataset, study_toml, write_image
 
 
 def test_discover_generated(generated):
@@ -168,7 +168,7 @@ def test_pipeline_split_keeps_each_patients_images_together(tmp_path):
     from xaikit.config import load_config
     root = tmp_path / "chest_xray"
     _three_images_per_patient(root, np.random.default_rng(0))
-    text = (Path(__file__).resolve().parent.parent / "xaikit.toml").read_text()
+    text = study_toml()
     cfg = load_config(text, overrides=["data.image_size=32", "data.val_fraction=0.25"])
     prep = prepare(data.discover(root), cfg)
     pid = np.array([data.patient_id(Path(n).name) for n in prep.names])
@@ -216,7 +216,7 @@ def test_kaggle_val_sharing_a_patient_with_train_never_leaks(tmp_path):
     root = tmp_path / "chest_xray"
     shared = _kaggle_with_val(root)
     listing = data.discover(root)
-    text = (Path(__file__).resolve().parent.parent / "xaikit.toml").read_text()
+    text = study_toml()
     for seed in (0, 23):                             # the build's path
         cfg = load_config(text, overrides=["data.image_size=32", "data.val_fraction=0.25", f"data.seed={seed}"])
         prep = prepare(listing, cfg)
@@ -263,7 +263,7 @@ def test_q1_counts_the_regrouped_val_images(tmp_path):
     from xaikit.config import load_config
     root = tmp_path / "chest_xray"
     shared = _kaggle_with_val(root)
-    text = (Path(__file__).resolve().parent.parent / "xaikit.toml").read_text()
+    text = study_toml()
     prep = prepare(data.discover(root), load_config(text, overrides=["data.image_size=32"]))
     k = kaggle_val_numbers(prep.source_split, prep.split, prep.names, True)
     assert k["images"] == 5 and k["regrouped_images"] == 3 and k["regrouped_patients"] == len(shared)

@@ -13,11 +13,12 @@ from .conftest import ROOT, make_dataset
 SETTINGS = ["data.image_size=48", "train.epochs=150", "train.replicates=1", "random_labels.subset_size=16",
             "random_labels.max_epochs=2", "attribution.eval_per_class=5", "attribution.ig_steps=4",
             "attribution.ig_max_steps=4", "attribution.noise_draws=1", "attribution.faithfulness_steps=2"]
+LOCAL = ["run.engine=local"]          # in this process: its epoch lines tell when training is under way
 
 
-def build_cmd(root, build):
+def build_cmd(root, build, settings=(*SETTINGS, *LOCAL)):
     code = ("import sys; from report.build import build_report; from report.cli import friendly; "
-            f"friendly(build_report)(data={str(root)!r}, overrides={SETTINGS!r}, build={str(build)!r}, pdf=False)")
+            f"friendly(build_report)(data={str(root)!r}, overrides={list(settings)!r}, build={str(build)!r}, pdf=False)")
     return [sys.executable, "-c", code]
 
 
@@ -60,4 +61,40 @@ def test_interrupt_during_training_then_resume(tmp_path, sig, background):
     assert again.returncode == 0, again.stderr[-3000:]
     summary = [l for l in again.stderr.splitlines() if "stages:" in l][0]
     assert "q1 reused" in summary and "model main computed" in summary
+    assert (build / "report.html").exists()
+
+
+@pytest.mark.e2e
+def test_interrupt_cancels_the_ray_tasks_and_a_rerun_resumes_from_finished_models(tmp_path):
+    # catches: Ctrl-C that leaves Ray tasks (or the embedded instance) running after the build has
+    # exited, a model that was still training written anyway, finished models trained again
+    root = make_dataset(tmp_path / "d", per_class={"train": 10, "test": 6})
+    build = tmp_path / "build"
+    env = dict(os.environ, PYTHONUNBUFFERED="1", TF_CPP_MIN_LOG_LEVEL="3")
+    proc = subprocess.Popen(build_cmd(root, build, SETTINGS), cwd=ROOT, stderr=subprocess.PIPE, text=True,
+                            env=env, start_new_session=True)
+    seen = []
+    deadline = time.time() + 300
+    for line in proc.stderr:          # random-1 (2 epochs) finishes while main (150 epochs) trains
+        seen.append(line)
+        if "model random-1: trained" in line:
+            proc.send_signal(signal.SIGINT)
+            break
+        assert time.time() < deadline, "".join(seen)
+    rest = proc.stderr.read()
+    proc.wait(timeout=120)
+    assert proc.returncode == 130, "".join(seen) + rest
+    assert "interrupted" in rest and "Traceback" not in rest
+    time.sleep(2)
+    left = subprocess.run(["ps", "-o", "pid=,args=", "-s", str(proc.pid)], capture_output=True, text=True).stdout
+    assert left.strip() == "", left          # no raylet, no worker of the build's session survives it
+    assert (build / "models" / "random-1.json").exists()
+    assert not (build / "models" / "main.keras").exists() and not (build / "models" / "main.json").exists()
+    assert not list(build.rglob("*.tmp")) and not list(build.rglob(".*.tmp*"))
+
+    again = subprocess.run(build_cmd(root, build, SETTINGS), cwd=ROOT, capture_output=True, text=True,
+                           env=env, timeout=600)
+    assert again.returncode == 0, again.stderr[-3000:]
+    summary = [l for l in again.stderr.splitlines() if "stages:" in l][0]
+    assert "model random-1 computed" not in summary and "model main computed" in summary
     assert (build / "report.html").exists()

@@ -1,14 +1,14 @@
 """Q2's computed verdicts: the performance target by the interval, the direction a sharpness
 shift predicts, and the patient groups of the clustered bootstrap (issue 19)."""
 
-from pathlib import Path
-
 import numpy as np
 
 from report.q2_model import groups, performance_target, sharpness_direction, target_verdict
 from xaikit.config import load_config
 
-TARGET = performance_target(load_config((Path(__file__).resolve().parents[1] / "xaikit.toml").read_text()))
+from .conftest import study_toml
+
+TARGET = performance_target(load_config(study_toml()))
 
 
 def _ci(lo, hi):

@@ -39,8 +39,10 @@ import pytest
 
 from xaikit.config import load_config
 
+from .conftest import study_toml
+
 ROOT = Path(__file__).resolve().parents[1]
-TOML = (ROOT / "xaikit.toml").read_text()
+TOML = study_toml()
 OPS = (ast.Lt, ast.LtE, ast.Gt, ast.GtE, ast.Eq, ast.NotEq)
 STRUCTURAL = re.compile(r"len\(|\.ndim|\.shape|\.size|sum\(|\bn\b|\bn_\w+")   # sizes, ranks and counts
 CUT_KEYWORDS = {"cut", "cutoff", "threshold", "margin", "floor", "target", "tolerance", "span"}
