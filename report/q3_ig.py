@@ -173,29 +173,28 @@ def dependence_word(e: dict, cut: float) -> str:
     return "strongly" if e["hi"] < cut else "only mildly" if e["lo"] >= cut else "moderately"
 
 
-SEED_VERDICTS = {   # verdict key -> what it is about (Q3.5 lists them in this order)
-    "answer": "the answer to Q3.2 (sensible regions)",
-    **{f"lung_{k}": f"|IG| in the lung fields, {k} images" for k in CLASSES},
-    **{f"input_{k}": f"lung mass against the input alone, {k} images" for k in CLASSES},
-    "consistency_level": "the consistency level (Q3.3)",
-    "specific_beyond_input": "class-specific beyond the input (Q3.3)",
-    "baseline_dependence": "the dependence on the baseline (Q3.4)",
-}
+def seed_specs() -> dict:
+    """Q3's verdicts checked over seeds, in the order Q3.5 lists them (see :class:`report.seeds.Spec`)."""
+    return {**seeds.shared_specs("|IG|", "Q3"), "baseline_dependence": seeds.Spec(
+        "the dependence on the baseline (Q3.4)",
+        "mean Spearman of |IG| between baselines: \"strongly\" when its whole interval lies below {cut}, \"only "
+        "mildly\" when it lies at or above, else \"moderately\"", lambda st: {"cut": st["baseline_sensitive"]},
+        lambda r: r["baseline_spearman"], lambda n: n["baseline_spearman"])}
 
 
 def _seed_row(name: str, card: dict, attr, target, labels, masks, nulls: dict, base: dict, st: dict) -> dict:
     """One seed's headline numbers and verdict words (the rules of the main verdicts)."""
     ci = dict(n_boot=st["n_boot"], seed=st["seed"], level=st["level"])
     r = measures.region_numbers(attr, masks, labels, nulls, st)
-    level, specific, specificity = seeds.consistency_words(attr, nulls["input"], st, labels=labels, targets=target)
+    cw = seeds.consistency_words(attr, nulls["input"], st, labels=labels, targets=target)
     b = intervals.mean_ci(baseline_spearman(base), **ci).as_dict()
-    words = {**seeds.shared_words(r, level, specific),
+    words = {**seeds.shared_words(r, cw.level, cw.specific),
              "baseline_dependence": dependence_word(b, st["baseline_sensitive"])}
     return {"model": name, "seed": int(card.get("seed", 1)), "threshold": float(card["val_threshold"]),
             "n": int(len(labels)), "lung_ratio": {k: r[k]["map"]["lung_ratio"] for k in CLASSES},
             "border_ratio": {k: r[k]["map"]["border_ratio"] for k in CLASSES},
             "vs_input": {k: r[k]["vs_input"] for k in CLASSES},
-            "specificity_vs_input": specificity, "baseline_spearman": b, "words": words}
+            "specificity_vs_input": cw.specificity, "within": cw.within, "baseline_spearman": b, "words": words}
 
 
 def _seeds(ctx: Context, x, y, image_names, masks, input_alone, rand, main_attr, main_target, base_maps: dict,
@@ -220,7 +219,7 @@ def _seeds(ctx: Context, x, y, image_names, masks, input_alone, rand, main_attr,
     ctx.save_arrays("ig_seeds", names=image_names[pos], positions=pos, **saved)   # names: the explorer's rows
     n = res.numbers
     ref = {**seeds.shared_reference(n), "baseline_dependence": n["baseline_dependence"]}
-    n["seeds"] = out = seeds.summary(ctx, y, ref, rows, SEED_VERDICTS)
+    n["seeds"] = out = seeds.summary(ctx, y, ref, n, rows, seed_specs(), st)
     t = seeds.ci_text
     res.table("q3_seeds", seeds.table(rows, {
         **{f"lung ratio, {k}": (lambda r, k=k: t(r["lung_ratio"][k])) for k in CLASSES},
@@ -230,7 +229,8 @@ def _seeds(ctx: Context, x, y, image_names, masks, input_alone, rand, main_attr,
         "baseline dependence": lambda r: r["words"]["baseline_dependence"]}),
         f"Q3's headline numbers for each of the {out['n']} seeds of the main recipe, on {out['rule']} "
         f"({st['level']:.0%} bootstrap intervals over images). The report's verdicts come from the main model on all "
-        f"{len(x)} explained images; a verdict holds for the recipe when every seed reaches the same word.")
+        f"{len(x)} explained images; a verdict holds for the recipe when every seed reaches, on these images, the "
+        "main model's word on them.")
 
 
 def _baselines(ctx: Context, explained, model, x, target, rp, res: Result, st: dict, *, labels,

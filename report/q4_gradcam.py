@@ -149,15 +149,20 @@ def seed_faithfulness(ctx: Context, model, x, target, maps: dict, st: dict) -> l
     return fills
 
 
-SEED_VERDICTS = {   # verdict key -> what it is about (Q4.5 lists them in this order)
-    "answer": "the answer to Q4.2 (sensible regions)",
-    **{f"lung_{k}": f"Grad-CAM in the lung fields, {k} images" for k in CLASSES},
-    **{f"input_{k}": f"lung mass against the input alone, {k} images" for k in CLASSES},
-    "consistency_level": "the consistency level (Q4.3)",
-    "specific_beyond_input": "class-specific beyond the input (Q4.3)",
-    "agreement": "agreement with IG (Q4.4)",
-    "faithfulness": "the more faithful method (Q4.4)",
-}
+def seed_specs() -> dict:
+    """Q4's verdicts checked over seeds, in the order Q4.5 lists them (see :class:`report.seeds.Spec`)."""
+    return {**seeds.shared_specs("Grad-CAM", "Q4"),
+            "agreement": seeds.Spec(
+                "agreement with IG (Q4.4)",
+                "mean Spearman of |IG| and Grad-CAM at Grad-CAM's grid: \"largely agree\" when its whole interval lies "
+                "at or above {cut}, \"disagree more than they agree\" when below, else \"agree only partly\"",
+                lambda st: {"cut": st["agree"]}, lambda r: r["spearman_grid"], lambda n: n["compare"]["spearman_grid"]),
+            "faithfulness": seeds.Spec(
+                "the more faithful method (Q4.4)",
+                "the method that wins the deletion/insertion comparisons under every fill (paired intervals, one Holm "
+                "family, alpha {alpha}), else \"depends on the fill\"", lambda st: {"alpha": st["alpha"]},
+                lambda r: r["faithfulness"],
+                lambda n: {f["name"]: f["summary"] for f in n["faithfulness"]["fills"]})}
 
 
 def _seeds(ctx: Context, ig: dict, cam: np.ndarray, nulls: dict, rand_pixels: np.ndarray, g: int, st: dict,
@@ -180,22 +185,23 @@ def _seeds(ctx: Context, ig: dict, cam: np.ndarray, nulls: dict, rand_pixels: np
             c_s = GradcamExplainer(model, res.numbers["layer"])(xs, target)
         ig_abs = np.abs(similarity.to_2d(attr))
         r = measures.region_numbers(c_s, ms, ys, nul, st)
-        level, specific, specificity = seeds.consistency_words(c_s, nul["input"], st, labels=ys, targets=target)
+        cw = seeds.consistency_words(c_s, nul["input"], st, labels=ys, targets=target)
         grid = intervals.mean_ci(similarity.pairwise(similarity.pool(ig_abs, g), similarity.pool(c_s, g),
                                                      similarity.spearman), **ci).as_dict()
         fills = seed_faithfulness(ctx, model, xs, target, {"IG": similarity.to_2d(attr), "Grad-CAM": c_s,
                                                            "random": rand_pixels[pos]}, st)
-        words = {**seeds.shared_words(r, level, specific), "agreement": agreement_word(grid, st["agree"]),
+        words = {**seeds.shared_words(r, cw.level, cw.specific), "agreement": agreement_word(grid, st["agree"]),
                  "faithfulness": faithfulness_word(fills)}
         rows.append({"model": name, "seed": int(card.get("seed", 1)), "threshold": float(card["val_threshold"]),
                      "n": int(len(ys)), "lung_ratio": {k: r[k]["map"]["lung_ratio"] for k in CLASSES},
-                     "specificity_vs_input": specificity, "spearman_grid": grid,
+                     "vs_input": {k: r[k]["vs_input"] for k in CLASSES},
+                     "specificity_vs_input": cw.specificity, "within": cw.within, "spearman_grid": grid,
                      "faithfulness": {f["name"]: f["summary"] for f in fills}, "words": words})
     n = res.numbers
     ref = {**seeds.shared_reference(n), "agreement": n["compare"]["agreement"],
            "faithfulness": faithfulness_word(n["faithfulness"]["fills"])}
     n["faithfulness"]["word"] = ref["faithfulness"]
-    n["seeds"] = out = seeds.summary(ctx, ig["labels"], ref, rows, SEED_VERDICTS)
+    n["seeds"] = out = seeds.summary(ctx, ig["labels"], ref, n, rows, seed_specs(), st)
     t = seeds.ci_text
     res.table("q4_seeds", seeds.table(rows, {
         **{f"lung ratio, {k}": (lambda r, k=k: t(r["lung_ratio"][k])) for k in CLASSES},
@@ -208,7 +214,8 @@ def _seeds(ctx: Context, ig: dict, cam: np.ndarray, nulls: dict, rand_pixels: np
         f"Q4's headline numbers for each of the {out['n']} seeds of the main recipe, on {out['rule']} "
         f"({st['level']:.0%} bootstrap intervals over images). Faithfulness here ranks at "
         f"{a['faithfulness_cells']}x{a['faithfulness_cells']} cells only (no pixel ranking, no crossed design), "
-        "one Holm family per seed. The report's verdicts come from the main model on all explained images.")
+        "one Holm family per seed. The report's verdicts come from the main model on all explained images; a "
+        "verdict holds for the recipe when every seed reaches, on these images, the main model's word on them.")
 
 
 def _compare(ig: dict, cam: np.ndarray, g: int, rp: np.ndarray, st: dict, res: Result, caps: list[str],
