@@ -75,6 +75,8 @@ def run(ctx: Context, model, card: dict, res: Result) -> None:
         "figure_cap": a["errors_figure_per_class"], "family_min_train": st["family_min_train"], "level": level,
         "baseline": a["ig_baseline"], "layer": cam_layer.layer, "methods": list(methods),
         "cam_skipped": cam_layer.reason or None, "border_frac": st["border_frac"],
+        "has_layer": cam_layer.layer is not None, "is_cam_skipped": bool(cam_layer.reason),
+        "methods_or": " or ".join(methods), "methods_and": " and ".join(methods),
         "n_test": int(len(y)), "fp": int(len(s.errors[0])), "fn": int(len(s.errors[1])),
         "counts": {c: {"n": int(np.sum(y == k)), "errors": int(len(s.errors[k])),
                        "explained": int(len(s.explained[k])),
@@ -138,6 +140,7 @@ def _mass(n: dict, s: mc.ErrorSample, maps: dict, pick: np.ndarray, ctx: Context
                      "correct": float(sh["correct"].mean()) if len(sh["correct"]) else None,
                      "diff": d.as_dict() if d else None, "input_diff": dn.as_dict() if dn else None,
                      "word": mc.direction(d), "input_word": mc.direction(dn)}
+                e["told"] = e["word"] != "cannot tell"
                 out[c][m][r] = e
                 rows.append({"true class": c, "map": m, "region": r, "n": e["n"],
                              "share, errors": _f(e["errors"]), "share, correct": _f(e["correct"]),
@@ -147,6 +150,7 @@ def _mass(n: dict, s: mc.ErrorSample, maps: dict, pick: np.ndarray, ctx: Context
     words = [out[c][m][r]["word"] for c in CLASSES for m in methods for r in REGIONS]
     n["maps_verdict"] = ("differently" if {"more", "less"} & set(words) else
                          "cannot tell" if set(words) == {"cannot tell"} else "no differently")
+    n["maps_says"] = measures.says(n["maps_verdict"], ("differently", "no differently", "cannot tell"))
     n["maps_differ"] = sum(w in ("more", "less") for w in words)     # of n["maps_compared"] comparisons
     n["maps_compared"] = sum(w != "cannot tell" for w in words)
     return rows
@@ -204,7 +208,7 @@ def _common(n: dict, res: Result, ctx: Context, test, y, probs, thr, st) -> None
     lvl_corr = 1 - st["alpha"] / m_corr
     lvl_fam = 1 - st["alpha"] / max(1, cells)
     n["screen"] = {"alpha": st["alpha"], "n_correlations": m_corr, "level_correlations": lvl_corr, "n_families": cells,
-                   "level_families": lvl_fam, "families": list(fams)}
+                   "level_families": lvl_fam, "families": list(fams), "families_text": ", ".join(fams)}
     corr, shared, rows = {}, [], []
     for k, c in enumerate(CLASSES):
         sel = y == k
@@ -215,10 +219,11 @@ def _common(n: dict, res: Result, ctx: Context, test, y, probs, thr, st) -> None
             e = mc.rank_correlation(v[ok], probs[sel][ok], n_boot=st["n_boot"], seed=st["seed"], level=lvl_corr)
             w = mc.correlation_word(e)
             corr[c][key] = {**e.as_dict(), "word": w, "label": label,
+                            "says": measures.says(w, ("none", "negative", "positive", "cannot tell")),
                             "median_errors": float(np.nanmedian(v[bad[sel]])) if bad[sel].any() else None,
                             "median_correct": float(np.nanmedian(v[~bad[sel]])) if (~bad[sel]).any() else None}
             if w in ("positive", "negative"):
-                shared.append({"kind": "statistic", "class": c, "what": label,
+                shared.append({"kind": "statistic", "statistic": True, "class": c, "what": label,
                                "direction": ("higher" if (w == "positive") == (k == 0) else "lower")})
             me, mc_ = corr[c][key]["median_errors"], corr[c][key]["median_correct"]
             rows.append({"true class": c, "measure": f"{label} (Spearman)", "n": e.n,
@@ -230,7 +235,7 @@ def _common(n: dict, res: Result, ctx: Context, test, y, probs, thr, st) -> None
         fam[c] = mc.family_rates(fam_test[sel], bad[sel], lvl_fam)
         for f, e in fam[c].items():
             if e["word"] == "more":
-                shared.append({"kind": "family", "class": c, "what": f, "direction": "more often wrong"})
+                shared.append({"kind": "family", "statistic": False, "class": c, "what": f, "direction": "more often wrong"})
             r, vs = e["rate"], e["vs_rest"]
             rows.append({"true class": c, "measure": f"family {f} (error rate)", "n": e["n"],
                          "value [CI]": f"{r['value']:.3f} [{r['lo']:.3f}, {r['hi']:.3f}] ({e['errors']} errors)",
@@ -239,6 +244,7 @@ def _common(n: dict, res: Result, ctx: Context, test, y, probs, thr, st) -> None
     const = sorted({STATISTICS[k] for c in CLASSES for k, e in corr[c].items() if e["word"] == "cannot tell"},
                    key=list(STATISTICS.values()).index)
     n["constant_statistics"], n["any_constant"] = const, bool(const)
+    n["constant_statistics_text"] = ", ".join(const)
     n["families"] = fam
     n["shared"] = shared
     n["shares_something"] = bool(shared)

@@ -107,6 +107,8 @@ def run(ctx: Context) -> Result:
     n["gap_report_max"] = float(ig.gap[rp].max())
     n["gap_median"] = float(np.median(ig.gap))
     n["gap_over_tol"] = int(np.sum(ig.gap > a["ig_tolerance"]))
+    n["any_gap_over_tol"] = n["gap_over_tol"] > 0
+    n["baseline_is_blurred"] = a["ig_baseline"] == "blurred"
     n["n_eval"] = int(len(x))
     delta = np.abs(ig.f_image - ig.f_baseline)
     over = ig.gap > a["ig_tolerance"]
@@ -130,6 +132,7 @@ def run(ctx: Context) -> Result:
     nulls = {"input": input_alone, "random": rand}
     n["masks"] = measures.mask_numbers(masks, fallback, y)
     n["hand_masks"] = measures.hand_mask_dice(ctx, st)
+    n["has_hand_masks"] = n["hand_masks"] is not None
     n["regions"] = measures.region_numbers(ig.attributions, masks, y, nulls, st)
     n["negative_delta"] = measures.negative_delta_numbers(ig.f_image - ig.f_baseline, target, ig.attributions,
                                                           masks, y, nulls, st, n["regions"])

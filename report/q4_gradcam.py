@@ -49,7 +49,7 @@ def run(ctx: Context) -> Result:
     n = res.numbers
     if layers.layer is None:          # no convolutional layer: the section is skipped, IG still runs
         log(f"Q4 skipped: {layers.reason}")
-        n.update(skipped=layers.reason, layer=None, seeds=None)
+        n.update(skipped=layers.reason, is_skipped=True, layer=None, seeds=None, has_seeds=False)
         (ctx.build / "attributions" / "gradcam_main.npz").unlink(missing_ok=True)   # no stale maps in the explorer
         return res
     layer, early_layer = layers.layer, layers.early
@@ -60,9 +60,10 @@ def run(ctx: Context) -> Result:
     ctx.save_arrays("gradcam_main", names=names, inputs=x, labels=y, targets=target, maps=cam,
                     layer=np.array(layer), **({f"maps_{early_layer}": early} if early_layer else {}),
                     **measures.per_image_shares(cam, ig["masks"], ctx.cfg["verdicts.border_frac"]))
-    n["skipped"] = None
+    n["skipped"], n["is_skipped"] = None, False
     n["layer"] = layer
     n["early_layer"] = early_layer
+    n["has_early_layer"] = bool(early_layer)
     g = n["grid"] = layers.grid
     n["early_grid"] = layers.early_grid
     n["flat_maps"] = int(np.sum(cam.reshape(len(cam), -1).max(1) == 0))
@@ -202,6 +203,7 @@ def _seeds(ctx: Context, ig: dict, cam: np.ndarray, nulls: dict, rand_pixels: np
            "faithfulness": faithfulness_word(n["faithfulness"]["fills"])}
     n["faithfulness"]["word"] = ref["faithfulness"]
     n["seeds"] = out = seeds.summary(ctx, ig["labels"], ref, n, rows, seed_specs(), st)
+    n["has_seeds"] = True
     t = seeds.ci_text
     res.table("q4_seeds", seeds.table(rows, {
         **{f"lung ratio, {k}": (lambda r, k=k: t(r["lung_ratio"][k])) for k in CLASSES},
@@ -234,6 +236,7 @@ def _compare(ig: dict, cam: np.ndarray, g: int, rp: np.ndarray, st: dict, res: R
         "spearman_grid": grid, "spearman_full": intervals.mean_ci(rho_full, **ci).as_dict(),
         "rough_ig": float(rough_ig.mean()), "rough_cam": float(rough_cam.mean()), "rough_diff": rough,
         "rougher": "IG" if rough["lo"] > 0 else "Grad-CAM" if rough["hi"] < 0 else None,
+        "has_rougher": bool(rough["lo"] > 0 or rough["hi"] < 0),
         "agree_cut": cut, "agreement": agreement_word(grid, cut)}
     shown = measures.grid_images(rp, labels, measures.GRID_PER_CLASS)
     cap = dict(zip(rp.tolist(), caps))
@@ -280,6 +283,11 @@ def holm_family(cells: list[dict], alpha: float) -> None:
         d["p_holm"] = float(p)
         if p < alpha:
             d["winner_holm"] = "IG" if (d["value"] > 0) == better_if_higher else "Grad-CAM"
+    for c in cells:
+        c["IG - Grad-CAM"]["has_winner"] = c["IG - Grad-CAM"]["winner_holm"] is not None
+
+
+FAITH_WORDS = ("IG", "Grad-CAM", "mixed", "neither", "uninformative")
 
 
 def winner_counts(cells: list[dict]) -> dict:
@@ -291,6 +299,9 @@ def winner_counts(cells: list[dict]) -> dict:
            "total": len(won), "uninformative": sum(not c["informative"] for c in cells)}
     out["verdict"] = ("uninformative" if not won else "mixed" if out["ig"] and out["gradcam"] else
                       "IG" if out["ig"] else "Grad-CAM" if out["gradcam"] else "neither")
+    out["says"] = measures.says(out["verdict"], FAITH_WORDS)
+    out.update(any_informative=out["total"] > 0, any_uninformative=out["uninformative"] > 0)
+    out["some_left_out"] = out["any_informative"] and out["any_uninformative"]
     return out
 
 
@@ -305,6 +316,7 @@ def _cell(curves: dict, kind: str, rname: str, sel: np.ndarray, maps: tuple, st:
     for p, q in pairs:
         d = intervals.bootstrap(lambda u, v: np.mean(u - v), auc[p], auc[q], **ci).as_dict()
         d["winner"] = measures.winner(d, p, q, higher_is_better=kind == "insertion")
+        d["first_wins"] = d["winner"] == p          # "IG beats the random map" (Q4.4's cell lines)
         cell[f"{p} - {q}"] = d
     cell["IG - Grad-CAM"]["p"] = sign_flip_p(auc["IG"] - auc["Grad-CAM"], n_perm=st["n_boot"], seed=st["seed"])
     return cell
@@ -389,8 +401,15 @@ def _faithfulness(ctx: Context, model, x, target, maps: dict, st: dict, res: Res
                                      f"{MATCHED} - Grad-CAM": _fmt(cell[f"{MATCHED} - Grad-CAM"])})
     out["summary"] = winner_counts(all_cells)
     verdicts = [f["summary"]["verdict"] for f in out["fills"]]
-    out["summary"]["same_verdict"] = len(set(verdicts)) == 1
+    out["summary"]["same_verdict"] = same = len(set(verdicts)) == 1
+    out["summary"]["says"] = {w: same and said for w, said in out["summary"]["says"].items()}   # every fill says it
     out["saturated"] = sorted({g["target"] for f in out["fills"] for g in f["gates"] if not g["informative"]})
+    out.update(any_saturated=bool(out["saturated"]), saturated_and=" and ".join(out["saturated"]),
+               saturated_comma=", ".join(out["saturated"]), resolutions_text=" and at ".join(out["resolutions"]))
+    for f in out["fills"]:
+        f["resolutions_text"] = ", ".join(f["resolutions"])
+        for cell in f["cells"]:
+            cell["curve_title"] = cell["curve"].capitalize()
     out["crossed"] = crossed_summary(out["fills"][0]["cells"], all_cells)
     res.numbers["faithfulness"] = out
     res.table("q4_faith", pd.DataFrame(rows),
@@ -419,6 +438,8 @@ def crossed_summary(cells: list[dict], all_cells: list[dict]) -> dict:
            "unmatched_wins": sum(c["informative"] and c["IG - Grad-CAM"]["winner_holm"] == "IG" for c in all_cells)}
     out["outcome"] = ("unmatched_wins" if out["unmatched_wins"] else
                       "only_matched" if out["matched_wins"] else "no_wins")
+    out["says"] = measures.says(out["outcome"], ("unmatched_wins", "only_matched", "no_wins"))
+    out["informative"] = out["total"] > 0
     return out
 
 
