@@ -17,18 +17,17 @@ import pandas as pd
 
 from xaikit import eda, misclassified as mc, plots, regions, similarity
 from xaikit.data import CLASSES
-from xaikit.gradcam import GradcamExplainer
-from xaikit.model import gradcam_layers
 from xaikit.pipeline import to_float
 from xaikit.train import predict_probs
 
-from . import measures, q3_ig, seeds
+from . import measures, seeds
 from .context import Context, lib, log
+from .maps import SOURCES as MAP_SOURCES, baseline_images, cam_layers, explain_ig, explained_model, gradcam
 from .section import Result
 
 SOURCES = lib("misclassified", "eda", "gradcam", "ig", "baselines", "scores", "regions", "similarity",
-              "intervals") + measures.SOURCES + seeds.SOURCES + [Path(__file__), Path(q3_ig.__file__),
-                                         Path(__file__).parent / "samples.py"]
+              "intervals") + MAP_SOURCES + measures.SOURCES + seeds.SOURCES + [Path(__file__),
+                                                                                Path(__file__).parent / "samples.py"]
 # Caps and the family cut-off come from the config: attribution.errors_per_class (errors per true class that
 # get IG and Grad-CAM, and as many matched correct images), attribution.errors_figure_per_class (errors per
 # true class in the figure) and verdicts.family_min_train (training files a file-name family needs).
@@ -66,7 +65,7 @@ def run(ctx: Context, model, card: dict, res: Result) -> None:
     y = p.labels[test]
     names = p.names[test]
     probs = predict_probs(model, x_all)
-    cam_layer = gradcam_layers(model, a["gradcam_layer"], a["gradcam_early_layer"])
+    cam_layer = cam_layers(ctx, model)
     methods = MAPS if cam_layer.layer else ("IG",)        # no conv layer: Grad-CAM is skipped
     s = mc.error_sample(y, probs, thr, a["errors_per_class"], seed,
                         (SEED_OFFSETS["explained"], SEED_OFFSETS["matched"]))
@@ -90,13 +89,13 @@ def run(ctx: Context, model, card: dict, res: Result) -> None:
         x = x_all[pick]
         target = mc.decide(probs[pick], thr)
         log(f"Q2.3: {' and '.join(methods)} for {len(pick)} test images (errors and matched correct ones)")
-        ig = q3_ig.explain_ig(ctx, q3_ig.explained_model(model), x, target, a["ig_baseline"])
+        ig = explain_ig(ctx, explained_model(model), x, target, a["ig_baseline"])
         pos = {int(i): j for j, i in enumerate(pick)}
         maps = {"IG": np.abs(similarity.to_2d(ig.attributions))}
         if cam_layer.layer:
-            maps["Grad-CAM"] = np.asarray(GradcamExplainer(model, cam_layer.layer)(x, target), np.float64)
+            maps["Grad-CAM"] = np.asarray(gradcam(model, cam_layer.layer)(x, target), np.float64)
         n["ig_gap_median"] = float(np.median(ig.gap))
-        b = q3_ig.baseline_images(a["ig_baseline"], x, ctx)
+        b = baseline_images(a["ig_baseline"], x, ctx)
         maps["input"] = np.abs(similarity.to_2d(x - (b.mean(0) if b.ndim == 5 else b)))   # the input alone
     rows = _mass(n, s, maps, pick, ctx, st, methods)
     res.table("q2_errors_maps", pd.DataFrame(rows),

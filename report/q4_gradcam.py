@@ -10,15 +10,12 @@ import pandas as pd
 from xaikit import intervals, plots, similarity
 from xaikit.data import CLASSES
 from xaikit.faithfulness import deletion_insertion, road_imputer, sign_flip_p
-from xaikit.gradcam import GradcamExplainer
-from xaikit.model import gradcam_layers
 from xaikit.sanity import holm
 
 from . import measures, samples, seeds
 from .context import Context, lib, log
+from .maps import SOURCES as MAP_SOURCES, baseline_images, cam_layers, explain_ig, explained_model, gradcam
 from .progress import bar
-
-from .q3_ig import baseline_images, explain_ig, explained_model
 from .section import Appendix, Result, Section, Sub
 
 
@@ -44,7 +41,7 @@ def run(ctx: Context) -> Result:
     thr = float(ig["threshold"])
     s = samples.choose(ctx)
     rp = s.report_pos
-    layers = gradcam_layers(model, a["gradcam_layer"], a["gradcam_early_layer"])   # from the model in use
+    layers = cam_layers(ctx, model)   # from the model in use
     res = Result()
     n = res.numbers
     if layers.layer is None:          # no convolutional layer: the section is skipped, IG still runs
@@ -54,9 +51,9 @@ def run(ctx: Context) -> Result:
         return res
     layer, early_layer = layers.layer, layers.early
     log(f"Grad-CAM ({layer}) for {len(x)} test images")
-    explainer = GradcamExplainer(model, layer)
+    explainer = gradcam(model, layer)
     cam = explainer(x, target)
-    early = GradcamExplainer(model, early_layer)(x, target) if early_layer else None
+    early = gradcam(model, early_layer)(x, target) if early_layer else None
     ctx.save_arrays("gradcam_main", names=names, inputs=x, labels=y, targets=target, maps=cam,
                     layer=np.array(layer), **({f"maps_{early_layer}": early} if early_layer else {}),
                     **measures.per_image_shares(cam, ig["masks"], ctx.cfg["verdicts.border_frac"]))
@@ -70,19 +67,7 @@ def run(ctx: Context) -> Result:
     n["early"] = measures.brightness_numbers(cam, early, st) if early_layer else None   # why the earlier column prints dark
     n["upsampling"] = measures.upsampling_numbers(explainer.grid(x, target), cam, ig["masks"], st)
     caps = measures.caption_rows(names[rp], y[rp], probs[rp], target[rp], thr)
-    for k, c in enumerate(CLASSES):
-        rows, titles = [], []
-        for j in np.flatnonzero(y[rp] == k):
-            i = rp[j]
-            titles.append(caps[j])
-            rows.append([plots.Panel(x[i], "gray"), plots.Panel(cam[i], "heat", clip=100),
-                         plots.Panel(cam[i], "overlay", under=x[i], clip=100)] +
-                        ([plots.Panel(early[i], "overlay", under=x[i], clip=100)] if early_layer else []))
-        res.figure(f"q4_maps_{c.lower()}", plots.panel_grid(rows, row_titles=titles, col_titles=(
-            "image", f"Grad-CAM {layer}", "overlay") + ((f"overlay, {early_layer}",) if early_layer else ())),
-            f"Grad-CAM of the {len(rows)} {c} report images for the decided class, at `{layer}` "
-            f"({g}x{g} feature map)" + (f" and at the earlier `{early_layer}` ({n['early_grid']}x{n['early_grid']})."
-                                        if early_layer else " (this model has no layer at least 4 times finer)."))
+    _map_figures(ig, cam, early, rp, caps, n, res)
     nulls = {"input": ig["input_alone"], "random": measures.random_maps(cam.shape, g, a["seed"])}
     n["regions"] = measures.region_numbers(cam, ig["masks"], y, nulls, st)   # the masks of Q3
     res.table("q4_regions", measures.region_table(n["regions"], "Grad-CAM"),
@@ -104,6 +89,25 @@ def run(ctx: Context) -> Result:
                                           "random": rand_pixels}, st, res)
     _seeds(ctx, ig, cam, nulls, rand_pixels, g, st, res)
     return res
+
+
+def _map_figures(ig: dict, cam: np.ndarray, early: np.ndarray | None, rp: np.ndarray, caps: list[str], n: dict,
+                 res: Result) -> None:
+    """Q4.1's figures: image, Grad-CAM, overlay (and the earlier layer's overlay) of every report image."""
+    x, y, layer, early_layer, g = ig["inputs"], ig["labels"], n["layer"], n["early_layer"], n["grid"]
+    for k, c in enumerate(CLASSES):
+        rows, titles = [], []
+        for j in np.flatnonzero(y[rp] == k):
+            i = rp[j]
+            titles.append(caps[j])
+            rows.append([plots.Panel(x[i], "gray"), plots.Panel(cam[i], "heat", clip=100),
+                         plots.Panel(cam[i], "overlay", under=x[i], clip=100)] +
+                        ([plots.Panel(early[i], "overlay", under=x[i], clip=100)] if early_layer else []))
+        res.figure(f"q4_maps_{c.lower()}", plots.panel_grid(rows, row_titles=titles, col_titles=(
+            "image", f"Grad-CAM {layer}", "overlay") + ((f"overlay, {early_layer}",) if early_layer else ())),
+            f"Grad-CAM of the {len(rows)} {c} report images for the decided class, at `{layer}` "
+            f"({g}x{g} feature map)" + (f" and at the earlier `{early_layer}` ({n['early_grid']}x{n['early_grid']})."
+                                        if early_layer else " (this model has no layer at least 4 times finer)."))
 
 
 def faithfulness_word(fills: list[dict]) -> str:
@@ -183,7 +187,7 @@ def _seeds(ctx: Context, ig: dict, cam: np.ndarray, nulls: dict, rand_pixels: np
             c_s = cam[pos]
         else:
             log(f"Grad-CAM and deletion/insertion of seed {name} for {len(xs)} test images")
-            c_s = GradcamExplainer(model, res.numbers["layer"])(xs, target)
+            c_s = gradcam(model, res.numbers["layer"])(xs, target)
         ig_abs = np.abs(similarity.to_2d(attr))
         r = measures.region_numbers(c_s, ms, ys, nul, st)
         cw = seeds.consistency_words(c_s, nul["input"], st, labels=ys, targets=target)
@@ -450,7 +454,7 @@ def _fmt(e: dict) -> str:
 SECTION = Section(
     name="q4", title="Q4 Grad-CAM", run=run,
     sources=tuple(lib("gradcam", "faithfulness", "road", "sanity", "scores", "baselines", "ig") + measures.SOURCES +
-                  seeds.SOURCES + [Path(__file__), Path(samples.__file__), Path(__file__).parent / "q3_ig.py"]),
+                  MAP_SOURCES + seeds.SOURCES + [Path(__file__), Path(samples.__file__)]),
     config=("data.", "attribution.", "verdicts.", "sanity.images_per_class", "train.replicates"),
     models=("main", "replicates"), after=("q3",),
     subs=(

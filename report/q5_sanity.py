@@ -23,12 +23,10 @@ import pandas as pd
 
 from xaikit import plots, randomization, sanity, similarity
 from xaikit.data import CLASSES
-from xaikit.gradcam import GradcamExplainer
-from xaikit.model import gradcam_layers
 
 from . import measures, models, samples, seeds
 from .context import Context, lib, log
-from .q3_ig import baseline_images, explain_ig, explained_model
+from .maps import SOURCES as MAP_SOURCES, baseline_images, cam_layers, explain_ig, explained_model, gradcam
 from .section import Appendix, Result, Section, Sub
 
 METRICS = similarity.MEASURES
@@ -54,8 +52,8 @@ def _maps(ctx: Context, model, x, target, b) -> tuple[np.ndarray, np.ndarray, np
     """(IG, Grad-CAM, IG completeness gaps): fixed step count and baseline for every model."""
     a = ctx.cfg.section("attribution")
     ig = explain_ig(ctx, explained_model(model), x, target, a["ig_baseline"], adaptive=False, b=b)
-    layer = gradcam_layers(model, a["gradcam_layer"], a["gradcam_early_layer"]).layer   # per model: auto names
-    cam = GradcamExplainer(model, layer)(x, target) if layer else None
+    layer = cam_layers(ctx, model).layer   # per model: auto names
+    cam = gradcam(model, layer)(x, target) if layer else None
     return similarity.to_2d(ig.attributions), cam, ig.gap
 
 
@@ -108,7 +106,7 @@ def run(ctx: Context) -> Result:
     pos = q5_positions(ig["labels"], sc["images_per_class"])
     x, y, target, names = ig["inputs"][pos], ig["labels"][pos], ig["targets"][pos], ig["names"][pos]
     b = baseline_images(a["ig_baseline"], x, ctx)
-    cam = gradcam_layers(main_model, a["gradcam_layer"], a["gradcam_early_layer"])
+    cam = cam_layers(ctx, main_model)
     meths = METHODS if cam.layer else METHODS[:1]          # no conv layer: Grad-CAM is skipped, IG runs
     maps, gaps, cards = {meth: {} for meth, _ in meths}, {}, {"main": main_card}
     every = list(dict.fromkeys(["main"] + [m for g in designs.values() for side in g.values() for m in side]))
@@ -465,8 +463,8 @@ SECTION = Section(
     name="q5", title="Q5 Sanity checks", run=run,
     sources=tuple(lib("similarity", "gradcam", "ig", "model", "scores", "sanity", "randomization", "plots",
                       "baselines") +
-                  measures.SOURCES + seeds.SOURCES + [Path(__file__), Path(samples.__file__),
-                                      Path(models.__file__), Path(__file__).parent / "q3_ig.py"]),
+                  MAP_SOURCES + measures.SOURCES + seeds.SOURCES + [Path(__file__), Path(samples.__file__),
+                                                                     Path(models.__file__)]),
     config=("data.", "attribution.", "random_labels.", "sanity.", "verdicts."), models=("main", "random", "control"),
     after=("q3", "q4"),
     subs=(
