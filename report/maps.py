@@ -8,8 +8,6 @@ step; today each section still recomputes the maps it needs (its key covers this
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
 
 from xaikit import baselines as xb
@@ -19,12 +17,8 @@ from xaikit.model import gradcam_layers, logits_model
 from xaikit.pipeline import to_float
 from xaikit.scores import margin_model
 
-from .context import Context, lib
+from .context import Context
 from .progress import bar
-
-SOURCES = lib("ig", "baselines", "model", "gradcam", "scores", "pipeline") + [Path(__file__),
-                                                                              Path(__file__).parent / "progress.py"]
-
 
 def baseline_images(name: str, x: np.ndarray, ctx: Context) -> np.ndarray:
     """Baseline array for images ``x``: N x H x W x C, or k x N x ... for noise."""

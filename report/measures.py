@@ -19,12 +19,10 @@ from xaikit import intervals, misclassified, plots, regions, similarity
 from xaikit.data import CLASSES, decode_listing
 from xaikit.pipeline import to_float
 
-from .context import Context, lib
+from .context import Context
 from .words import says  # noqa: F401  (the sections' verdict words as booleans)
 
 HAND_MASKS = Path(__file__).parent / "lung_masks.json"
-SOURCES = lib("regions", "similarity", "plots", "intervals", "misclassified") + [Path(__file__), HAND_MASKS,
-                                                                                  Path(__file__).parent / "words.py"]
 CONSISTENCY_CELLS = 16  # maps are average-pooled to 16 x 16 cells before rank correlation
 GROUPS = ("all",) + CLASSES
 

@@ -11,7 +11,8 @@ from xaikit import eda, intervals, plots
 from xaikit.data import CLASSES, kaggle_val_leaks, patient_id
 from xaikit.train import class_weight_vector
 
-from .context import Context, lib
+from . import sources
+from .context import Context
 from .section import Appendix, Result, Section, Sub
 from .words import says
 
@@ -221,7 +222,7 @@ def _modes(ctx: Context, p) -> list[str]:
 
 SECTION = Section(
     name="q1", title="Q1 The data", run=run,
-    sources=tuple(lib("eda", "intervals", "metrics", "plots", "data", "train", "pipeline") + [Path(__file__), Path(__file__).parent / "words.py"]),
+    sources=sources.of(__file__),
     config=("data.", "train.augment", "train.class_weights", "train.batch_size", "augment.",
             "attribution.bootstrap", "verdicts.alpha"),
     subs=(

@@ -20,14 +20,11 @@ from xaikit.data import CLASSES
 from xaikit.pipeline import to_float
 from xaikit.train import predict_probs
 
-from . import measures, seeds
-from .context import Context, lib, log
-from .maps import SOURCES as MAP_SOURCES, baseline_images, cam_layers, explain_ig, explained_model, gradcam
+from . import measures
+from .context import Context, log
+from .maps import baseline_images, cam_layers, explain_ig, explained_model, gradcam
 from .section import Result
 
-SOURCES = lib("misclassified", "eda", "gradcam", "ig", "baselines", "scores", "regions", "similarity",
-              "intervals") + MAP_SOURCES + measures.SOURCES + seeds.SOURCES + [Path(__file__),
-                                                                                Path(__file__).parent / "samples.py"]
 # Caps and the family cut-off come from the config: attribution.errors_per_class (errors per true class that
 # get IG and Grad-CAM, and as many matched correct images), attribution.errors_figure_per_class (errors per
 # true class in the figure) and verdicts.family_min_train (training files a file-name family needs).

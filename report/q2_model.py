@@ -17,8 +17,8 @@ from xaikit.robustness import blur_sensitivity
 from xaikit.train import predict_probs
 
 
-from . import architecture, measures, models, q2_errors
-from .context import Context, lib
+from . import architecture, measures, models, q2_errors, sources
+from .context import Context
 from .section import Appendix, Result, Section, Sub
 
 KERMANY = {"model": "Kermany et al. 2018 (transfer learning, Inception v3)", "accuracy": 0.928,
@@ -261,8 +261,7 @@ def run(ctx: Context) -> Result:
 
 SECTION = Section(
     name="q2", title="Q2 A CNN classifier", run=run,
-    sources=tuple(lib("plots", "model", "robustness", "intervals", "eda", "metrics", "pipeline") + [Path(__file__)]
-                  + [Path(architecture.__file__)] + q2_errors.SOURCES),
+    sources=sources.of(__file__, measures.HAND_MASKS),
     config=("model.", "train.", "augment.", "data.", "attribution.", "verdicts.alpha", "verdicts.border_frac",
             "verdicts.target_", "verdicts.performance_bootstrap", "verdicts.family_min_train"),
     models=("main", "replicates"),

@@ -14,9 +14,9 @@ from xaikit.data import CLASSES
 from xaikit.pipeline import to_float
 from xaikit.train import predict_probs
 
-from . import measures, samples, seeds
-from .context import Context, lib, log
-from .maps import SOURCES as MAP_SOURCES, baseline_images, explain_ig, explained_model
+from . import measures, samples, seeds, sources
+from .context import Context, log
+from .maps import baseline_images, explain_ig, explained_model
 from .section import Appendix, Result, Section, Sub
 
 
@@ -310,8 +310,7 @@ def _baselines(ctx: Context, explained, model, x, target, rp, res: Result, st: d
 
 SECTION = Section(
     name="q3", title="Q3 Integrated Gradients", run=run,
-    sources=tuple(lib("baselines", "train") + MAP_SOURCES + measures.SOURCES + seeds.SOURCES +
-                  [Path(__file__), Path(samples.__file__)]),
+    sources=sources.of(__file__, measures.HAND_MASKS),
     config=("data.", "attribution.", "verdicts.", "sanity.images_per_class", "train.replicates"),
     models=("main", "replicates"),
     subs=(

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
 import pandas as pd
 
@@ -12,9 +10,9 @@ from xaikit.data import CLASSES
 from xaikit.faithfulness import deletion_insertion, road_imputer, sign_flip_p
 from xaikit.sanity import holm
 
-from . import measures, samples, seeds
-from .context import Context, lib, log
-from .maps import SOURCES as MAP_SOURCES, baseline_images, cam_layers, explain_ig, explained_model, gradcam
+from . import measures, samples, seeds, sources
+from .context import Context, log
+from .maps import baseline_images, cam_layers, explain_ig, explained_model, gradcam
 from .progress import bar
 from .section import Appendix, Result, Section, Sub
 
@@ -453,8 +451,7 @@ def _fmt(e: dict) -> str:
 
 SECTION = Section(
     name="q4", title="Q4 Grad-CAM", run=run,
-    sources=tuple(lib("gradcam", "faithfulness", "road", "sanity", "scores", "baselines", "ig") + measures.SOURCES +
-                  MAP_SOURCES + seeds.SOURCES + [Path(__file__), Path(samples.__file__)]),
+    sources=sources.of(__file__, measures.HAND_MASKS),
     config=("data.", "attribution.", "verdicts.", "sanity.images_per_class", "train.replicates"),
     models=("main", "replicates"), after=("q3",),
     subs=(

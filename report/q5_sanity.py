@@ -24,9 +24,9 @@ import pandas as pd
 from xaikit import plots, randomization, sanity, similarity
 from xaikit.data import CLASSES
 
-from . import measures, models, samples, seeds
-from .context import Context, lib, log
-from .maps import SOURCES as MAP_SOURCES, baseline_images, cam_layers, explain_ig, explained_model, gradcam
+from . import measures, models, samples, sources
+from .context import Context, log
+from .maps import baseline_images, cam_layers, explain_ig, explained_model, gradcam
 from .section import Appendix, Result, Section, Sub
 
 METRICS = similarity.MEASURES
@@ -461,10 +461,7 @@ def _cascade(ctx: Context, model, x, target, b, orig: tuple, floors: dict, ceili
 
 SECTION = Section(
     name="q5", title="Q5 Sanity checks", run=run,
-    sources=tuple(lib("similarity", "gradcam", "ig", "model", "scores", "sanity", "randomization", "plots",
-                      "baselines") +
-                  MAP_SOURCES + measures.SOURCES + seeds.SOURCES + [Path(__file__), Path(samples.__file__),
-                                                                     Path(models.__file__)]),
+    sources=sources.of(__file__, measures.HAND_MASKS),
     config=("data.", "attribution.", "random_labels.", "sanity.", "verdicts."), models=("main", "random", "control"),
     after=("q3", "q4"),
     subs=(

@@ -13,7 +13,6 @@ one of the seeds and can miss it too (fewer images, wider intervals).
 from __future__ import annotations
 
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Callable, NamedTuple
 
 import numpy as np
@@ -23,9 +22,8 @@ from xaikit import seeds as xseeds
 from xaikit.data import CLASSES
 
 from . import measures, models
-from .context import Context, lib
+from .context import Context
 
-SOURCES = lib("seeds") + [Path(__file__)] + measures.SOURCES
 REGION_WORDS = ("lung_", "input_")     # the per-class words behind a region answer ("Partly", "Yes", "No")
 RULE = ("the first {k} test images per class of Q3's sample ({n} images; the images Q5 compares across models), "
         "each seed explaining its own decisions at its own validation threshold")

@@ -2,10 +2,6 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
-SOURCES = [Path(__file__)]
-
 
 def says(word: str, vocabulary) -> dict[str, bool]:
     """One boolean per word of a verdict's vocabulary (``{"met": True, "missed": False, ...}``): an answer
