@@ -279,13 +279,21 @@ def _baselines(ctx: Context, explained, model, x, target, rp, res: Result, st: d
                f"Mean Spearman correlation of |IG| maps between baselines over {len(x)} images.")
     res.figure("q3_baseline_ssim", plots.matrix(ssim, names, title="SSIM of |IG|", vmin=0),
                f"Mean SSIM of |IG| maps between baselines over {len(x)} images.")
+    _baseline_numbers(ctx, res.numbers, rows, per_spear, per_ssim, maps, st, len(x))
+    return maps
+
+
+def _baseline_numbers(ctx: Context, n: dict, rows: list[dict], per_spear: np.ndarray, per_ssim: np.ndarray,
+                      maps: dict, st: dict, n_images: int) -> None:
+    """Q3.4's numbers: per baseline, the agreement between baselines with intervals and the words."""
+    names, k = xb.BASELINES, len(xb.BASELINES)
+    spear = per_spear.mean(-1)
     off = ~np.eye(k, dtype=bool)
     ci = dict(n_boot=st["n_boot"], seed=st["seed"], level=st["level"])
     if not np.allclose(per_spear[off].mean(0), baseline_spearman(maps)):
         raise AssertionError("baseline_spearman disagrees with the matrix of Q3.4")
-    n = res.numbers
     n["baseline_grid_per_class"] = measures.GRID_PER_CLASS
-    n["baseline_images"] = int(len(x))
+    n["baseline_images"] = int(n_images)
     n["baselines"] = {r["baseline"]: {"p_baseline": r["P(PNEUMONIA) of baseline"],
                                       "delta": r["F(x) - F(baseline)"],
                                       "median_gap": r["median gap"], "max_gap": r["max gap"]} for r in rows}
@@ -305,7 +313,6 @@ def _baselines(ctx: Context, explained, model, x, target, rp, res: Result, st: d
     n["blurred_called_pneumonia"] = bool(n["baselines"]["blurred"]["p_baseline"] >= n["threshold"])
     n["black_gap_problem"] = bool(bl["median_gap"] > ctx.cfg["attribution.ig_tolerance"])
     n["blurred_gap_ok"] = bool(n["baselines"]["blurred"]["median_gap"] <= ctx.cfg["attribution.ig_tolerance"])
-    return maps
 
 
 SECTION = Section(
