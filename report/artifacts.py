@@ -61,12 +61,6 @@ def atomic_save_npz(path: Path, **arrays: np.ndarray) -> None:
     atomic_write_bytes(path, buf.getvalue())
 
 
-def atomic_save_figure(fig, path: Path, dpi: int = 130) -> None:
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=dpi)
-    atomic_write_bytes(path, buf.getvalue())
-
-
 def atomic_replace_dir(tmp_dir: Path, final: Path) -> None:
     """Move a fully written ``tmp_dir`` into place at ``final`` (removing an old one first)."""
     if final.exists():

@@ -19,10 +19,10 @@ from xaikit import intervals, misclassified, plots, regions, similarity
 from xaikit.data import CLASSES, decode_listing
 from xaikit.pipeline import to_float
 
-from .context import Context, lib
+from .context import Context
+from .words import says  # noqa: F401  (the sections' verdict words as booleans)
 
 HAND_MASKS = Path(__file__).parent / "lung_masks.json"
-SOURCES = lib("regions", "similarity", "plots", "intervals", "misclassified") + [Path(__file__), HAND_MASKS]
 CONSISTENCY_CELLS = 16  # maps are average-pooled to 16 x 16 cells before rank correlation
 GROUPS = ("all",) + CLASSES
 
@@ -258,6 +258,13 @@ def zone_extremes(rows: dict) -> tuple[dict | None, dict | None]:
     return pick(lambda e: e["lo"] > 1, max), pick(lambda e: e["hi"] < 1, min)
 
 
+def set_extremes(row: dict) -> None:
+    """A class's zone row gets its ``top`` and ``bottom`` zones (:func:`zone_extremes`) and whether
+    there is one (``has_top``, ``has_bottom``: what the answer templates test)."""
+    row["top"], row["bottom"] = zone_extremes(row["zones"])
+    row["has_top"], row["has_bottom"] = row["top"] is not None, row["bottom"] is not None
+
+
 def zone_numbers(maps: np.ndarray, lungs: np.ndarray, labels: np.ndarray, nulls: dict, s: dict) -> dict:
     """Where the mass of |maps| lies by named zone (:func:`xaikit.regions.zones` of the 2-D lung
     mask ``lungs`` and the border strip), per true class: each zone's area, the mean share of
@@ -299,7 +306,7 @@ def zone_numbers(maps: np.ndarray, lungs: np.ndarray, labels: np.ndarray, nulls:
                 "vs_input": d, "beyond_input": interval_word(d, 0, "more", "less", "no more and no less"),
                 "word": interval_word(r, 1, "over-represented", "under-represented", "neither")}
             scaled[c][z] = sh["map"] / m.mean()
-        row["top"], row["bottom"] = zone_extremes(row["zones"])
+        set_extremes(row)
         out[c] = row
     out["between"] = zone_between(scaled, s)
     out["prior_repeats"] = bool(all(np.isclose(r["prior_ratio"]["value"], r["ratio"]["value"], rtol=1e-6, atol=0)
@@ -436,6 +443,8 @@ def brightness_numbers(last: np.ndarray, early: np.ndarray, s: dict) -> dict:
     d = intervals.bootstrap(lambda u, v: np.mean(u - v), rel["early"], rel["last"], **ci).as_dict()
     out["early_minus_last"] = d
     out["darker"] = True if d["hi"] < 0 else (False if d["lo"] > 0 else None)
+    out["darker_says"] = says("darker" if out["darker"] else "brighter" if out["darker"] is False else "not shown",
+                              ("darker", "brighter", "not shown"))
     return out
 
 
@@ -450,6 +459,7 @@ def negative_delta_numbers(delta: np.ndarray, targets: np.ndarray, maps: np.ndar
                "min": float(np.min(delta[targets == k])) if np.any(targets == k) else 0.0}
            for k, c in enumerate(CLASSES)}
     out["negative"] = int(neg.sum())
+    out["any_negative"] = bool(neg.any())
     out["n"] = int(len(neg))
     keep = ~neg
     if not neg.any():
@@ -463,6 +473,7 @@ def negative_delta_numbers(delta: np.ndarray, targets: np.ndarray, maps: np.ndar
                                    if k in r[c]} | {"lung_ratio": r[c]["map"]["lung_ratio"]} for c in CLASSES})
         out["verdicts_hold"] = verdicts_hold(full, r)
         out["verdicts"] = verdict_change(full, r)
+    out["verdicts_changed"] = out["verdicts_hold"] is False     # recomputed, and some word changed
     return out
 
 

@@ -11,8 +11,10 @@ from xaikit import eda, intervals, plots
 from xaikit.data import CLASSES, kaggle_val_leaks, patient_id
 from xaikit.train import class_weight_vector
 
-from .context import Context, lib
+from . import sources
+from .context import Context
 from .section import Appendix, Result, Section, Sub
+from .words import says
 
 
 def run(ctx: Context) -> Result:
@@ -35,6 +37,8 @@ def run(ctx: Context) -> Result:
     n["kaggle_val"] = kaggle_val_numbers(p.source_split, p.split, p.names, cfg["data.use_kaggle_val"])
     n["ignored_files"] = len(listing.ignored)
     n["skipped_files"] = len(listing.empty) + len(p.failed)
+    n["any_files_left_out"] = bool(n["ignored_files"] or n["skipped_files"])
+    n["capped"] = bool(cfg["data.max_per_class"])       # data.max_per_class caps every split and class
     n["val_fraction"] = cfg["data.val_fraction"]
     rows = [{"split": s, **counts[s], "total": sum(counts[s].values()),
              "% PNEUMONIA": 100 * n["pct"][s]["PNEUMONIA"]} for s in splits]
@@ -95,6 +99,8 @@ def run(ctx: Context) -> Result:
         "sharpness_ratio": {k: float(np.exp(v)) if k != "n" else v for k, v in sharp_lr.as_dict().items()},
         "brighter_class": intervals.sign_of(bright, "PNEUMONIA", "NORMAL"),     # None: cannot tell
         "sharper_class": intervals.sign_of(sharp_lr, "NORMAL", "PNEUMONIA"),
+        "brightness_differs": intervals.sign_of(bright, "PNEUMONIA", "NORMAL") is not None,
+        "sharpness_differs": intervals.sign_of(sharp_lr, "NORMAL", "PNEUMONIA") is not None,
         "sharpness_train": {c: float(np.median(sharp[y == k])) for k, c in enumerate(CLASSES)},
         "sharpness_test": {c: float(np.median(sharp_test[p.labels[test] == k]))
                            for k, c in enumerate(CLASSES)},
@@ -125,6 +131,7 @@ def run(ctx: Context) -> Result:
         "duplicate_examples": [list(g) for g in dup.examples[:3]],
         "patients": pat.per_split, "images_per_patient": pat.images_per_patient,
         "max_images_per_patient": pat.max_images, "patient_overlap": pat.overlap,
+        "patient_overlap_text": ", ".join(f"{k}: {v}" for k, v in pat.overlap.items()),
         "sizes": sizes,
         "size_differs": bool(any(sizes["NORMAL"][k] != sizes["PNEUMONIA"][k] for k in ("median_width", "median_height"))),
         "sharpness_ratio": n["visible"]["sharpness_train"]["NORMAL"] /
@@ -158,6 +165,9 @@ def run(ctx: Context) -> Result:
         "max_per_class": cfg["data.max_per_class"], "augment": cfg["train.augment"],
         **{f"aug_{k}": v for k, v in cfg.section("augment").items()},
         "class_weights": cfg["train.class_weights"], "batch_size": cfg["train.batch_size"],
+        "capped": bool(cfg["data.max_per_class"]),
+        # the gamma range of the augmentation, [1 - g, 1 + g]
+        "aug_gamma_range": [1 - cfg["augment.gamma"], 1 + cfg["augment.gamma"]],
     }
     # the per-sample weights training uses (xaikit.train), one value per class
     yt = p.y("train")
@@ -176,7 +186,8 @@ def kaggle_val_numbers(source, split, names, used: bool) -> dict:
     moved = kaggle_val_leaks(source, names) if used else np.zeros(len(source), bool)
     ids = {patient_id(str(nm).rsplit("/", 1)[-1]) for nm in np.asarray(names)[moved]}
     images = int(np.sum(source == "val"))
-    return {"images": images, "used": bool(used), "use": "absent" if not images else "added" if used else "unused",
+    use = "absent" if not images else "added" if used else "unused"
+    return {"images": images, "used": bool(used), "use": use, "says": says(use, ("absent", "unused", "added")),
             "regrouped_images": int(moved.sum()), "regrouped_patients": len(ids),
             "any_regrouped": bool(moved.any()),
             "regrouped_in_train": int(np.sum(moved & (split == "train"))),
@@ -211,7 +222,7 @@ def _modes(ctx: Context, p) -> list[str]:
 
 SECTION = Section(
     name="q1", title="Q1 The data", run=run,
-    sources=tuple(lib("eda", "intervals", "metrics", "plots", "data", "train", "pipeline") + [Path(__file__)]),
+    sources=sources.of(__file__),
     config=("data.", "train.augment", "train.class_weights", "train.batch_size", "augment.",
             "attribution.bootstrap", "verdicts.alpha"),
     subs=(

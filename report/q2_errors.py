@@ -17,18 +17,14 @@ import pandas as pd
 
 from xaikit import eda, misclassified as mc, plots, regions, similarity
 from xaikit.data import CLASSES
-from xaikit.gradcam import GradcamExplainer
-from xaikit.model import gradcam_layers
 from xaikit.pipeline import to_float
 from xaikit.train import predict_probs
 
-from . import measures, q3_ig, seeds
-from .context import Context, lib, log
+from . import measures
+from .context import Context, log
+from .maps import baseline_images, cam_layers, explain_ig, explained_model, gradcam
 from .section import Result
 
-SOURCES = lib("misclassified", "eda", "forward", "gradcam", "ig", "baselines", "scores", "regions", "similarity",
-              "intervals") + measures.SOURCES + seeds.SOURCES + [Path(__file__), Path(q3_ig.__file__),
-                                         Path(__file__).parent / "samples.py"]
 # Caps and the family cut-off come from the config: attribution.errors_per_class (errors per true class that
 # get IG and Grad-CAM, and as many matched correct images), attribution.errors_figure_per_class (errors per
 # true class in the figure) and verdicts.family_min_train (training files a file-name family needs).
@@ -66,7 +62,7 @@ def run(ctx: Context, model, card: dict, res: Result) -> None:
     y = p.labels[test]
     names = p.names[test]
     probs = predict_probs(model, x_all)
-    cam_layer = gradcam_layers(model, a["gradcam_layer"], a["gradcam_early_layer"])
+    cam_layer = cam_layers(ctx, model)
     methods = MAPS if cam_layer.layer else ("IG",)        # no conv layer: Grad-CAM is skipped
     s = mc.error_sample(y, probs, thr, a["errors_per_class"], seed,
                         (SEED_OFFSETS["explained"], SEED_OFFSETS["matched"]))
@@ -75,6 +71,8 @@ def run(ctx: Context, model, card: dict, res: Result) -> None:
         "figure_cap": a["errors_figure_per_class"], "family_min_train": st["family_min_train"], "level": level,
         "baseline": a["ig_baseline"], "layer": cam_layer.layer, "methods": list(methods),
         "cam_skipped": cam_layer.reason or None, "border_frac": st["border_frac"],
+        "has_layer": cam_layer.layer is not None, "is_cam_skipped": bool(cam_layer.reason),
+        "methods_or": " or ".join(methods), "methods_and": " and ".join(methods),
         "n_test": int(len(y)), "fp": int(len(s.errors[0])), "fn": int(len(s.errors[1])),
         "counts": {c: {"n": int(np.sum(y == k)), "errors": int(len(s.errors[k])),
                        "explained": int(len(s.explained[k])),
@@ -88,13 +86,13 @@ def run(ctx: Context, model, card: dict, res: Result) -> None:
         x = x_all[pick]
         target = mc.decide(probs[pick], thr)
         log(f"Q2.3: {' and '.join(methods)} for {len(pick)} test images (errors and matched correct ones)")
-        ig = q3_ig.explain_ig(ctx, q3_ig.explained_model(model), x, target, a["ig_baseline"])
+        ig = explain_ig(ctx, explained_model(model), x, target, a["ig_baseline"])
         pos = {int(i): j for j, i in enumerate(pick)}
         maps = {"IG": np.abs(similarity.to_2d(ig.attributions))}
         if cam_layer.layer:
-            maps["Grad-CAM"] = np.asarray(GradcamExplainer(model, cam_layer.layer)(x, target), np.float64)
+            maps["Grad-CAM"] = np.asarray(gradcam(model, cam_layer.layer)(x, target), np.float64)
         n["ig_gap_median"] = float(np.median(ig.gap))
-        b = q3_ig.baseline_images(a["ig_baseline"], x, ctx)
+        b = baseline_images(a["ig_baseline"], x, ctx)
         maps["input"] = np.abs(similarity.to_2d(x - (b.mean(0) if b.ndim == 5 else b)))   # the input alone
     rows = _mass(n, s, maps, pick, ctx, st, methods)
     res.table("q2_errors_maps", pd.DataFrame(rows),
@@ -142,6 +140,7 @@ def _mass(n: dict, s: mc.ErrorSample, maps: dict, pick: np.ndarray, ctx: Context
                      "correct": float(sh["correct"].mean()) if len(sh["correct"]) else None,
                      "diff": d.as_dict() if d else None, "input_diff": dn.as_dict() if dn else None,
                      "word": mc.direction(d), "input_word": mc.direction(dn)}
+                e["told"] = e["word"] != "cannot tell"
                 out[c][m][r] = e
                 rows.append({"true class": c, "map": m, "region": r, "n": e["n"],
                              "share, errors": _f(e["errors"]), "share, correct": _f(e["correct"]),
@@ -151,6 +150,7 @@ def _mass(n: dict, s: mc.ErrorSample, maps: dict, pick: np.ndarray, ctx: Context
     words = [out[c][m][r]["word"] for c in CLASSES for m in methods for r in REGIONS]
     n["maps_verdict"] = ("differently" if {"more", "less"} & set(words) else
                          "cannot tell" if set(words) == {"cannot tell"} else "no differently")
+    n["maps_says"] = measures.says(n["maps_verdict"], ("differently", "no differently", "cannot tell"))
     n["maps_differ"] = sum(w in ("more", "less") for w in words)     # of n["maps_compared"] comparisons
     n["maps_compared"] = sum(w != "cannot tell" for w in words)
     return rows
@@ -208,7 +208,7 @@ def _common(n: dict, res: Result, ctx: Context, test, y, probs, thr, st) -> None
     lvl_corr = 1 - st["alpha"] / m_corr
     lvl_fam = 1 - st["alpha"] / max(1, cells)
     n["screen"] = {"alpha": st["alpha"], "n_correlations": m_corr, "level_correlations": lvl_corr, "n_families": cells,
-                   "level_families": lvl_fam, "families": list(fams)}
+                   "level_families": lvl_fam, "families": list(fams), "families_text": ", ".join(fams)}
     corr, shared, rows = {}, [], []
     for k, c in enumerate(CLASSES):
         sel = y == k
@@ -219,10 +219,11 @@ def _common(n: dict, res: Result, ctx: Context, test, y, probs, thr, st) -> None
             e = mc.rank_correlation(v[ok], probs[sel][ok], n_boot=st["n_boot"], seed=st["seed"], level=lvl_corr)
             w = mc.correlation_word(e)
             corr[c][key] = {**e.as_dict(), "word": w, "label": label,
+                            "says": measures.says(w, ("none", "negative", "positive", "cannot tell")),
                             "median_errors": float(np.nanmedian(v[bad[sel]])) if bad[sel].any() else None,
                             "median_correct": float(np.nanmedian(v[~bad[sel]])) if (~bad[sel]).any() else None}
             if w in ("positive", "negative"):
-                shared.append({"kind": "statistic", "class": c, "what": label,
+                shared.append({"kind": "statistic", "statistic": True, "class": c, "what": label,
                                "direction": ("higher" if (w == "positive") == (k == 0) else "lower")})
             me, mc_ = corr[c][key]["median_errors"], corr[c][key]["median_correct"]
             rows.append({"true class": c, "measure": f"{label} (Spearman)", "n": e.n,
@@ -234,7 +235,7 @@ def _common(n: dict, res: Result, ctx: Context, test, y, probs, thr, st) -> None
         fam[c] = mc.family_rates(fam_test[sel], bad[sel], lvl_fam)
         for f, e in fam[c].items():
             if e["word"] == "more":
-                shared.append({"kind": "family", "class": c, "what": f, "direction": "more often wrong"})
+                shared.append({"kind": "family", "statistic": False, "class": c, "what": f, "direction": "more often wrong"})
             r, vs = e["rate"], e["vs_rest"]
             rows.append({"true class": c, "measure": f"family {f} (error rate)", "n": e["n"],
                          "value [CI]": f"{r['value']:.3f} [{r['lo']:.3f}, {r['hi']:.3f}] ({e['errors']} errors)",
@@ -243,6 +244,7 @@ def _common(n: dict, res: Result, ctx: Context, test, y, probs, thr, st) -> None
     const = sorted({STATISTICS[k] for c in CLASSES for k, e in corr[c].items() if e["word"] == "cannot tell"},
                    key=list(STATISTICS.values()).index)
     n["constant_statistics"], n["any_constant"] = const, bool(const)
+    n["constant_statistics_text"] = ", ".join(const)
     n["families"] = fam
     n["shared"] = shared
     n["shares_something"] = bool(shared)

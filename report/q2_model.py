@@ -17,8 +17,8 @@ from xaikit.robustness import blur_sensitivity
 from xaikit.train import predict_probs
 
 
-from . import architecture, models, q2_errors
-from .context import Context, lib
+from . import architecture, measures, models, q2_errors, sources
+from .context import Context
 from .section import Appendix, Result, Section, Sub
 
 KERMANY = {"model": "Kermany et al. 2018 (transfer learning, Inception v3)", "accuracy": 0.928,
@@ -41,6 +41,9 @@ def versus(ours: dict, theirs: float) -> str:
     return "below" if theirs < ours["lo"] else "above" if theirs > ours["hi"] else "within"
 
 
+TARGET_WORDS = ("met", "missed", "cannot tell")
+
+
 def target_verdict(ci: dict, target: dict) -> dict:
     """Per metric "met" (interval wholly at or above the floor), "missed" (wholly below) or
     "cannot tell"; overall "met" only when every metric is met, "missed" when any is missed."""
@@ -48,7 +51,8 @@ def target_verdict(ci: dict, target: dict) -> dict:
            for m, t in target.items()}
     words = set(per.values())
     overall = "missed" if "missed" in words else "met" if words == {"met"} else "cannot tell"
-    return {"per_metric": per, "verdict": overall, "met": overall == "met", "floors": dict(target)}
+    return {"per_metric": per, "verdict": overall, "met": overall == "met", "floors": dict(target),
+            "says": measures.says(overall, TARGET_WORDS)}
 
 
 def groups(labels: np.ndarray, names: np.ndarray) -> np.ndarray:
@@ -67,6 +71,7 @@ def sharpness_direction(train: dict, test: dict, blur_shift: dict) -> dict:
     below 0 the reverse; an interval containing 0 predicts no direction."""
     reads = "sharp_is_normal" if blur_shift["lo"] > 0 else "blur_is_normal" if blur_shift["hi"] < 0 else "cannot tell"
     out = {"model_reads": reads, "model_reads_sharp_as_normal": reads == "sharp_is_normal",
+           "reads_says": measures.says(reads, ("sharp_is_normal", "blur_is_normal", "cannot tell")),
            "direction_known": reads != "cannot tell"}
     for c in ("NORMAL", "PNEUMONIA"):
         sharper = test[c] > train[c]
@@ -101,6 +106,7 @@ def _replicates(ctx: Context, card: dict) -> dict:
            "models": ["main"] + list(models.expand(ctx, "replicates")),
            "val_auc": [float(c["val"]["auc"]) for c in cards],
            "thresholds": [float(c["val_threshold"]) for c in cards]}
+    out["seeds_text"] = ", ".join(str(sd) for sd in out["seeds"])
     for m in SEED_METRICS:
         v = np.array([float(d[m]) for d in per])
         out[m] = {"mean": float(v.mean()), "min": float(v.min()), "max": float(v.max()),
@@ -115,6 +121,10 @@ def run(ctx: Context) -> Result:
     n = res.numbers
     arch = architecture_table(model)
     desc = n["model"] = architecture.describe(ctx, model)      # Q2.1's words come from the model in use
+    desc.update(designed_here=desc["architecture"] == "baseline" and not desc["external"],
+                n_conv=len(desc["conv_layers"]), conv_text=", ".join(desc["conv_layers"]),
+                input_text=" x ".join(str(d) for d in desc["input"]), sigmoid=desc["head"] == "sigmoid",
+                has_gradcam_layer=desc["gradcam_layer"] is not None)
     res.table("q2_arch", pd.DataFrame(arch),
               f"Architecture of the classifier `{desc['name']}` ({desc['n_layers']} layers, read from the Keras model in "
               "use" + (f", {Path(desc['path']).name}, trained elsewhere" if desc["external"] else
@@ -157,6 +167,8 @@ def run(ctx: Context) -> Result:
     ci["clustered_wider"] = {m: bool(ci["at_val"][m]["hi"] - ci["at_val"][m]["lo"] >
                                      simple["at_val"][m]["hi"] - simple["at_val"][m]["lo"]) for m in CI_METRICS}
     n["test_ci"] = ci
+    # Q2.2: specificity is the weak side when its interval lies wholly below sensitivity's
+    n["specificity_weak"] = bool(ci["at_val"]["specificity"]["hi"] < ci["at_val"]["sensitivity"]["lo"])
     # Kermany et al. report point values; ours carry intervals: where does theirs lie?
     n["vs_kermany"] = {m: versus(ci["at_val"][m], KERMANY[m]) for m in CI_METRICS}
     n["beats_kermany"] = all(v == "below" for v in n["vs_kermany"].values())
@@ -250,8 +262,7 @@ def run(ctx: Context) -> Result:
 
 SECTION = Section(
     name="q2", title="Q2 A CNN classifier", run=run,
-    sources=tuple(lib("plots", "model", "robustness", "intervals", "eda", "metrics", "pipeline") + [Path(__file__)]
-                  + [Path(architecture.__file__)] + q2_errors.SOURCES),
+    sources=sources.of(__file__, measures.HAND_MASKS),
     config=("model.", "train.", "augment.", "data.", "attribution.", "verdicts.alpha", "verdicts.border_frac",
             "verdicts.target_", "verdicts.performance_bootstrap", "verdicts.family_min_train"),
     models=("main", "replicates"),

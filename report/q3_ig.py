@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 import pandas as pd
@@ -10,65 +11,58 @@ import pandas as pd
 from xaikit import baselines as xb
 from xaikit import intervals, plots, similarity
 from xaikit.data import CLASSES
-from xaikit.ig import integrated_gradients_adaptive, integrated_gradients_expected
-from xaikit.model import logits_model
 from xaikit.pipeline import to_float
-from xaikit.scores import margin_model
 from xaikit.train import predict_probs
 
-from . import measures, samples, seeds
-from .context import Context, lib, log
-from .progress import bar
+from . import measures, samples, seeds, sources
+from .context import Context, log
+from .maps import baseline_images, explain_ig, explained_model
 from .section import Appendix, Result, Section, Sub
 
 
-def baseline_images(name: str, x: np.ndarray, ctx: Context) -> np.ndarray:
-    """Baseline array for images ``x``: N x H x W x C, or k x N x ... for noise."""
-    a = ctx.cfg.section("attribution")
-    if name == "black":
-        return xb.black(x)
-    if name == "white":
-        return xb.white(x)
-    if name == "blurred":
-        return xb.blurred(x, a["blur_sigma"] * x.shape[1] / 128)
-    if name == "noise":
-        return xb.uniform_noise(x, a["noise_draws"], a["seed"])
-    if name == "train_mean":
-        return xb.train_mean(x, to_float(ctx.prepared().x("train")).mean(0))
-    raise ValueError(f"baseline expects one of {xb.BASELINES}, got {name!r}")
+class Explained(NamedTuple):
+    """The main model's IG of Q3's sample, with what every part of the section reads."""
 
-
-def explain_ig(ctx: Context, model, x: np.ndarray, target: np.ndarray, baseline: str,
-               adaptive: bool = True, b: np.ndarray | None = None):
-    """IG of ``model``'s output ``target`` (the report passes the margin model) with the named
-    baseline (steps doubled where the completeness gap exceeds the tolerance, unless
-    ``adaptive`` is False). ``b``: the
-    baseline images when the caller already made them."""
-    a = ctx.cfg.section("attribution")
-    b = baseline_images(baseline, x, ctx) if b is None else b
-    draws = len(b) if baseline == "noise" else 1
-    with bar(f"IG {baseline}", draws * len(x) * (a["ig_steps"] + 1), "pts") as update:
-        if baseline == "noise":
-            return integrated_gradients_expected(model, x, b, target, steps=a["ig_steps"],
-                                                 batch_size=a["ig_batch_size"], progress=update)
-        return integrated_gradients_adaptive(
-            model, x, b, target, steps=a["ig_steps"], tolerance=a["ig_tolerance"],
-            max_steps=a["ig_max_steps"] if adaptive else a["ig_steps"],
-            batch_size=a["ig_batch_size"], progress=update)
-
-
-def explained_model(model):
-    """The score every map of this report explains: the logit margin z_target - z_other."""
-    return margin_model(logits_model(model))
+    x: np.ndarray
+    y: np.ndarray
+    names: np.ndarray
+    probs: np.ndarray
+    threshold: float
+    target: np.ndarray
+    ig: object                  # xaikit.ig's result: attributions, gap, f_image, f_baseline, steps
+    masks: np.ndarray
+    fallback: object
+    nulls: dict                 # "input": |x - baseline|, "random": a random map per image
 
 
 def run(ctx: Context) -> Result:
     model, card = ctx.model("main")
-    explained = explained_model(model)
-    p = ctx.prepared()
-    a = ctx.cfg.section("attribution")
     st = measures.settings(ctx)
     s = samples.choose(ctx)
+    e = _explain_main(ctx, model, card, s)
+    res = Result()
+    n = res.numbers
+    rp = s.report_pos
+    n["rule"] = samples.rule(ctx)
+    _gap_numbers(ctx, e, rp, n)
+    _map_figures(ctx, e, rp, res)
+    _region_numbers(ctx, e, rp, st, res)
+    base_maps = _baselines(ctx, explained_model(model), model, e.x, e.target, rp, res, st, labels=e.y,
+                           image_names=e.names)
+    res.table("q3_regions", measures.region_table(n["regions"], "|IG|"),
+              f"Share of |IG| in the lung mask and the border zone against their area share (ratio; "
+              f"{st['level']:.0%} bootstrap intervals over images), beside the same ratios for the spatial prior (the "
+              "mean |IG| of the other images of the class), the input alone (|x - baseline|) and a random map.")
+    _seeds(ctx, e.x, e.y, e.names, e.masks, e.nulls["input"], e.nulls["random"], e.ig.attributions, e.target,
+           base_maps, st, res)
+    return res
+
+
+def _explain_main(ctx: Context, model, card: dict, s) -> Explained:
+    """IG of the main model's decisions on Q3's sample, the lung masks and the null maps, saved
+    for Q4, the seeds and the explorer (``ig_main``)."""
+    p = ctx.prepared()
+    a = ctx.cfg.section("attribution")
     x = to_float(p.images[s.eval_idx])
     y = p.labels[s.eval_idx]
     probs = predict_probs(model, x)
@@ -77,7 +71,7 @@ def run(ctx: Context) -> Result:
     names = p.names[s.eval_idx]
     log(f"IG ({a['ig_baseline']} baseline) for {len(x)} test images")
     b_main = baseline_images(a["ig_baseline"], x, ctx)
-    ig = explain_ig(ctx, explained, x, target, a["ig_baseline"], b=b_main)
+    ig = explain_ig(ctx, explained_model(model), x, target, a["ig_baseline"], b=b_main)
     masks, fallback = measures.lung_masks(x)
     input_alone = np.abs(similarity.to_2d(x - (b_main.mean(0) if b_main.ndim == 5 else b_main)))
     rand = measures.random_maps(input_alone.shape, 0, a["seed"])
@@ -87,10 +81,13 @@ def run(ctx: Context) -> Result:
                     f_baseline=ig.f_baseline, baseline=np.array(a["ig_baseline"]), masks=masks,
                     input_alone=input_alone, threshold=np.array(thr), negative_delta=negative,
                     **measures.per_image_shares(ig.attributions, masks, ctx.cfg["verdicts.border_frac"]))
-    res = Result()
-    n = res.numbers
-    rp = s.report_pos
-    n["rule"] = samples.rule(ctx)
+    return Explained(x, y, names, probs, thr, target, ig, masks, fallback, {"input": input_alone, "random": rand})
+
+
+def _gap_numbers(ctx: Context, e: Explained, rp: np.ndarray, n: dict) -> None:
+    """Q3.1's numbers: the settings, the report images and the completeness gaps."""
+    a = ctx.cfg.section("attribution")
+    ig, thr = e.ig, e.threshold
     n["baseline"] = a["ig_baseline"]
     n["steps"] = a["ig_steps"]
     n["max_steps"] = ig.steps
@@ -100,22 +97,31 @@ def run(ctx: Context) -> Result:
                         f"{thr:.3f})")
     n["report_images"] = [{"name": str(nm), "label": CLASSES[yy], "p_pneumonia": float(pp),
                            "misclassified": bool((pp >= thr) != (yy == 1)), "gap": float(g)}
-                          for nm, yy, pp, g in zip(names[rp], y[rp], probs[rp], ig.gap[rp])]
+                          for nm, yy, pp, g in zip(e.names[rp], e.y[rp], e.probs[rp], ig.gap[rp])]
     n["n_report"] = int(len(rp))
     n["heat_clip"] = 99
     n["report_misclassified"] = int(sum(r["misclassified"] for r in n["report_images"]))
     n["gap_report_max"] = float(ig.gap[rp].max())
     n["gap_median"] = float(np.median(ig.gap))
     n["gap_over_tol"] = int(np.sum(ig.gap > a["ig_tolerance"]))
-    n["n_eval"] = int(len(x))
+    n["any_gap_over_tol"] = n["gap_over_tol"] > 0
+    n["baseline_is_blurred"] = a["ig_baseline"] == "blurred"
+    n["n_eval"] = int(len(e.x))
     delta = np.abs(ig.f_image - ig.f_baseline)
     over = ig.gap > a["ig_tolerance"]
     n["delta_median"] = float(np.median(delta))
     n["delta_median_over_tol"] = float(np.median(delta[over])) if over.any() else 0.0
-    caps = measures.caption_rows(names[rp], y[rp], probs[rp], target[rp], thr)
+
+
+def _map_figures(ctx: Context, e: Explained, rp: np.ndarray, res: Result) -> None:
+    """Q3.1's figures: image, |IG|, signed IG and overlay of every report image, one figure per class."""
+    baseline = ctx.cfg["attribution.ig_baseline"]
+    x, ig = e.x, e.ig
+    negative = (ig.f_image - ig.f_baseline) < 0
+    caps = measures.caption_rows(e.names[rp], e.y[rp], e.probs[rp], e.target[rp], e.threshold)
     for k, c in enumerate(CLASSES):
         rows, titles = [], []
-        for j in np.flatnonzero(y[rp] == k):
+        for j in np.flatnonzero(e.y[rp] == k):
             i = rp[j]
             titles.append(caps[j] + f", gap {ig.gap[i]:.2%}" + (", F(x)<F(b)" if negative[i] else ""))
             rows.append([plots.Panel(x[i], "gray"),
@@ -125,15 +131,20 @@ def run(ctx: Context) -> Result:
         res.figure(f"q3_maps_{c.lower()}", plots.panel_grid(
             rows, row_titles=titles, col_titles=("image", "|IG|", "signed IG (red +, blue -)", "overlay")),
             f"IG maps of the {len(rows)} {c} report images (explained score: logit margin of the decided "
-            f"class; {a['ig_baseline']} baseline). Captions: file, true label, P(PNEUMONIA), target, "
+            f"class; {baseline} baseline). Captions: file, true label, P(PNEUMONIA), target, "
             "completeness gap; F(x)<F(b) marks a baseline that scores higher than the image.")
-    nulls = {"input": input_alone, "random": rand}
-    n["masks"] = measures.mask_numbers(masks, fallback, y)
+
+
+def _region_numbers(ctx: Context, e: Explained, rp: np.ndarray, st: dict, res: Result) -> None:
+    """Q3.2 and Q3.3: masks, regions, zones, the images whose baseline scores higher, consistency."""
+    n, x, y, masks, nulls, attr = res.numbers, e.x, e.y, e.masks, e.nulls, e.ig.attributions
+    delta = e.ig.f_image - e.ig.f_baseline
+    n["masks"] = measures.mask_numbers(masks, e.fallback, y)
     n["hand_masks"] = measures.hand_mask_dice(ctx, st)
-    n["regions"] = measures.region_numbers(ig.attributions, masks, y, nulls, st)
-    n["negative_delta"] = measures.negative_delta_numbers(ig.f_image - ig.f_baseline, target, ig.attributions,
-                                                          masks, y, nulls, st, n["regions"])
-    n["zones"] = measures.zone_numbers(ig.attributions, masks[0], y, nulls, st)    # anatomy in words (Q3.2)
+    n["has_hand_masks"] = n["hand_masks"] is not None
+    n["regions"] = measures.region_numbers(attr, masks, y, nulls, st)
+    n["negative_delta"] = measures.negative_delta_numbers(delta, e.target, attr, masks, y, nulls, st, n["regions"])
+    n["zones"] = measures.zone_numbers(attr, masks[0], y, nulls, st)    # anatomy in words (Q3.2)
     res.figure("q3_zones", measures.zone_figure(x.mean(0), masks[0], st["border_frac"]),
                f"The named zones of Q3.2 and Q4.2 over the mean of the {len(x)} explained test images, with each "
                "zone's share of the image: the lung atlas split into the patient's right lung (the image's left on a "
@@ -146,18 +157,11 @@ def run(ctx: Context) -> Result:
     res.figure("q3_masks", measures.mask_figure(x[rp], masks[rp], st["border_frac"]),
                "The lung mask (an atlas of hand-drawn training lung fields; green contour) over the report images, "
                "and the border zone.")
-    n["consistency"] = c = measures.consistency_numbers(ig.attributions, nulls, st, labels=y, targets=target)
-    c["without_negative"] = measures.consistency_without(ig.attributions, nulls, st, c, labels=y, targets=target,
-                                                         drop=ig.f_image - ig.f_baseline < 0)
-    res.figure("q3_mean", measures.mean_map_figure(ig.attributions, target, x, "|IG|"),
+    n["consistency"] = c = measures.consistency_numbers(attr, nulls, st, labels=y, targets=e.target)
+    c["without_negative"] = measures.consistency_without(attr, nulls, st, c, labels=y, targets=e.target,
+                                                         drop=delta < 0)
+    res.figure("q3_mean", measures.mean_map_figure(attr, e.target, x, "|IG|"),
                f"Mean image and mean |IG| map per explained target (the decided class) over {len(x)} test images.")
-    base_maps = _baselines(ctx, explained, model, x, target, rp, res, st, labels=y, image_names=names)
-    res.table("q3_regions", measures.region_table(n["regions"], "|IG|"),
-              f"Share of |IG| in the lung mask and the border zone against their area share (ratio; "
-              f"{st['level']:.0%} bootstrap intervals over images), beside the same ratios for the spatial prior (the "
-              "mean |IG| of the other images of the class), the input alone (|x - baseline|) and a random map.")
-    _seeds(ctx, x, y, names, masks, input_alone, rand, ig.attributions, target, base_maps, st, res)
-    return res
 
 
 def baseline_spearman(maps: dict[str, np.ndarray]) -> np.ndarray:
@@ -173,29 +177,28 @@ def dependence_word(e: dict, cut: float) -> str:
     return "strongly" if e["hi"] < cut else "only mildly" if e["lo"] >= cut else "moderately"
 
 
-SEED_VERDICTS = {   # verdict key -> what it is about (Q3.5 lists them in this order)
-    "answer": "the answer to Q3.2 (sensible regions)",
-    **{f"lung_{k}": f"|IG| in the lung fields, {k} images" for k in CLASSES},
-    **{f"input_{k}": f"lung mass against the input alone, {k} images" for k in CLASSES},
-    "consistency_level": "the consistency level (Q3.3)",
-    "specific_beyond_input": "class-specific beyond the input (Q3.3)",
-    "baseline_dependence": "the dependence on the baseline (Q3.4)",
-}
+def seed_specs() -> dict:
+    """Q3's verdicts checked over seeds, in the order Q3.5 lists them (see :class:`report.seeds.Spec`)."""
+    return {**seeds.shared_specs("|IG|", "Q3"), "baseline_dependence": seeds.Spec(
+        "the dependence on the baseline (Q3.4)",
+        "mean Spearman of |IG| between baselines: \"strongly\" when its whole interval lies below {cut}, \"only "
+        "mildly\" when it lies at or above, else \"moderately\"", lambda st: {"cut": st["baseline_sensitive"]},
+        lambda r: r["baseline_spearman"], lambda n: n["baseline_spearman"])}
 
 
 def _seed_row(name: str, card: dict, attr, target, labels, masks, nulls: dict, base: dict, st: dict) -> dict:
     """One seed's headline numbers and verdict words (the rules of the main verdicts)."""
     ci = dict(n_boot=st["n_boot"], seed=st["seed"], level=st["level"])
     r = measures.region_numbers(attr, masks, labels, nulls, st)
-    level, specific, specificity = seeds.consistency_words(attr, nulls["input"], st, labels=labels, targets=target)
+    cw = seeds.consistency_words(attr, nulls["input"], st, labels=labels, targets=target)
     b = intervals.mean_ci(baseline_spearman(base), **ci).as_dict()
-    words = {**seeds.shared_words(r, level, specific),
+    words = {**seeds.shared_words(r, cw.level, cw.specific),
              "baseline_dependence": dependence_word(b, st["baseline_sensitive"])}
     return {"model": name, "seed": int(card.get("seed", 1)), "threshold": float(card["val_threshold"]),
             "n": int(len(labels)), "lung_ratio": {k: r[k]["map"]["lung_ratio"] for k in CLASSES},
             "border_ratio": {k: r[k]["map"]["border_ratio"] for k in CLASSES},
             "vs_input": {k: r[k]["vs_input"] for k in CLASSES},
-            "specificity_vs_input": specificity, "baseline_spearman": b, "words": words}
+            "specificity_vs_input": cw.specificity, "within": cw.within, "baseline_spearman": b, "words": words}
 
 
 def _seeds(ctx: Context, x, y, image_names, masks, input_alone, rand, main_attr, main_target, base_maps: dict,
@@ -220,7 +223,7 @@ def _seeds(ctx: Context, x, y, image_names, masks, input_alone, rand, main_attr,
     ctx.save_arrays("ig_seeds", names=image_names[pos], positions=pos, **saved)   # names: the explorer's rows
     n = res.numbers
     ref = {**seeds.shared_reference(n), "baseline_dependence": n["baseline_dependence"]}
-    n["seeds"] = out = seeds.summary(ctx, y, ref, rows, SEED_VERDICTS)
+    n["seeds"] = out = seeds.summary(ctx, y, ref, n, rows, seed_specs(), st)
     t = seeds.ci_text
     res.table("q3_seeds", seeds.table(rows, {
         **{f"lung ratio, {k}": (lambda r, k=k: t(r["lung_ratio"][k])) for k in CLASSES},
@@ -230,7 +233,8 @@ def _seeds(ctx: Context, x, y, image_names, masks, input_alone, rand, main_attr,
         "baseline dependence": lambda r: r["words"]["baseline_dependence"]}),
         f"Q3's headline numbers for each of the {out['n']} seeds of the main recipe, on {out['rule']} "
         f"({st['level']:.0%} bootstrap intervals over images). The report's verdicts come from the main model on all "
-        f"{len(x)} explained images; a verdict holds for the recipe when every seed reaches the same word.")
+        f"{len(x)} explained images; a verdict holds for the recipe when every seed reaches, on these images, the "
+        "main model's word on them.")
 
 
 def _baselines(ctx: Context, explained, model, x, target, rp, res: Result, st: dict, *, labels,
@@ -275,13 +279,21 @@ def _baselines(ctx: Context, explained, model, x, target, rp, res: Result, st: d
                f"Mean Spearman correlation of |IG| maps between baselines over {len(x)} images.")
     res.figure("q3_baseline_ssim", plots.matrix(ssim, names, title="SSIM of |IG|", vmin=0),
                f"Mean SSIM of |IG| maps between baselines over {len(x)} images.")
+    _baseline_numbers(ctx, res.numbers, rows, per_spear, per_ssim, maps, st, len(x))
+    return maps
+
+
+def _baseline_numbers(ctx: Context, n: dict, rows: list[dict], per_spear: np.ndarray, per_ssim: np.ndarray,
+                      maps: dict, st: dict, n_images: int) -> None:
+    """Q3.4's numbers: per baseline, the agreement between baselines with intervals and the words."""
+    names, k = xb.BASELINES, len(xb.BASELINES)
+    spear = per_spear.mean(-1)
     off = ~np.eye(k, dtype=bool)
     ci = dict(n_boot=st["n_boot"], seed=st["seed"], level=st["level"])
     if not np.allclose(per_spear[off].mean(0), baseline_spearman(maps)):
         raise AssertionError("baseline_spearman disagrees with the matrix of Q3.4")
-    n = res.numbers
     n["baseline_grid_per_class"] = measures.GRID_PER_CLASS
-    n["baseline_images"] = int(len(x))
+    n["baseline_images"] = int(n_images)
     n["baselines"] = {r["baseline"]: {"p_baseline": r["P(PNEUMONIA) of baseline"],
                                       "delta": r["F(x) - F(baseline)"],
                                       "median_gap": r["median gap"], "max_gap": r["max gap"]} for r in rows}
@@ -301,13 +313,11 @@ def _baselines(ctx: Context, explained, model, x, target, rp, res: Result, st: d
     n["blurred_called_pneumonia"] = bool(n["baselines"]["blurred"]["p_baseline"] >= n["threshold"])
     n["black_gap_problem"] = bool(bl["median_gap"] > ctx.cfg["attribution.ig_tolerance"])
     n["blurred_gap_ok"] = bool(n["baselines"]["blurred"]["median_gap"] <= ctx.cfg["attribution.ig_tolerance"])
-    return maps
 
 
 SECTION = Section(
     name="q3", title="Q3 Integrated Gradients", run=run,
-    sources=tuple(lib("ig", "forward", "baselines", "model", "train", "scores") + measures.SOURCES +
-                  seeds.SOURCES + [Path(__file__), Path(samples.__file__), Path(__file__).parent / "progress.py"]),
+    sources=sources.of(__file__, measures.HAND_MASKS),
     config=("data.", "attribution.", "verdicts.", "sanity.images_per_class", "train.replicates"),
     models=("main", "replicates"),
     subs=(

@@ -2,23 +2,18 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
 import pandas as pd
 
 from xaikit import forward, intervals, plots, similarity
 from xaikit.data import CLASSES
 from xaikit.faithfulness import deletion_insertion, road_imputer, sign_flip_p
-from xaikit.gradcam import GradcamExplainer
-from xaikit.model import gradcam_layers
 from xaikit.sanity import holm
 
-from . import measures, samples, seeds
-from .context import Context, lib, log
+from . import measures, samples, seeds, sources
+from .context import Context, log
+from .maps import baseline_images, cam_layers, explain_ig, explained_model, gradcam
 from .progress import bar
-
-from .q3_ig import baseline_images, explain_ig, explained_model
 from .section import Appendix, Result, Section, Sub
 
 
@@ -44,44 +39,33 @@ def run(ctx: Context) -> Result:
     thr = float(ig["threshold"])
     s = samples.choose(ctx)
     rp = s.report_pos
-    layers = gradcam_layers(model, a["gradcam_layer"], a["gradcam_early_layer"])   # from the model in use
+    layers = cam_layers(ctx, model)   # from the model in use
     res = Result()
     n = res.numbers
     if layers.layer is None:          # no convolutional layer: the section is skipped, IG still runs
         log(f"Q4 skipped: {layers.reason}")
-        n.update(skipped=layers.reason, layer=None, seeds=None)
+        n.update(skipped=layers.reason, is_skipped=True, layer=None, seeds=None, has_seeds=False)
         (ctx.build / "attributions" / "gradcam_main.npz").unlink(missing_ok=True)   # no stale maps in the explorer
         return res
     layer, early_layer = layers.layer, layers.early
     log(f"Grad-CAM ({layer}) for {len(x)} test images")
-    explainer = GradcamExplainer(model, layer)
+    explainer = gradcam(model, layer)
     cam = explainer(x, target)
-    early = GradcamExplainer(model, early_layer)(x, target) if early_layer else None
+    early = gradcam(model, early_layer)(x, target) if early_layer else None
     ctx.save_arrays("gradcam_main", names=names, inputs=x, labels=y, targets=target, maps=cam,
                     layer=np.array(layer), **({f"maps_{early_layer}": early} if early_layer else {}),
                     **measures.per_image_shares(cam, ig["masks"], ctx.cfg["verdicts.border_frac"]))
-    n["skipped"] = None
+    n["skipped"], n["is_skipped"] = None, False
     n["layer"] = layer
     n["early_layer"] = early_layer
+    n["has_early_layer"] = bool(early_layer)
     g = n["grid"] = layers.grid
     n["early_grid"] = layers.early_grid
     n["flat_maps"] = int(np.sum(cam.reshape(len(cam), -1).max(1) == 0))
     n["early"] = measures.brightness_numbers(cam, early, st) if early_layer else None   # why the earlier column prints dark
     n["upsampling"] = measures.upsampling_numbers(explainer.grid(x, target), cam, ig["masks"], st)
     caps = measures.caption_rows(names[rp], y[rp], probs[rp], target[rp], thr)
-    for k, c in enumerate(CLASSES):
-        rows, titles = [], []
-        for j in np.flatnonzero(y[rp] == k):
-            i = rp[j]
-            titles.append(caps[j])
-            rows.append([plots.Panel(x[i], "gray"), plots.Panel(cam[i], "heat", clip=100),
-                         plots.Panel(cam[i], "overlay", under=x[i], clip=100)] +
-                        ([plots.Panel(early[i], "overlay", under=x[i], clip=100)] if early_layer else []))
-        res.figure(f"q4_maps_{c.lower()}", plots.panel_grid(rows, row_titles=titles, col_titles=(
-            "image", f"Grad-CAM {layer}", "overlay") + ((f"overlay, {early_layer}",) if early_layer else ())),
-            f"Grad-CAM of the {len(rows)} {c} report images for the decided class, at `{layer}` "
-            f"({g}x{g} feature map)" + (f" and at the earlier `{early_layer}` ({n['early_grid']}x{n['early_grid']})."
-                                        if early_layer else " (this model has no layer at least 4 times finer)."))
+    _map_figures(ig, cam, early, rp, caps, n, res)
     nulls = {"input": ig["input_alone"], "random": measures.random_maps(cam.shape, g, a["seed"])}
     n["regions"] = measures.region_numbers(cam, ig["masks"], y, nulls, st)   # the masks of Q3
     res.table("q4_regions", measures.region_table(n["regions"], "Grad-CAM"),
@@ -103,6 +87,25 @@ def run(ctx: Context) -> Result:
                                           "random": rand_pixels}, st, res)
     _seeds(ctx, ig, cam, nulls, rand_pixels, g, st, res)
     return res
+
+
+def _map_figures(ig: dict, cam: np.ndarray, early: np.ndarray | None, rp: np.ndarray, caps: list[str], n: dict,
+                 res: Result) -> None:
+    """Q4.1's figures: image, Grad-CAM, overlay (and the earlier layer's overlay) of every report image."""
+    x, y, layer, early_layer, g = ig["inputs"], ig["labels"], n["layer"], n["early_layer"], n["grid"]
+    for k, c in enumerate(CLASSES):
+        rows, titles = [], []
+        for j in np.flatnonzero(y[rp] == k):
+            i = rp[j]
+            titles.append(caps[j])
+            rows.append([plots.Panel(x[i], "gray"), plots.Panel(cam[i], "heat", clip=100),
+                         plots.Panel(cam[i], "overlay", under=x[i], clip=100)] +
+                        ([plots.Panel(early[i], "overlay", under=x[i], clip=100)] if early_layer else []))
+        res.figure(f"q4_maps_{c.lower()}", plots.panel_grid(rows, row_titles=titles, col_titles=(
+            "image", f"Grad-CAM {layer}", "overlay") + ((f"overlay, {early_layer}",) if early_layer else ())),
+            f"Grad-CAM of the {len(rows)} {c} report images for the decided class, at `{layer}` "
+            f"({g}x{g} feature map)" + (f" and at the earlier `{early_layer}` ({n['early_grid']}x{n['early_grid']})."
+                                        if early_layer else " (this model has no layer at least 4 times finer)."))
 
 
 def faithfulness_word(fills: list[dict]) -> str:
@@ -149,15 +152,20 @@ def seed_faithfulness(ctx: Context, model, x, target, maps: dict, st: dict) -> l
     return fills
 
 
-SEED_VERDICTS = {   # verdict key -> what it is about (Q4.5 lists them in this order)
-    "answer": "the answer to Q4.2 (sensible regions)",
-    **{f"lung_{k}": f"Grad-CAM in the lung fields, {k} images" for k in CLASSES},
-    **{f"input_{k}": f"lung mass against the input alone, {k} images" for k in CLASSES},
-    "consistency_level": "the consistency level (Q4.3)",
-    "specific_beyond_input": "class-specific beyond the input (Q4.3)",
-    "agreement": "agreement with IG (Q4.4)",
-    "faithfulness": "the more faithful method (Q4.4)",
-}
+def seed_specs() -> dict:
+    """Q4's verdicts checked over seeds, in the order Q4.5 lists them (see :class:`report.seeds.Spec`)."""
+    return {**seeds.shared_specs("Grad-CAM", "Q4"),
+            "agreement": seeds.Spec(
+                "agreement with IG (Q4.4)",
+                "mean Spearman of |IG| and Grad-CAM at Grad-CAM's grid: \"largely agree\" when its whole interval lies "
+                "at or above {cut}, \"disagree more than they agree\" when below, else \"agree only partly\"",
+                lambda st: {"cut": st["agree"]}, lambda r: r["spearman_grid"], lambda n: n["compare"]["spearman_grid"]),
+            "faithfulness": seeds.Spec(
+                "the more faithful method (Q4.4)",
+                "the method that wins the deletion/insertion comparisons under every fill (paired intervals, one Holm "
+                "family, alpha {alpha}), else \"depends on the fill\"", lambda st: {"alpha": st["alpha"]},
+                lambda r: r["faithfulness"],
+                lambda n: {f["name"]: f["summary"] for f in n["faithfulness"]["fills"]})}
 
 
 def _seeds(ctx: Context, ig: dict, cam: np.ndarray, nulls: dict, rand_pixels: np.ndarray, g: int, st: dict,
@@ -177,25 +185,27 @@ def _seeds(ctx: Context, ig: dict, cam: np.ndarray, nulls: dict, rand_pixels: np
             c_s = cam[pos]
         else:
             log(f"Grad-CAM and deletion/insertion of seed {name} for {len(xs)} test images")
-            c_s = GradcamExplainer(model, res.numbers["layer"])(xs, target)
+            c_s = gradcam(model, res.numbers["layer"])(xs, target)
         ig_abs = np.abs(similarity.to_2d(attr))
         r = measures.region_numbers(c_s, ms, ys, nul, st)
-        level, specific, specificity = seeds.consistency_words(c_s, nul["input"], st, labels=ys, targets=target)
+        cw = seeds.consistency_words(c_s, nul["input"], st, labels=ys, targets=target)
         grid = intervals.mean_ci(similarity.pairwise(similarity.pool(ig_abs, g), similarity.pool(c_s, g),
                                                      similarity.spearman), **ci).as_dict()
         fills = seed_faithfulness(ctx, model, xs, target, {"IG": similarity.to_2d(attr), "Grad-CAM": c_s,
                                                            "random": rand_pixels[pos]}, st)
-        words = {**seeds.shared_words(r, level, specific), "agreement": agreement_word(grid, st["agree"]),
+        words = {**seeds.shared_words(r, cw.level, cw.specific), "agreement": agreement_word(grid, st["agree"]),
                  "faithfulness": faithfulness_word(fills)}
         rows.append({"model": name, "seed": int(card.get("seed", 1)), "threshold": float(card["val_threshold"]),
                      "n": int(len(ys)), "lung_ratio": {k: r[k]["map"]["lung_ratio"] for k in CLASSES},
-                     "specificity_vs_input": specificity, "spearman_grid": grid,
+                     "vs_input": {k: r[k]["vs_input"] for k in CLASSES},
+                     "specificity_vs_input": cw.specificity, "within": cw.within, "spearman_grid": grid,
                      "faithfulness": {f["name"]: f["summary"] for f in fills}, "words": words})
     n = res.numbers
     ref = {**seeds.shared_reference(n), "agreement": n["compare"]["agreement"],
            "faithfulness": faithfulness_word(n["faithfulness"]["fills"])}
     n["faithfulness"]["word"] = ref["faithfulness"]
-    n["seeds"] = out = seeds.summary(ctx, ig["labels"], ref, rows, SEED_VERDICTS)
+    n["seeds"] = out = seeds.summary(ctx, ig["labels"], ref, n, rows, seed_specs(), st)
+    n["has_seeds"] = True
     t = seeds.ci_text
     res.table("q4_seeds", seeds.table(rows, {
         **{f"lung ratio, {k}": (lambda r, k=k: t(r["lung_ratio"][k])) for k in CLASSES},
@@ -208,7 +218,8 @@ def _seeds(ctx: Context, ig: dict, cam: np.ndarray, nulls: dict, rand_pixels: np
         f"Q4's headline numbers for each of the {out['n']} seeds of the main recipe, on {out['rule']} "
         f"({st['level']:.0%} bootstrap intervals over images). Faithfulness here ranks at "
         f"{a['faithfulness_cells']}x{a['faithfulness_cells']} cells only (no pixel ranking, no crossed design), "
-        "one Holm family per seed. The report's verdicts come from the main model on all explained images.")
+        "one Holm family per seed. The report's verdicts come from the main model on all explained images; a "
+        "verdict holds for the recipe when every seed reaches, on these images, the main model's word on them.")
 
 
 def _compare(ig: dict, cam: np.ndarray, g: int, rp: np.ndarray, st: dict, res: Result, caps: list[str],
@@ -227,6 +238,7 @@ def _compare(ig: dict, cam: np.ndarray, g: int, rp: np.ndarray, st: dict, res: R
         "spearman_grid": grid, "spearman_full": intervals.mean_ci(rho_full, **ci).as_dict(),
         "rough_ig": float(rough_ig.mean()), "rough_cam": float(rough_cam.mean()), "rough_diff": rough,
         "rougher": "IG" if rough["lo"] > 0 else "Grad-CAM" if rough["hi"] < 0 else None,
+        "has_rougher": bool(rough["lo"] > 0 or rough["hi"] < 0),
         "agree_cut": cut, "agreement": agreement_word(grid, cut)}
     shown = measures.grid_images(rp, labels, measures.GRID_PER_CLASS)
     cap = dict(zip(rp.tolist(), caps))
@@ -273,6 +285,11 @@ def holm_family(cells: list[dict], alpha: float) -> None:
         d["p_holm"] = float(p)
         if p < alpha:
             d["winner_holm"] = "IG" if (d["value"] > 0) == better_if_higher else "Grad-CAM"
+    for c in cells:
+        c["IG - Grad-CAM"]["has_winner"] = c["IG - Grad-CAM"]["winner_holm"] is not None
+
+
+FAITH_WORDS = ("IG", "Grad-CAM", "mixed", "neither", "uninformative")
 
 
 def winner_counts(cells: list[dict]) -> dict:
@@ -284,6 +301,9 @@ def winner_counts(cells: list[dict]) -> dict:
            "total": len(won), "uninformative": sum(not c["informative"] for c in cells)}
     out["verdict"] = ("uninformative" if not won else "mixed" if out["ig"] and out["gradcam"] else
                       "IG" if out["ig"] else "Grad-CAM" if out["gradcam"] else "neither")
+    out["says"] = measures.says(out["verdict"], FAITH_WORDS)
+    out.update(any_informative=out["total"] > 0, any_uninformative=out["uninformative"] > 0)
+    out["some_left_out"] = out["any_informative"] and out["any_uninformative"]
     return out
 
 
@@ -298,6 +318,7 @@ def _cell(curves: dict, kind: str, rname: str, sel: np.ndarray, maps: tuple, st:
     for p, q in pairs:
         d = intervals.bootstrap(lambda u, v: np.mean(u - v), auc[p], auc[q], **ci).as_dict()
         d["winner"] = measures.winner(d, p, q, higher_is_better=kind == "insertion")
+        d["first_wins"] = d["winner"] == p          # "IG beats the random map" (Q4.4's cell lines)
         cell[f"{p} - {q}"] = d
     cell["IG - Grad-CAM"]["p"] = sign_flip_p(auc["IG"] - auc["Grad-CAM"], n_perm=st["n_boot"], seed=st["seed"])
     return cell
@@ -382,8 +403,15 @@ def _faithfulness(ctx: Context, model, x, target, maps: dict, st: dict, res: Res
                                      f"{MATCHED} - Grad-CAM": _fmt(cell[f"{MATCHED} - Grad-CAM"])})
     out["summary"] = winner_counts(all_cells)
     verdicts = [f["summary"]["verdict"] for f in out["fills"]]
-    out["summary"]["same_verdict"] = len(set(verdicts)) == 1
+    out["summary"]["same_verdict"] = same = len(set(verdicts)) == 1
+    out["summary"]["says"] = {w: same and said for w, said in out["summary"]["says"].items()}   # every fill says it
     out["saturated"] = sorted({g["target"] for f in out["fills"] for g in f["gates"] if not g["informative"]})
+    out.update(any_saturated=bool(out["saturated"]), saturated_and=" and ".join(out["saturated"]),
+               saturated_comma=", ".join(out["saturated"]), resolutions_text=" and at ".join(out["resolutions"]))
+    for f in out["fills"]:
+        f["resolutions_text"] = ", ".join(f["resolutions"])
+        for cell in f["cells"]:
+            cell["curve_title"] = cell["curve"].capitalize()
     out["crossed"] = crossed_summary(out["fills"][0]["cells"], all_cells)
     res.numbers["faithfulness"] = out
     res.table("q4_faith", pd.DataFrame(rows),
@@ -412,6 +440,8 @@ def crossed_summary(cells: list[dict], all_cells: list[dict]) -> dict:
            "unmatched_wins": sum(c["informative"] and c["IG - Grad-CAM"]["winner_holm"] == "IG" for c in all_cells)}
     out["outcome"] = ("unmatched_wins" if out["unmatched_wins"] else
                       "only_matched" if out["matched_wins"] else "no_wins")
+    out["says"] = measures.says(out["outcome"], ("unmatched_wins", "only_matched", "no_wins"))
+    out["informative"] = out["total"] > 0
     return out
 
 
@@ -421,8 +451,7 @@ def _fmt(e: dict) -> str:
 
 SECTION = Section(
     name="q4", title="Q4 Grad-CAM", run=run,
-    sources=tuple(lib("gradcam", "faithfulness", "forward", "road", "sanity", "scores", "baselines", "ig") + measures.SOURCES +
-                  seeds.SOURCES + [Path(__file__), Path(samples.__file__), Path(__file__).parent / "q3_ig.py"]),
+    sources=sources.of(__file__, measures.HAND_MASKS),
     config=("data.", "attribution.", "verdicts.", "sanity.images_per_class", "train.replicates"),
     models=("main", "replicates"), after=("q3",),
     subs=(

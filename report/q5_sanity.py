@@ -23,12 +23,10 @@ import pandas as pd
 
 from xaikit import plots, randomization, sanity, similarity
 from xaikit.data import CLASSES
-from xaikit.gradcam import GradcamExplainer
-from xaikit.model import gradcam_layers
 
-from . import measures, models, samples, seeds
-from .context import Context, lib, log
-from .q3_ig import baseline_images, explain_ig, explained_model
+from . import measures, models, samples, sources
+from .context import Context, log
+from .maps import baseline_images, cam_layers, explain_ig, explained_model, gradcam
 from .section import Appendix, Result, Section, Sub
 
 METRICS = similarity.MEASURES
@@ -54,8 +52,8 @@ def _maps(ctx: Context, model, x, target, b) -> tuple[np.ndarray, np.ndarray, np
     """(IG, Grad-CAM, IG completeness gaps): fixed step count and baseline for every model."""
     a = ctx.cfg.section("attribution")
     ig = explain_ig(ctx, explained_model(model), x, target, a["ig_baseline"], adaptive=False, b=b)
-    layer = gradcam_layers(model, a["gradcam_layer"], a["gradcam_early_layer"]).layer   # per model: auto names
-    cam = GradcamExplainer(model, layer)(x, target) if layer else None
+    layer = cam_layers(ctx, model).layer   # per model: auto names
+    cam = gradcam(model, layer)(x, target) if layer else None
     return similarity.to_2d(ig.attributions), cam, ig.gap
 
 
@@ -108,7 +106,7 @@ def run(ctx: Context) -> Result:
     pos = q5_positions(ig["labels"], sc["images_per_class"])
     x, y, target, names = ig["inputs"][pos], ig["labels"][pos], ig["targets"][pos], ig["names"][pos]
     b = baseline_images(a["ig_baseline"], x, ctx)
-    cam = gradcam_layers(main_model, a["gradcam_layer"], a["gradcam_early_layer"])
+    cam = cam_layers(ctx, main_model)
     meths = METHODS if cam.layer else METHODS[:1]          # no conv layer: Grad-CAM is skipped, IG runs
     maps, gaps, cards = {meth: {} for meth, _ in meths}, {}, {"main": main_card}
     every = list(dict.fromkeys(["main"] + [m for g in designs.values() for side in g.values() for m in side]))
@@ -135,6 +133,7 @@ def run(ctx: Context) -> Result:
              whole=("whole" in designs), designs=[d for d, _ in DESIGNS if d in designs],
              ig_gaps={name: {"median": float(np.median(g)), "max": float(np.max(g))} for name, g in gaps.items()})
     n["models"] = _model_numbers(ctx, cards, designs)
+    n["n_trainings"] = 2 * k     # the seeded subsets' random-label models and their controls
     n["n_subset_total"] = int(len(ctx.prepared().idx("train")))
     n["majority_test_accuracy"] = float(np.mean(ctx.prepared().y("test") == 1))
     n["random_auc_band"] = list(random_auc_band(ctx.cfg))
@@ -164,6 +163,8 @@ def run(ctx: Context) -> Result:
                 out["primary"] = is_primary
                 out["holm_p"] = None if is_primary else float(adjusted[(meth, metric, design)])
                 out["holm_outcome"] = r.outcome if is_primary else sanity.adjusted_outcome(r, adjusted[(meth, metric, design)])
+                out["outcome_says"] = measures.says(r.outcome, sanity.OUTCOMES)
+                out["design_text"] = dlabel
                 trues = designs[design]["true"]
                 for null, nmap in nulls.items():
                     out[null] = sanity.bootstrap_mean(
@@ -183,6 +184,7 @@ def run(ctx: Context) -> Result:
                                          ("matched floor", "floor"), ("edge map", "edge"))}
         n[meth]["headline"] = _headline(n[meth], primary, designs)
     _input_likeness(n, maps, x, b, designs, boot)
+    _sentences(n, meths)
     res.table("q5_models", _model_table(n["models"], flat, n["ig_gaps"]),
               f"The models of the data randomization test ({k} seeded-subset seeds per arm"
               + (", the whole-split pair" if n["whole"] else "") + ") and the main model. "
@@ -224,6 +226,7 @@ def run(ctx: Context) -> Result:
     n["n_report"] = int(len(rp))
     n["n_grid"] = int(len(shown))
     n["grid_models"] = show
+    n["grid_models_text"] = ", ".join(show)
     cas = np.concatenate([rp[y[rp] == c][: sc["cascade_images_per_class"]] for c in (0, 1)])
     partners = sanity.matched_partners(y, target, 2, seed=sc["seed"])[0, 1]
     floors = {}
@@ -260,6 +263,23 @@ def _input_likeness(n: dict, maps: dict, x, b, designs: dict, boot: dict) -> Non
     n["input_likeness"] = {kind: sanity.bootstrap_mean(np.stack([
         similarity.pairwise(np.abs(maps["ig"][name]), input_term, similarity.spearman)
         for name in names_]), **boot).as_dict() for kind, names_ in groups.items()}
+
+
+def _sentences(n: dict, meths) -> None:
+    """What Q5.2 and Q5.3 choose between, as values: every (method, metric, design) result in the
+    order the appendix lists them, whether |IG| resembles the input more under one arm, and what the
+    sign of IG adds to the verdict on |IG|."""
+    n["result_lines"] = [{"method": title, "metric": metric, **n[meth][metric][design]}     # metrics by name
+                         for meth, title in meths for metric in sorted(METHOD_METRICS[meth])
+                         for design, _ in DESIGNS if design in n[meth][metric]]
+    il = n["input_likeness"]
+    il["random_more"] = bool(il["random"]["lo"] > il["control"]["hi"])
+    il["control_more"] = bool(il["control"]["lo"] > il["random"]["hi"])
+    sig, ab = n["ig"]["spearman_signed"]["subset"], n["ig"]["spearman_abs"]["subset"]
+    adds = sig["holm_outcome"] == "pass" and ab["outcome"] != "pass"     # the sign passes, |IG| does not
+    n["sign_says"] = measures.says("adds" if adds else "same" if sig["holm_outcome"] == ab["outcome"] else "other",
+                                   ("adds", "same", "other"))
+    n["gradcam_is_skipped"] = bool(n["gradcam_skipped"])
 
 
 def random_auc_band(cfg) -> tuple[float, float]:
@@ -317,6 +337,13 @@ def _model_numbers(ctx: Context, cards: dict, designs: dict) -> dict:
                         "control": _model_row(ctx, ctl, cards[ctl], "control")}
         w = out["whole"]["random"]
         w["memorised"] = bool(w["train_accuracy"] >= r["target_accuracy"])
+        w["state_says"] = measures.says("not_memorised" if not w["memorised"] else "ok" if w["ok"] else "off_chance",
+                                        ("not_memorised", "off_chance", "ok"))
+    rnd = out["random"]
+    rnd.update(any_not_memorised=rnd["n_not_memorised"] > 0, any_off_chance=rnd["n_off_chance"] > 0)
+    rnd["any_weak"] = rnd["any_not_memorised"] or rnd["any_off_chance"]
+    # Q5.1's answer: every random-label model as intended (the whole-split one too, when there is one)
+    out["random_ok"] = bool(rnd["all_ok"] and ("whole" not in out or out["whole"]["random"]["ok"]))
     return out
 
 
@@ -357,6 +384,9 @@ def _sensitivity(rho: dict, cut: float) -> str:
     if np.isnan(rho["mean"]):
         return "uninformative"
     return "sensitive" if rho["hi"] < cut else "insensitive" if rho["lo"] > cut else "partly"
+
+
+SENSITIVITY_WORDS = ("sensitive", "insensitive", "partly", "uninformative")
 
 
 def _cascade(ctx: Context, model, x, target, b, orig: tuple, floors: dict, ceilings: dict,
@@ -401,12 +431,19 @@ def _cascade(ctx: Context, model, x, target, b, orig: tuple, floors: dict, ceili
             c.update(first=first, final=final, first_sensitivity=first["sensitivity"],
                      final_above_floor=bool(final["spearman_abs"]["lo"] > fl.hi),
                      final_draws_above_floor=bool(final["draw_vs_draw"]["lo"] > fl.hi),
+                     first_says=measures.says(first["sensitivity"], SENSITIVITY_WORDS),
                      flat_total=int(sum(r["flat"] for r in c["steps"])),
                      n_maps=int(len(c["steps"]) * draws * len(x)))
             band = lambda key: [(r[key]["mean"], r[key]["lo"], r[key]["hi"]) for r in c["steps"]]  # noqa: E731
             curves[(title, order)] = {    # step 0: the trained model itself
                 "vs trained model": np.array([(1.0, 1.0, 1.0)] + band("spearman_abs")),
                 "draw vs draw": np.array([(np.nan,) * 3] + band("draw_vs_draw"))}
+    cas = n["cascade"]
+    for meth, _ in meths:
+        cas[meth]["input_term"] = meth == "ig"     # IG's maps keep the (x - baseline) term at any weights
+        cas[meth]["any_flat"] = sum(cas[meth][order]["flat_total"] for order in randomization.ORDERS) > 0
+    cas.update(n_layers=len(cas["layers"]), layers_text=", ".join(cas["layers"]),
+               first_uninformative=any(cas[meth]["top_down"]["first_says"]["uninformative"] for meth, _ in meths))
     ctx.save_arrays("q5_cascade", names=names, **saved,
                     **{f"{meth}_{order}_steps": np.array(["trained"] + labels[order][1:])
                        for meth, _ in meths for order in randomization.ORDERS})
@@ -424,10 +461,7 @@ def _cascade(ctx: Context, model, x, target, b, orig: tuple, floors: dict, ceili
 
 SECTION = Section(
     name="q5", title="Q5 Sanity checks", run=run,
-    sources=tuple(lib("similarity", "forward", "gradcam", "ig", "model", "scores", "sanity", "randomization", "plots",
-                      "baselines") +
-                  measures.SOURCES + seeds.SOURCES + [Path(__file__), Path(samples.__file__),
-                                      Path(models.__file__), Path(__file__).parent / "q3_ig.py"]),
+    sources=sources.of(__file__, measures.HAND_MASKS),
     config=("data.", "attribution.", "random_labels.", "sanity.", "verdicts."), models=("main", "random", "control"),
     after=("q3", "q4"),
     subs=(

@@ -12,17 +12,18 @@ one of the seeds and can miss it too (fewer images, wider intervals).
 
 from __future__ import annotations
 
-from pathlib import Path
+from dataclasses import dataclass
+from typing import Callable, NamedTuple
 
 import numpy as np
 import pandas as pd
 
 from xaikit import seeds as xseeds
+from xaikit.data import CLASSES
 
 from . import measures, models
-from .context import Context, lib
+from .context import Context
 
-SOURCES = lib("seeds") + [Path(__file__)] + measures.SOURCES
 REGION_WORDS = ("lung_", "input_")     # the per-class words behind a region answer ("Partly", "Yes", "No")
 RULE = ("the first {k} test images per class of Q3's sample ({n} images; the images Q5 compares across models), "
         "each seed explaining its own decisions at its own validation threshold")
@@ -38,49 +39,223 @@ def positions(ctx: Context, labels: np.ndarray) -> np.ndarray:
     return xseeds.first_per_class(labels, ctx.cfg["sanity.images_per_class"])
 
 
-def phrase(a: xseeds.Agreement) -> str:
-    """The words a verdict sentence carries about its seeds."""
-    if a.holds:
-        return f"holds for all {a.n} seeds" if a.n > 1 else "one seed only"
-    return f"holds for the main model only ({a.k} of {a.n} seeds reach it), not for the recipe"
+def names_text(names) -> str:
+    """"main", "main and main-3", "main, main-2 and main-3"."""
+    names = list(names)
+    return names[0] if len(names) == 1 else f"{', '.join(names[:-1])} and {names[-1]}"
 
 
-def summary(ctx: Context, labels: np.ndarray, reference: dict[str, str], rows: list[dict],
-            names: dict[str, str]) -> dict:
-    """numbers for ``q3.seeds`` / ``q4.seeds``: the rule, each seed's row, and per verdict key
-    (``names``: key -> what the verdict is about) how many seeds reach the main model's word
-    (``holds`` only when all do), with the phrase a sentence carries."""
+@dataclass(frozen=True)
+class SeedWord:
+    """One seed's word on the images every seed is explained on, and the number it rests on."""
+
+    model: str
+    word: str
+    estimate: object          # an interval dict, a dict of them, or None (a derived word)
+
+
+@dataclass(frozen=True)
+class SeedVerdict:
+    """One verdict checked over the seeds of the main recipe, as a value: what it is about, the
+    rule and its cut-offs, the word the report states (the main model on all its explained images),
+    the reference every seed is compared with (the main model's word recomputed on the images the
+    seeds share, so that every word compared comes from the same images), each seed's word and
+    estimate there, and which seeds reach the reference. Every sentence about this verdict's
+    agreement across seeds is composed here, from these fields."""
+
+    key: str
+    about: str
+    rule: str
+    cutoffs: tuple[tuple[str, float], ...]
+    stated: str
+    stated_estimate: object
+    n_stated_images: int
+    reference: str
+    n_images: int
+    seeds: tuple[SeedWord, ...]
+    derived: bool = False     # built from other verdicts (the region answer): not counted beside them
+
+    @property
+    def reaching(self) -> tuple[str, ...]:
+        return xseeds.agreement(self.reference, {s.model: s.word for s in self.seeds}).seeds
+
+    @property
+    def missing(self) -> tuple[str, ...]:
+        return tuple(s.model for s in self.seeds if s.model not in self.reaching)
+
+    @property
+    def holds(self) -> bool:
+        return xseeds.agreement(self.reference, {s.model: s.word for s in self.seeds}).holds
+
+    @property
+    def stated_differs(self) -> bool:
+        return self.stated != self.reference
+
+    def who(self) -> str:
+        """Which seeds reach the reference: "holds for all 3 seeds", "holds for main and main-3, not for
+        main-2 (2 of 3 seeds)"; the seeds named are the ones that reach it and the ones that miss it."""
+        n, k = len(self.seeds), len(self.reaching)
+        if n == 1:
+            return "one seed only"
+        if k == n:
+            return f"holds for all {n} seeds"
+        if k == 0:
+            return f"is reached by none of the {n} seeds"
+        return f"holds for {names_text(self.reaching)}, not for {names_text(self.missing)} ({k} of {n} seeds)"
+
+    def reach(self) -> str:
+        """The short form for a list of verdicts: "main and main-3 reach it, main-2 does not"."""
+        k, m = len(self.reaching), len(self.missing)
+        if k == 0:
+            return "no seed reaches it"
+        return (f"{names_text(self.reaching)} {'reaches' if k == 1 else 'reach'} it"
+                + (f", {names_text(self.missing)} {'does' if m == 1 else 'do'} not" if m else ""))
+
+    def text(self) -> str:
+        """The agreement phrase a verdict sentence carries ("..., not for the recipe" when some seed
+        misses it); when the main model's word on the seeds' images differs from the word stated from
+        all its explained images, it says so."""
+        who = self.who() + (", not for the recipe" if self.missing and len(self.seeds) > 1 else "")
+        if not self.stated_differs:
+            return who
+        return (f"{who}, on the {self.n_images} images every seed is explained on, where the main model's own word "
+                f"is \"{self.reference}\" (from all {self.n_stated_images} images: \"{self.stated}\")")
+
+    def line(self) -> str:
+        """The verdict's line in Q3.5 / Q4.5: what it is about, the word, the agreement, other words."""
+        others = "; ".join(f'{s.model} "{s.word}"' for s in self.seeds if s.model not in self.reaching)
+        derived = " (derived from the per-class words below; not counted as a verdict of its own)" if self.derived else ""
+        return (f'{self.about}: "{self.reference}", {self.text()}' + (f" (other words: {others})" if others else "")
+                + derived + ".")
+
+    def as_dict(self) -> dict:
+        return {"word": self.reference, "reference": self.reference, "stated": self.stated,
+                "stated_differs": self.stated_differs, "stated_estimate": self.stated_estimate,
+                "n_stated_images": self.n_stated_images, "n_images": self.n_images,
+                "k": len(self.reaching), "n": len(self.seeds), "seeds": list(self.reaching),
+                "missing": list(self.missing), "holds": self.holds, "derived": self.derived,
+                "about": self.about, "rule": self.rule, "cutoffs": dict(self.cutoffs),
+                "words": {s.model: s.word for s in self.seeds},
+                "estimates": {s.model: s.estimate for s in self.seeds},
+                "others": {s.model: s.word for s in self.seeds if s.model not in self.reaching},
+                "text": self.text(), "line": self.line()}
+
+
+@dataclass(frozen=True)
+class Spec:
+    """How one seed-checked verdict is read: what it is about, its rule (a format string over its
+    cut-offs), the cut-offs from the section's settings, the estimate it rests on in a seed's row and
+    in the section's numbers, and whether it is derived from other verdicts."""
+
+    about: str
+    rule: str
+    cutoffs: Callable[[dict], dict]
+    seed_estimate: Callable[[dict], object]
+    stated_estimate: Callable[[dict], object]
+    derived: bool = False
+
+
+def _none(_):
+    return None
+
+
+def shared_specs(method: str, question: str) -> dict[str, Spec]:
+    """The verdicts Q3 and Q4 share (``method``: "|IG|" or "Grad-CAM"; ``question``: "Q3" or "Q4")."""
+    lung = ("lung share / lung area: \"concentrated\" when its whole interval lies at or above {lung_cut:.2f}, "
+            "\"not concentrated\" when it lies below, else \"not clearly concentrated\"")
+    beyond = ("lung share of the map minus that of the input alone, over the lung area: \"more\" when its interval "
+              "lies above {null}, \"less\" when below, else \"no more and no less\"")
+    specs = {"answer": Spec(f"the answer to {question}.2 (sensible regions)",
+                            "derived from each class's lung, border, input-alone and prior words", lambda st: {},
+                            _none, _none, derived=True)}
+    for k in CLASSES:
+        specs[f"lung_{k}"] = Spec(f"{method} in the lung fields, {k} images", lung,
+                                  lambda st: {"lung_cut": 1 + st["lung_margin"]},
+                                  lambda r, k=k: r["lung_ratio"][k], lambda n, k=k: n["regions"][k]["map"]["lung_ratio"])
+    for k in CLASSES:
+        specs[f"input_{k}"] = Spec(f"lung mass against the input alone, {k} images", beyond, lambda st: {"null": 0},
+                                   lambda r, k=k: r["vs_input"][k], lambda n, k=k: n["regions"][k]["vs_input"])
+    specs["consistency_level"] = Spec(
+        f"the consistency level ({question}.3)",
+        "mean pairwise Spearman within each explained class: \"high\" when its whole interval lies at or above "
+        "{high}, \"moderate\" when it lies in [{moderate}, {high}), \"low\" when wholly below {moderate}, else the "
+        "two levels it spans", lambda st: {"moderate": st["consistency_moderate"],
+                                                               "high": st["consistency_high"]},
+        lambda r: r["within"], lambda n: n["consistency"]["within"])
+    specs["specific_beyond_input"] = Spec(
+        f"class-specific beyond the input ({question}.3)",
+        "within-minus-across Spearman of the maps minus that of the input alone (paired): \"more\" when its "
+        "interval lies above {null}, \"less\" when below, else \"not shown to be more or less\"",
+        lambda st: {"null": 0}, lambda r: r["specificity_vs_input"], lambda n: n["consistency"]["vs_input"]["specificity"])
+    return specs
+
+
+def verdicts(stated: dict[str, str], numbers: dict, rows: list[dict], specs: dict[str, Spec], st: dict,
+             n_stated_images: int) -> list[SeedVerdict]:
+    """One :class:`SeedVerdict` per key of ``specs`` (in that order): ``stated`` the words the report
+    states from the main model on all ``n_stated_images`` images (section numbers ``numbers``),
+    ``rows`` each seed's row on the images the seeds share, ``main`` first: the main model's row is
+    the reference every seed is judged against (the same images for every word compared)."""
+    main = next(r for r in rows if r["model"] == "main")
+    out = []
+    for key, spec in specs.items():
+        cut = spec.cutoffs(st)
+        out.append(SeedVerdict(
+            key=key, about=spec.about, rule=spec.rule.format(**cut), cutoffs=tuple(cut.items()),
+            stated=stated[key], stated_estimate=spec.stated_estimate(numbers), n_stated_images=int(n_stated_images),
+            reference=main["words"][key], n_images=int(main["n"]),
+            seeds=tuple(SeedWord(r["model"], r["words"][key], spec.seed_estimate(r)) for r in rows),
+            derived=spec.derived))
+    return out
+
+
+def summary(ctx: Context, labels: np.ndarray, stated: dict[str, str], numbers: dict, rows: list[dict],
+            specs: dict[str, Spec], st: dict) -> dict:
+    """numbers for ``q3.seeds`` / ``q4.seeds``: the rule, each seed's row, and per verdict the
+    :class:`SeedVerdict` as a dict (``holds`` only when every seed reaches the main model's word on
+    the same images). Derived verdicts (the region answer) are listed but not counted."""
     pos = positions(ctx, labels)
-    agree = {}
-    for key in sorted(reference, key=list(names).index):      # in the order of ``names``
-        word = reference[key]
-        a = xseeds.agreement(word, {r["model"]: r["words"][key] for r in rows})
-        agree[key] = {**a.as_dict(), "text": phrase(a), "about": names[key],
-                      "others": {r["model"]: r["words"][key] for r in rows if r["words"][key] != word}}
-    holding = sum(a["holds"] for a in agree.values())
+    values = verdicts(stated, numbers, rows, specs, st, len(labels))
+    agree = {v.key: v.as_dict() for v in values}
+    counted = [v for v in values if not v.derived]
+    holding = sum(v.holds for v in counted)
+    missed = [v for v in counted if not v.holds]
     return {"n": len(rows), "several": len(rows) > 1, "models": [r["model"] for r in rows],
+            "models_text": ", ".join(r["model"] for r in rows),
             "images": int(len(pos)), "images_per_class": ctx.cfg["sanity.images_per_class"],
             "rule": RULE.format(k=ctx.cfg["sanity.images_per_class"], n=len(pos)),
-            "rows": rows, "holds": agree, "all_hold": holding == len(agree), "n_holding": int(holding),
-            "not_holding": [key for key, a in agree.items() if not a["holds"]],
-            "region_words_hold": all(a["holds"] for key, a in agree.items() if key.startswith(REGION_WORDS)),
-            "n_verdicts": len(agree), "answer": ("Yes" if holding == len(agree) else "No" if holding == 0 else "Partly"),
-            "verdicts": list(agree.values())}
+            "rows": rows, "holds": agree, "all_hold": holding == len(counted), "n_holding": int(holding),
+            "not_holding": [v.key for v in missed],
+            "missed": "; ".join(f"{v.about}: {v.reach()}" for v in missed),
+            "region_words_hold": all(v.holds for v in counted if v.key.startswith(REGION_WORDS)),
+            "n_verdicts": len(counted),
+            "answer": ("Yes" if holding == len(counted) else "No" if holding == 0 else "Partly"),
+            "verdicts": [agree[v.key] for v in values]}
 
 
 TOO_FEW = "cannot tell (fewer than two maps of an explained class)"
 
 
+class ConsistencyWords(NamedTuple):
+    """One seed's consistency verdicts and the numbers they rest on (None when it cannot tell)."""
+
+    level: str
+    specific: str
+    specificity: dict | None      # the paired interval, maps minus input alone
+    within: dict | None           # the within-class intervals behind the level
+
+
 def consistency_words(maps: np.ndarray, input_alone: np.ndarray, st: dict, *, labels: np.ndarray,
-                      targets: np.ndarray) -> tuple[str, str, dict | None]:
-    """(consistency level, class-specific beyond the input, the paired interval) of one seed's maps,
-    grouped by its explained targets, by the rules of Q3.3/Q4.3; a seed that decides fewer than two
-    images of a class gets :data:`TOO_FEW` for both words (and so does not reach the main's words)."""
+                      targets: np.ndarray) -> ConsistencyWords:
+    """(consistency level, class-specific beyond the input, the paired interval, the within-class
+    intervals) of one seed's maps, grouped by its explained targets, by the rules of Q3.3/Q4.3; a seed
+    that decides fewer than two images of a class gets :data:`TOO_FEW` for both words (and so does
+    not reach the main's words)."""
     n_per_class = [int(np.sum(np.asarray(targets) == k)) for k in (0, 1)]
     if min(n_per_class) < 2:
-        return TOO_FEW, TOO_FEW, None
+        return ConsistencyWords(TOO_FEW, TOO_FEW, None, None)
     c = measures.consistency_numbers(maps, {"input": input_alone}, st, labels=labels, targets=targets)
-    return c["level"], c["vs_input"]["specific"], c["vs_input"]["specificity"]
+    return ConsistencyWords(c["level"], c["vs_input"]["specific"], c["vs_input"]["specificity"], c["within"])
 
 
 def shared_words(regions: dict, level: str, specific: str) -> dict:

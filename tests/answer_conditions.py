@@ -4,7 +4,9 @@ Given the variables of a build (``numbers.json`` + config), each answer template
 once as is, then once per condition with that condition's inputs changed:
 
 - every boolean or None leaf the template reads (found by recording the lookups, so leaves
-  read inside ``{% for %}`` loops count too) is flipped (True <-> False, None -> a string);
+  read inside ``{% for %}`` loops count too) is flipped (True <-> False, None -> a string); a
+  leaf of a ``...says`` dict (one boolean per word of a verdict, :func:`report.words.says`) is
+  flipped as its verdict: the dict is set to each other word in turn;
 - every variable in an ``{% if %}`` test or an inline ``x if test else y`` is tried with
   values of its type until one changes the test's branch.
 
@@ -136,6 +138,15 @@ def candidates(value):
     return []
 
 
+SAYS = "says"     # {word: bool} of one verdict (report.words.says; "says", "maps_says", ...): flipped as one
+
+
+def other_words(says: dict) -> list[dict]:
+    """The one-hot dicts of a verdict's other words: flipping one word of ``says`` alone would
+    make two words true at once (or none), which no build produces."""
+    return [{w: w == word for w in says} for word in says if not says[word]]
+
+
 def unflippable(numbers: dict, config: dict, profile: str = "full", templates: Path = ANSWERS.parent) -> list[str]:
     """Every (template, variable) whose flip leaves the rendered text unchanged."""
     env = answer_env(templates)
@@ -155,9 +166,12 @@ def unflippable(numbers: dict, config: dict, profile: str = "full", templates: P
             changed = False
             numeric = isinstance(value, (int, float)) and not isinstance(value, bool)
             seen_as = words if numeric else (lambda t: t)
-            for new in candidates(value):
+            says = len(path) > 2 and str(path[-2]).endswith(SAYS)
+            tries = ([replaced(base_vars, path[:-1], onehot) for onehot in other_words(lookup(base_vars, path[:-1]))]
+                     if says else [replaced(base_vars, path, new) for new in candidates(value)])
+            for variables in tries:
                 try:
-                    text = render(env, tpl, replaced(base_vars, path, new))
+                    text = render(env, tpl, variables)
                 except UndefinedError:  # the other branch reads numbers this build does not have:
                     changed = True      # it says something else
                     break

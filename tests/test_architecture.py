@@ -194,14 +194,16 @@ def test_templates_render_without_gradcam():
     from report.render import answer_env, answer_variables, render_answer
     fx = json.loads((ROOT / "tests" / "fixtures" / "answer_variables.json").read_text())
     n = copy.deepcopy(fx["numbers"])
-    n["q4"] = {"skipped": NO_CONV, "layer": None, "seeds": None}     # what report/q4_gradcam.py returns when skipped
-    n["q2"]["errors"].update(methods=["IG"], layer=None, cam_skipped=NO_CONV)
-    n["q2"]["model"].update(gradcam_layer=None, gradcam_grid=0, gradcam_reason=NO_CONV)
+    n["q4"] = {"skipped": NO_CONV, "is_skipped": True, "layer": None, "seeds": None, "has_seeds": False}     # what report/q4_gradcam.py returns when skipped
+    n["q2"]["errors"].update(methods=["IG"], layer=None, cam_skipped=NO_CONV, has_layer=False, is_cam_skipped=True,
+                             methods_or="IG", methods_and="IG")
+    n["q2"]["model"].update(gradcam_layer=None, gradcam_grid=0, gradcam_reason=NO_CONV, has_gradcam_layer=False)
     for c in ("NORMAL", "PNEUMONIA"):
         n["q2"]["errors"]["maps"][c].pop("Grad-CAM")
     q5 = n["q5"]
     q5.pop("gradcam")
-    q5.update(methods=[["ig", "IG"]], gradcam_skipped=NO_CONV)
+    q5.update(methods=[["ig", "IG"]], gradcam_skipped=NO_CONV, gradcam_is_skipped=True,
+              result_lines=[r for r in q5["result_lines"] if r["method"] == "IG"])
     for k in ("gradcam",):
         q5["cascade"].pop(k)
         q5["cascade"]["floor"].pop(k)

@@ -16,6 +16,7 @@ import pytest
 
 from report.q5_sanity import _headline
 from report.render import answer_env, answer_variables
+from report.words import says
 from xaikit import sanity
 
 FIXTURE = Path(__file__).parent / "fixtures" / "answer_variables.json"
@@ -38,6 +39,7 @@ def _result(outcome: str, template: dict) -> dict:
     out = copy.deepcopy(template)
     out.update(r.as_dict())
     out["holm_outcome"] = r.outcome
+    out["outcome_says"] = says(r.outcome, sanity.OUTCOMES)      # as report/q5_sanity.py does
     return out
 
 

@@ -43,40 +43,89 @@ class _Ctx:
         self.cfg = {"sanity.images_per_class": per_class}
 
 
-def _rows(words_per_seed):
-    return [{"model": m, "words": w} for m, w in words_per_seed.items()]
+def _rows(words_per_seed, n=4):
+    return [{"model": m, "words": w, "n": n, "est": {k: {"value": 1.0, "lo": 0.5, "hi": 1.5} for k in w}}
+            for m, w in words_per_seed.items()]
+
+
+def _specs(keys, derived=()):
+    from report import seeds
+    return {k: seeds.Spec(f"the {k}", "a rule with cut-off {cut}", lambda st: {"cut": st["cut"]},
+                          lambda r, k=k: r["est"][k], lambda n, k=k: n.get(k), derived=k in derived)
+            for k in keys}
+
+
+def _summary(stated, per_seed, per_class=2, labels=(0, 0, 0, 1, 1, 1), derived=()):
+    from report import seeds
+    return seeds.summary(_Ctx(per_class), np.array(labels), stated, {}, _rows(per_seed), _specs(stated, derived),
+                         {"cut": 0.3})
+
+
+def _q3_5(out):
+    from report import render
+    return render.render_answer(render.answer_env(), "q3_5.md", {"q3": {"seeds": out}, "tab": {"q3_seeds": 7}})
 
 
 def test_summary_and_the_sentence_of_a_verdict_reached_by_two_of_three():
-    # catches a summary that counts a verdict as holding when one seed misses it, and a
-    # Q3.5 sentence that states it as holding
-    from report import render, seeds
-
-    labels = np.array([0, 0, 0, 1, 1, 1])
-    ref = {"answer": "Partly", "baseline_dependence": "strongly"}
-    rows = _rows({"main": {"answer": "Partly", "baseline_dependence": "strongly"},
-                  "main-2": {"answer": "Partly", "baseline_dependence": "moderately"},
-                  "main-3": {"answer": "Partly", "baseline_dependence": "strongly"}})
-    out = seeds.summary(_Ctx(2), labels, ref, rows, {"answer": "the answer", "baseline_dependence": "the baseline"})
+    # catches a summary that counts a verdict as holding when one seed misses it, a Q3.5 sentence
+    # that states it as holding, and a derived verdict (the answer) counted beside its parts
+    stated = {"answer": "Partly", "baseline_dependence": "strongly", "lung": "more"}
+    out = _summary(stated, {"main": {"answer": "Partly", "baseline_dependence": "strongly", "lung": "more"},
+                            "main-2": {"answer": "Partly", "baseline_dependence": "moderately", "lung": "more"},
+                            "main-3": {"answer": "Partly", "baseline_dependence": "strongly", "lung": "more"}},
+                   derived=("answer",))
     assert out["images"] == 4 and out["n"] == 3
     assert out["holds"]["answer"]["holds"] and not out["holds"]["baseline_dependence"]["holds"]
     assert (out["n_holding"], out["n_verdicts"], out["answer"], out["all_hold"]) == (1, 2, "Partly", False)
     assert out["not_holding"] == ["baseline_dependence"]
     assert out["holds"]["baseline_dependence"]["others"] == {"main-2": "moderately"}
-    text = render.render_answer(render.answer_env(), "q3_5.md", {"q3": {"seeds": out}, "tab": {"q3_seeds": 7}})
-    assert "holds for the main model only (2 of 3 seeds reach it)" in text
-    assert "the baseline: \"strongly\", holds for all" not in text
-    assert "the answer: \"Partly\", holds for all 3 seeds" in text
+    assert out["holds"]["baseline_dependence"]["cutoffs"] == {"cut": 0.3}
+    assert out["holds"]["baseline_dependence"]["rule"] == "a rule with cut-off 0.3"
+    text = _q3_5(out)
+    assert ("the baseline_dependence: \"strongly\", holds for main and main-3, not for main-2 (2 of 3 seeds), "
+            "not for the recipe (other words: main-2 \"moderately\")") in text
+    assert "main model only" not in text
+    assert "the answer: \"Partly\", holds for all 3 seeds" in text and "not counted" in text
+    assert "1 of the 2 verdicts" in text
+
+
+def test_the_main_model_missing_a_word_is_never_written_as_the_main_model_only():
+    # catches the sentence of #30: "holds for the main model only" for a verdict the main model
+    # misses and main-2 reaches (the phrase written without looking at which seeds reach it)
+    from report import seeds
+
+    v = seeds.SeedVerdict(key="lung_NORMAL", about="|IG| in the lung fields, NORMAL images", rule="r", cutoffs=(),
+                          stated="concentrated", stated_estimate=None, n_stated_images=100,
+                          reference="concentrated", n_images=40,
+                          seeds=(seeds.SeedWord("main", "not clearly concentrated", None),
+                                 seeds.SeedWord("main-2", "concentrated", None),
+                                 seeds.SeedWord("main-3", "not concentrated", None)))
+    assert v.reaching == ("main-2",) and v.missing == ("main", "main-3") and not v.holds
+    for sentence in (v.text(), v.line(), v.reach()):
+        assert "main-2" in sentence and "main model only" not in sentence
+    assert v.who() == "holds for main-2, not for main and main-3 (1 of 3 seeds)"
+    assert v.reach() == "main-2 reaches it, main and main-3 do not"
+
+
+def test_seeds_are_judged_on_the_references_own_images():
+    # catches seeds compared with the word the main model reaches on all its images (100) while they
+    # are explained on fewer (40): the reference is the main model's word on the seeds' images, and
+    # a stated word that differs from it is said to differ
+    stated = {"lung": "concentrated"}
+    out = _summary(stated, {"main": {"lung": "not clearly"}, "main-2": {"lung": "not clearly"},
+                            "main-3": {"lung": "not clearly"}})
+    v = out["holds"]["lung"]
+    assert v["reference"] == v["word"] == "not clearly" and v["stated"] == "concentrated"
+    assert v["holds"] and v["seeds"] == ["main", "main-2", "main-3"] and v["stated_differs"]
+    assert v["text"] == ("holds for all 3 seeds, on the 4 images every seed is explained on, where the main model's "
+                         "own word is \"not clearly\" (from all 6 images: \"concentrated\")")
+    assert v["estimates"]["main-2"] == {"value": 1.0, "lo": 0.5, "hi": 1.5}
 
 
 def test_one_seed_is_said_to_be_one_seed():
-    from report import render, seeds
-
-    out = seeds.summary(_Ctx(1), np.array([0, 1]), {"answer": "Yes"}, _rows({"main": {"answer": "Yes"}}),
-                        {"answer": "the answer"})
+    out = _summary({"answer": "Yes"}, {"main": {"answer": "Yes"}}, per_class=1, labels=(0, 1))
     assert not out["several"] and out["holds"]["answer"]["text"] == "one seed only" and out["all_hold"]
-    text = render.render_answer(render.answer_env(), "q3_5.md", {"q3": {"seeds": out}, "tab": {"q3_seeds": 7}})
-    assert "Not measured" in text
+    assert "Not measured" in _q3_5(out)
 
 
 def test_a_seed_that_decides_one_class_cannot_tell_its_consistency():
@@ -85,9 +134,9 @@ def test_a_seed_that_decides_one_class_cannot_tell_its_consistency():
     from report import seeds
 
     maps = np.random.default_rng(0).random((6, 8, 8))
-    level, specific, interval = seeds.consistency_words(maps, maps, {}, labels=np.array([0, 0, 0, 1, 1, 1]),
-                                                        targets=np.ones(6, int))
-    assert level == specific == seeds.TOO_FEW and interval is None
+    level, specific, interval, within = seeds.consistency_words(maps, maps, {}, labels=np.array([0, 0, 0, 1, 1, 1]),
+                                                                targets=np.ones(6, int))
+    assert level == specific == seeds.TOO_FEW and interval is None and within is None
     assert seeds.ci_text(None) == "-"
 
 
@@ -110,5 +159,5 @@ def test_a_seed_that_decides_both_classes_gets_consistency_words():
     st = {"n_boot": 50, "seed": 0, "level": 0.95, "alpha": 0.05, "consistency_high": 0.5, "consistency_moderate": 0.2}
     maps = np.random.default_rng(1).random((8, 16, 16))
     y = np.array([0, 0, 0, 0, 1, 1, 1, 1])
-    level, specific, interval = seeds.consistency_words(maps, maps[::-1], st, labels=y, targets=y)
-    assert seeds.TOO_FEW not in (level, specific) and interval is not None
+    level, specific, interval, within = seeds.consistency_words(maps, maps[::-1], st, labels=y, targets=y)
+    assert seeds.TOO_FEW not in (level, specific) and interval is not None and set(within) >= {"NORMAL", "PNEUMONIA"}

@@ -385,34 +385,6 @@ def interval_bars(values: dict[str, dict[str, tuple[float, float, float]]], *, y
     return fig
 
 
-def cascade_curves(curves: dict[tuple[str, str], dict[str, np.ndarray]], steps: Sequence[str]) -> Figure:
-    """Similarity to the original maps against the layers randomized so far.
-
-    ``curves[(method, order)][metric]`` is a K x 3 array of (mean, lo, hi) per step; ``steps``
-    labels the x positions (0 = the trained model).
-    """
-    keys = list(curves)
-    methods = sorted({m for m, _ in keys}, key=[m for m, _ in keys].index)
-    orders = sorted({o for _, o in keys}, key=[o for _, o in keys].index)
-    fig = Figure(figsize=(7.5, 2.6 * len(methods)), layout="constrained")
-    axes = fig.subplots(len(methods), len(orders), squeeze=False, sharey=True)
-    for r, meth in enumerate(methods):
-        for c, order in enumerate(orders):
-            ax = axes[r][c]
-            labels = steps[order] if isinstance(steps, dict) else steps
-            for metric, v in curves[(meth, order)].items():
-                xs = np.arange(len(v))
-                ax.plot(xs, v[:, 0], marker="o", markersize=3, label=metric)
-                ax.fill_between(xs, v[:, 1], v[:, 2], alpha=0.15)
-            ax.set_xticks(np.arange(len(labels)), labels, fontsize=6, rotation=30, ha="right")
-            ax.axhline(0, color="gray", linewidth=0.5)
-            ax.set_title(f"{meth}, {order.replace('_', '-')}", fontsize=9)
-            if c == 0:
-                ax.set_ylabel("similarity to original map", fontsize=8)
-    axes[0][0].legend(fontsize=7)
-    return fig
-
-
 OUTCOME_COLOURS = {"pass": "#4daf4a", "fail": "#e41a1c", "inconclusive": "#bdbdbd",
                    "uninformative": "#f0f0f0"}
 
