@@ -114,6 +114,15 @@ def _replicates(ctx: Context, card: dict) -> dict:
     return out
 
 
+def _fixed_threshold(y, scores, val_threshold: float, n_boot: int, seed: int, level: float) -> dict:
+    """Intervals with images independent and the threshold fixed, at the validation threshold and at 0.5
+    (the AUC, which no threshold changes, resampled once for both)."""
+    auc = intervals.auc_bootstrap(y, scores, n_boot=n_boot, seed=seed, level=level)
+    return {tag: {k: v.as_dict() for k, v in intervals.classification_intervals(
+                y, scores, thr, n_boot=n_boot, seed=seed, level=level, auc=auc).items()}
+            for tag, thr in (("at_val", val_threshold), ("at_05", 0.5))}
+
+
 def run(ctx: Context) -> Result:
     model, card = ctx.model("main")
     p = ctx.prepared()
@@ -154,10 +163,7 @@ def run(ctx: Context) -> Result:
                          f"{card['val_threshold']}, got {cl.threshold.value}: the model card is stale")
     n["test_auc_below_val"] = bool(cl.auc.hi < card["val"]["auc"])    # the ROC figure's sentence (Q2.2)
     # secondary: images independent, threshold fixed (Wilson; AUC resampled within each class)
-    auc = intervals.auc_bootstrap(p.y("test"), p_test, n_boot=n_boot, seed=ctx.cfg["data.seed"], level=level)
-    simple = {tag: {k: v.as_dict() for k, v in intervals.classification_intervals(
-                  p.y("test"), p_test, thr, n_boot=n_boot, seed=ctx.cfg["data.seed"], level=level, auc=auc).items()}
-              for tag, thr in (("at_val", card["val_threshold"]), ("at_05", 0.5))}
+    simple = _fixed_threshold(p.y("test"), p_test, card["val_threshold"], n_boot, ctx.cfg["data.seed"], level)
     ci = {"at_val": {k: v.as_dict() for k, v in cl.metrics().items()}, "at_05": simple["at_05"],
           "at_val_fixed": simple["at_val"], "level": level, "n_boot": n_boot,
           "method": CLUSTERED_METHOD.format(n=n_boot),
