@@ -571,7 +571,7 @@ def _tighten(keys: list, htmls: list, found: dict, store, renderer, base_url: st
     out = list(keys)
     for i, (k, h) in enumerate(zip(keys, htmls)):
         meta = found[k][1]
-        if meta["pages"] < 2 or meta.get("last_lines", STRAY_LINES + 1) > STRAY_LINES:
+        if meta["pages"] <= 1 or meta.get("last_lines") is None or meta["last_lines"] > STRAY_LINES:
             continue
         t_html = tight(h)
         t_key = store.key(t_html)

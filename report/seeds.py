@@ -98,7 +98,7 @@ class SeedVerdict:
         if n == 1:
             return "one seed only"
         if k == n:
-            return f"holds for all {n} seeds"
+            return "holds for both seeds" if n == 2 else f"holds for all {n} seeds"
         if k == 0:
             return f"is reached by none of the {n} seeds"
         return f"holds for {names_text(self.reaching)}, not for {names_text(self.missing)} ({k} of {n} seeds)"

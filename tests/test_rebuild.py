@@ -138,7 +138,7 @@ def test_a_source_edited_during_the_build_is_not_trusted_next_time(tmp_path, mon
     stored = json.loads((build / "sections" / "q1" / "result.json").read_text())
     monkeypatch.setattr(rbuild, "check_splits", lambda ctx: None)
     monkeypatch.setattr("report.render.layout", lambda: OUTLINE)
-    monkeypatch.setattr(rbuild, "run_sections", lambda ctx, force, retire=False: ({"q1": stored}, {"q1": "k1"}))
+    monkeypatch.setattr(rbuild, "run_sections", lambda ctx, force, retire=False, **kw: ({"q1": stored}, {"q1": "k1"}))
     rbuild.build_report(data=str(root), overrides=QUICK, build=build, templates=templates, pdf=False,
                         force=("q1",))
     assert json.loads((build / rbuild.MANIFEST).read_text())["fingerprint"] == "before"

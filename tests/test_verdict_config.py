@@ -68,6 +68,8 @@ ALLOWED_CONSTANTS = {
     ("figures.py", "MAX_JPEG_SHARE"): "figure encoding: a JPEG must save this share of bytes",
     ("figures.py", "BLANK_LEVEL"): "page layout: the grey level of a blank row between panels",
     ("figures.py", "MIN_GAP_PX"): "page layout: the height of a cut between panels",
+    ("pdfparts.py", "STRAY_LINES"): "page layout: the lines of text a part's last page may hold before the part "
+                                    "is laid out tighter (a stray tail, not a measure)",
 }
 
 
