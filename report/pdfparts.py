@@ -53,9 +53,9 @@ MARGIN_BOXES = ("top-left-corner", "top-left", "top-center", "top-right", "top-r
                 "right-middle", "right-bottom")
 _RESET_BOXES = " ".join(f"@{b} {{ content: none; }}" for b in MARGIN_BOXES)
 PART_CSS = f"\n@page {{ {_RESET_BOXES} }}\n@page :first {{ {_RESET_BOXES} }}\n"
-# A part whose last page holds only a few lines (the tail of its text spilling over) is laid out again a
+# A part whose last page holds only a few lines (the tail of its text, or a figure strip and a few lines) is laid out again a
 # little tighter; the tighter layout is kept when it has fewer pages (tests/pdf_layout.py: stray_pages).
-STRAY_LINES = 3
+STRAY_LINES = 8
 TIGHT_CSS = ("\np, li { line-height: 1.3; } p { margin: 0.8em 0; } figure { margin: 0.5em 0; } "
              "h3 { margin-top: 0.9em; } .findings li { margin-bottom: 0.35em; }\n")
 TARGET_PAGE = re.compile(r"target-counter\(\s*attr\(\s*href\s*\)\s*,\s*page\s*\)")

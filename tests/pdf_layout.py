@@ -247,7 +247,7 @@ if __name__ == "__main__":       # python -m tests.pdf_layout build/report.pdf
         f"page {p} image {k}: {len(w)} panels, the narrowest {min(w):.2f} in" for (p, k), w in narrow.items()) or "none")
 
 
-STRAY_LINES = 3          # a page that holds at most this many lines of text ...
+STRAY_LINES = 8          # a page that holds at most this many lines of text ...
 STRAY_FILL = 0.5         # ... and ends above this share of its text block is a stray page
 
 
