@@ -251,18 +251,21 @@ STRAY_LINES = 8          # a page that holds at most this many lines of text ...
 STRAY_FILL = 0.5         # ... and ends above this share of its text block is a stray page
 
 
-def stray_pages(pdf: Path, lines: int = STRAY_LINES, fill: float = STRAY_FILL) -> list[tuple[int, int, float]]:
+def stray_pages(pdf: Path, lines: int = STRAY_LINES, fill: float = STRAY_FILL,
+                images: bool | None = None) -> list[tuple[int, int, float]]:
     """(page, text lines, fill) of pages that hold only the tail of what began on the page before: a
     stray line or two, or a lone figure strip with a few lines under it (at most ``lines`` lines of
     text and ink ending above ``fill`` of the text block). The title page and pages with no text
-    (a whole figure) are not counted."""
+    (a whole figure) are not counted. ``images`` True keeps only pages with an image (a figure strip),
+    False only pages without one (a stray tail of text), None both."""
     text = subprocess.run(["pdftotext", "-layout", str(pdf), "-"], capture_output=True, text=True,
                           check=True).stdout
     pages = text.split("\f")
     fills = page_fill(pdf)
+    with_image = set(image_pages(Path(pdf)))
     out = []
     for i, (page, f) in enumerate(zip(pages, fills), start=1):
         n = len([l for l in page.splitlines() if l.strip()])
-        if i > 1 and 0 < n <= lines and f < fill:
+        if i > 1 and 0 < n <= lines and f < fill and images in (None, i in with_image):
             out.append((i, n, round(f, 2)))
     return out
