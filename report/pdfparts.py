@@ -345,7 +345,7 @@ def _lines(page) -> int:
 
 def tight(html: str) -> str:
     """``html`` with :data:`TIGHT_CSS` added to the end of its first style sheet."""
-    return re.sub(r"(</style>)", TIGHT_CSS.replace("\\", "\\\\") + r"\1", html, count=1, flags=re.I)
+    return re.sub(r"</style>", lambda m: TIGHT_CSS + m.group(0), html, count=1, flags=re.I)
 
 
 def _render_job(job):
@@ -564,25 +564,35 @@ def glue(page: Page, joins: set) -> Page:
                 tuple(frozenset().union(*(page.ids[i] for i in g)) for g in groups))
 
 
+def _lay_out_stale(htmls: dict, found: dict, store, renderer, base_url: str, fetcher_factory) -> dict:
+    """Fill ``found`` (key -> (pdf, meta)) for every key of ``htmls`` (key -> html) from the cache,
+    laying out the rest in one call (the renderer's processes share them); returns key -> seconds
+    of what was laid out now."""
+    for k in htmls:
+        if found.get(k) is None:
+            found[k] = store.get(k)
+    stale = {k: h for k, h in htmls.items() if found[k] is None}
+    for k, res in zip(stale, renderer.render(list(stale.values()), base_url, fetcher_factory)):
+        store.put(k, *res)
+        found[k] = res
+    return {k: found[k][1]["seconds"] for k in stale}
+
+
 def _tighten(keys: list, htmls: list, found: dict, store, renderer, base_url: str, fetcher_factory,
              rendered: dict) -> list:
     """``keys`` with each part whose last page holds at most :data:`STRAY_LINES` lines replaced by its
     tighter layout (:func:`tight`) when that has fewer pages."""
+    stray = [i for i, k in enumerate(keys) if found[k][1]["pages"] > 1
+             and found[k][1].get("last_lines") is not None and found[k][1]["last_lines"] <= STRAY_LINES]
+    tighter = {i: tight(htmls[i]) for i in stray}
+    t_keys = {i: store.key(h) for i, h in tighter.items()}
+    seconds = _lay_out_stale({t_keys[i]: h for i, h in tighter.items()}, found, store, renderer, base_url,
+                             fetcher_factory)
     out = list(keys)
-    for i, (k, h) in enumerate(zip(keys, htmls)):
-        meta = found[k][1]
-        if meta["pages"] <= 1 or meta.get("last_lines") is None or meta["last_lines"] > STRAY_LINES:
-            continue
-        t_html = tight(h)
-        t_key = store.key(t_html)
-        if found.get(t_key) is None:
-            found[t_key] = store.get(t_key)
-        if found[t_key] is None:
-            (res,) = renderer.render([t_html], base_url, fetcher_factory)
-            store.put(t_key, *res)
-            found[t_key] = res
-            rendered[i] = rendered.get(i, 0.0) + res[1]["seconds"]
-        if found[t_key][1]["pages"] < meta["pages"]:
+    for i, t_key in t_keys.items():
+        if t_key in seconds:
+            rendered[i] = rendered.get(i, 0.0) + seconds[t_key]
+        if found[t_key][1]["pages"] < found[keys[i]][1]["pages"]:
             out[i] = t_key
     return out
 
@@ -595,12 +605,9 @@ def _lay_out(page: Page, renderer, store, base_url: str, fetcher_factory, target
     for rounds in range(1, MAX_ROUNDS + 1):
         htmls = [part_html(page, i, target_pages) for i in range(len(page.parts))]
         keys = [store.key(h) for h in htmls]
-        found = {k: store.get(k) for k in set(keys)}
-        stale = {k: h for k, h in zip(keys, htmls) if found[k] is None}
-        for k, res in zip(stale, renderer.render(list(stale.values()), base_url, fetcher_factory)):
-            store.put(k, *res)
-            found[k] = res
-            rendered.update({i: res[1]["seconds"] for i, key in enumerate(keys) if key == k})
+        found: dict = {}
+        seconds = _lay_out_stale(dict(zip(keys, htmls)), found, store, renderer, base_url, fetcher_factory)
+        rendered.update({i: seconds[key] for i, key in enumerate(keys) if key in seconds})
         keys = _tighten(keys, htmls, found, store, renderer, base_url, fetcher_factory, rendered)
         metas = [found[k][1] for k in keys]
         offsets = [sum(m["pages"] for m in metas[:i]) for i in range(len(metas))]
