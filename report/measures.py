@@ -541,12 +541,13 @@ def too_few(groups: np.ndarray, noun: str = "") -> str | None:
     return f"{n[0]} NORMAL and {n[1]} PNEUMONIA{noun}; at least 2 of each are needed"
 
 
-def _cannot_tell(reason: str) -> dict:
+def _cannot_tell(reason: str, groups: np.ndarray) -> dict:
     """The numbers of :func:`_consistency` when the groups do not allow it: every word says why."""
     return {"within": {**{c: dict(_NAN) for c in CLASSES}, "mean": dict(_NAN)}, "within_mean": float("nan"),
-            "across": float("nan"), "n": {c: 0 for c in CLASSES}, "levels": {c: f"{CANNOT_TELL} ({reason})" for c in CLASSES},
-            "levels_agree": True, "level": f"not measurable ({CANNOT_TELL}: {reason})", "diff": dict(_NAN), "p_value": float("nan"),
-            "class_specific": False, "told": False, "reason": reason}
+            "across": float("nan"), "n": {c: int(np.sum(np.asarray(groups) == k)) for k, c in enumerate(CLASSES)},
+            "levels": {c: f"{CANNOT_TELL} ({reason})" for c in CLASSES},
+            "levels_agree": True, "level": f"not measurable ({CANNOT_TELL}: {reason})", "diff": dict(_NAN),
+            "p_value": float("nan"), "class_specific": False, "told": False, "reason": reason}
 
 
 def _consistency(maps: np.ndarray, groups: np.ndarray, s: dict, noun: str = "") -> dict:
@@ -556,9 +557,7 @@ def _consistency(maps: np.ndarray, groups: np.ndarray, s: dict, noun: str = "") 
     a group has fewer than 2 maps."""
     reason = too_few(groups, noun)
     if reason is not None:
-        out = _cannot_tell(reason)
-        out["n"] = {c: int(np.sum(np.asarray(groups) == k)) for k, c in enumerate(CLASSES)}
-        return out
+        return _cannot_tell(reason, groups)
     pooled = _pooled_abs(maps)
     ci = dict(n_boot=s["n_boot"], seed=s["seed"], level=s["level"])
     c = similarity.consistency(pooled, groups)

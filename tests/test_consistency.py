@@ -145,3 +145,17 @@ def test_change_of_a_verdict_on_a_subset(old, new, value, lo, hi, want):
     """Catches: a wider interval on fewer images reported as a changed verdict, or an effect that
     is gone reported as merely less certain."""
     assert measures._change(old, new, {"value": value}, {"lo": lo, "hi": hi}) == want
+
+
+def test_one_decided_class_says_cannot_tell_with_its_counts():
+    # catches: consistency raising when every explained image is decided as one class (a small
+    # dataset's collapsed model), counts of the groups lost, or a "class-specific" verdict without data
+    rng = np.random.default_rng(3)
+    maps = rng.uniform(size=(6, 16, 16))
+    labels = np.array([0, 0, 0, 1, 1, 1])
+    c = measures.consistency_numbers(maps, {"input": maps}, S, labels=labels, targets=np.ones(6, int))
+    assert c["told"] is False and c["class_specific"] is False
+    assert c["n"] == {"NORMAL": 0, "PNEUMONIA": 6}
+    assert c["level"].startswith("not measurable (cannot tell: 0 NORMAL and 6 PNEUMONIA targets")
+    assert c["vs_input"]["specific_beyond_input"] is False and "cannot tell" in c["vs_input"]["specific"]
+    assert "cannot tell" not in c["by_label"]["level"]             # grouped by label, both classes are there
