@@ -48,6 +48,7 @@ TESTS = {
     "xaikit/randomization.py": ["tests/test_sanity.py"],
     "xaikit/data.py": ["tests/test_data.py", "tests/test_bad_inputs.py"],
     "xaikit/seeds.py": ["tests/test_seeds.py"],
+    "xaikit/forward.py": ["tests/test_forward.py"],
     "report/seeds.py": ["tests/test_seeds.py"],
     "report/pdfparts.py": ["tests/test_pdfparts.py"],
     "report/measures.py": ["tests/test_measures.py", "tests/test_similarity_regions.py", "tests/test_consistency.py",

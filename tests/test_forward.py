@@ -14,9 +14,9 @@ def _tiny():
     return keras.Model(inp, keras.layers.Dense(2, activation="softmax")(h))
 
 
-@pytest.mark.parametrize("n,batch", [(1, 32), (18, 18), (70, 32), (5, 2)])
+@pytest.mark.parametrize("n,batch", [(1, 32), (18, 18), (70, 32), (5, 2), (3, 1)])
 def test_predict_equals_keras_predict(n, batch):
-    # catches: a slice that skips or repeats images (range step or bounds), a last partial batch
+    # catches: a slice that skips or repeats images (range step or bounds), batch_size 1 refused, a last partial batch
     # dropped, or outputs concatenated in another order
     model = _tiny()
     x = np.random.default_rng(n).random((n, 12, 12, 1)).astype(np.float32)

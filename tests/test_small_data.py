@@ -23,7 +23,7 @@ def _collapsed_model(path: Path, size: int) -> Path:
     from xaikit.model import build_cnn
     model = build_cnn(size, 1, seed=0)
     dense = model.get_layer("logits")
-    kernel, bias = dense.get_weights()
+    kernel, _ = dense.get_weights()
     dense.set_weights([kernel * 0.0, np.array([0.0, 40.0], np.float32)])
     model.save(path)
     return path
