@@ -159,3 +159,5 @@ def test_one_decided_class_says_cannot_tell_with_its_counts():
     assert c["level"].startswith("not measurable (cannot tell: 0 NORMAL and 6 PNEUMONIA targets")
     assert c["vs_input"]["specific_beyond_input"] is False and "cannot tell" in c["vs_input"]["specific"]
     assert "cannot tell" not in c["by_label"]["level"]             # grouped by label, both classes are there
+    told = measures.consistency_numbers(maps, {"input": maps}, S, labels=labels, targets=labels)
+    assert told["told"] is True and told["vs_input"]["told"] is True and told["reason"] == ""
