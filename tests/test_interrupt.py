@@ -22,6 +22,25 @@ def build_cmd(root, build, settings=(*SETTINGS, *LOCAL)):
     return [sys.executable, "-c", code]
 
 
+def _interrupt_when(proc, cue, sig, seconds: float) -> str:
+    """Send ``sig`` to ``proc`` at its first stderr line for which ``cue(line)`` holds (within ``seconds``);
+    wait for it to exit with status 130 saying "interrupted" and no traceback; return what it
+    printed after the signal."""
+    seen = []
+    deadline = time.time() + seconds
+    for line in proc.stderr:
+        seen.append(line)
+        if cue(line):
+            proc.send_signal(sig)
+            break
+        assert time.time() < deadline, "".join(seen)
+    rest = proc.stderr.read()
+    proc.wait(timeout=120)
+    assert proc.returncode == 130, "".join(seen) + rest
+    assert "interrupted" in rest and "Traceback" not in rest
+    return rest
+
+
 def _ignore_sigint():
     """What a non-interactive shell does to a background job: SIGINT starts out ignored, and
     Python then installs no KeyboardInterrupt handler of its own."""
@@ -38,18 +57,7 @@ def test_interrupt_during_training_then_resume(tmp_path, sig, background):
     env = dict(os.environ, PYTHONUNBUFFERED="1", TF_CPP_MIN_LOG_LEVEL="3")
     proc = subprocess.Popen(build_cmd(root, build), cwd=ROOT, stderr=subprocess.PIPE, text=True, env=env,
                             preexec_fn=_ignore_sigint if background else None)
-    seen = []
-    deadline = time.time() + 240
-    for line in proc.stderr:
-        seen.append(line)
-        if line.startswith("epoch 3/"):
-            proc.send_signal(sig)
-            break
-        assert time.time() < deadline, "".join(seen)
-    rest = proc.stderr.read()
-    proc.wait(timeout=120)
-    assert proc.returncode == 130, "".join(seen) + rest
-    assert "interrupted" in rest and "Traceback" not in rest
+    _interrupt_when(proc, lambda line: line.startswith("epoch 3/"), sig, 240)
     assert not (build / "models" / "main.keras").exists()
     assert not (build / "models" / "main.json").exists()
     assert not (build / "report.html").exists()
@@ -73,18 +81,8 @@ def test_interrupt_cancels_the_ray_tasks_and_a_rerun_resumes_from_finished_model
     env = dict(os.environ, PYTHONUNBUFFERED="1", TF_CPP_MIN_LOG_LEVEL="3")
     proc = subprocess.Popen(build_cmd(root, build, SETTINGS), cwd=ROOT, stderr=subprocess.PIPE, text=True,
                             env=env, start_new_session=True)
-    seen = []
-    deadline = time.time() + 300
-    for line in proc.stderr:          # random-1 (2 epochs) finishes while main (150 epochs) trains
-        seen.append(line)
-        if "model random-1: trained" in line:
-            proc.send_signal(signal.SIGINT)
-            break
-        assert time.time() < deadline, "".join(seen)
-    rest = proc.stderr.read()
-    proc.wait(timeout=120)
-    assert proc.returncode == 130, "".join(seen) + rest
-    assert "interrupted" in rest and "Traceback" not in rest
+    # random-1 (2 epochs) finishes while main (150 epochs) trains
+    _interrupt_when(proc, lambda line: "model random-1: trained" in line, signal.SIGINT, 300)
     time.sleep(2)
     left = subprocess.run(["ps", "-o", "pid=,args=", "-s", str(proc.pid)], capture_output=True, text=True).stdout
     assert left.strip() == "", left          # no raylet, no worker of the build's session survives it
