@@ -295,19 +295,28 @@ def build_report(data: str | None = None, config: str | None = None, overrides=(
     t0 = time.perf_counter()
     check_cluster(cluster)
     ctx = make_context(data, config, overrides, profile, build, strategy)
+    from .render import pdf_renderer
+    with pdf_renderer(pdf) as renderer:    # forked now, before TensorFlow is imported (see render.pdf_renderer)
+        return _build(ctx, force, pdf, Path(templates), cluster, verbose, renderer, t0)
+
+
+def _build(ctx: Context, force, pdf: bool, templates: Path, cluster, verbose: bool, renderer,
+           t0: float) -> Path:
     fresh = None if force else fresh_results(ctx)
     if fresh is not None:
         results, outline, model_names = fresh
         log("every stage is up to date (stages.json): rendering only")
         ctx.timings.extend((name, "reused", 0.0) for name in results)
     else:
-        from . import architecture, models
-        from .render import layout
-        architecture.check(ctx)           # the model's contract, before anything is trained
-        check_splits(ctx)
-        at_start = fingerprint(ctx, manifest_sources(ctx))
         from .engine import running
         with running(ctx, _load_model, cluster, verbose) as engine:
+            if not any((ctx.build / "models").glob("*.json")):   # a cold build: every model will train
+                engine.warm(ctx)       # its workers import TensorFlow while this process does
+            from . import architecture, models
+            from .render import layout
+            architecture.check(ctx)           # the model's contract, before anything is trained
+            check_splits(ctx)
+            at_start = fingerprint(ctx, manifest_sources(ctx))
             results, keys = run_sections(ctx, force, retire=True, engine=engine)
         outline, model_names = layout(), models.names(ctx)
         write_manifest(ctx, keys, outline, model_names, at_start)
@@ -315,8 +324,8 @@ def build_report(data: str | None = None, config: str | None = None, overrides=(
     build_step(ctx, results)                  # before rendering: the report links to it (reused when fresh)
     from .render import render
     t1 = time.perf_counter()
-    html_path = render(ctx, results, pdf=pdf, templates=Path(templates), outline=outline,
-                       model_names=model_names)
+    html_path = render(ctx, results, pdf=pdf, templates=templates, outline=outline,
+                       model_names=model_names, renderer=renderer)
     ctx.timings.append(("render", "computed", time.perf_counter() - t1))
     summary = "; ".join(f"{name} {how} {sec:.1f}s" for name, how, sec in ctx.timings)
     log(f"stages: {summary}")

@@ -115,6 +115,14 @@ def train_task(spec: dict, prepared, *upstream_cards):
     return data, card
 
 
+def warm_task(threads: int) -> int:
+    """Runs on a Ray worker of a cold build: start TensorFlow with ``threads`` threads and import
+    what a training task imports, so that the worker is ready when the first model arrives."""
+    _pin_threads(threads)
+    from . import models  # noqa: F401  (Keras, xaikit's model, pipeline and training code)
+    return os.getpid()
+
+
 # ----------------------------------------------------------------------------- the driver
 
 
@@ -124,6 +132,9 @@ class LocalEngine:
     name = "local"
 
     def submit(self, ctx: Context, names, progress: Stages | None = None) -> None:
+        return None
+
+    def warm(self, ctx: Context) -> None:
         return None
 
     def loader(self, fallback):
@@ -174,6 +185,8 @@ class RayEngine:
         self._ctx: Context | None = None
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
+        self.warming: list = []                  # refs of warm_task (a cold build's first imports)
+        self.joined = ""                         # the line saying where the models train, until said
 
     def _connect(self, ctx: Context) -> None:
         import logging
@@ -205,9 +218,24 @@ class RayEngine:
             raise ClusterError(f"run.threads = {ctx.cfg['run.threads']} but the largest Ray node has {largest} "
                                f"CPUs; expected at most {largest}")
         what = f"cluster {self.address}" if self.address else "local Ray instance"
-        log(f"{what}: {nodes} node(s), {cpus} CPUs, joined in {time.perf_counter() - t0:.1f} s; "
-            f"{max(1, cpus // ctx.cfg['run.threads'])} models train at once ({ctx.cfg['run.threads']} thread(s) each)")
+        self.joined = (f"{what}: {nodes} node(s), {cpus} CPUs, joined in {time.perf_counter() - t0:.1f} s; "
+                       f"{max(1, cpus // ctx.cfg['run.threads'])} models train at once "
+                       f"({ctx.cfg['run.threads']} thread(s) each)")
         ctx.timings.append(("ray start", "computed", time.perf_counter() - t0))
+
+    def warm(self, ctx: Context) -> None:
+        """On an embedded instance, start Ray now and have each worker slot import TensorFlow
+        (:func:`warm_task`) while this process imports it too: a cold quick build waited about
+        5 s for its workers' imports before the first model trained. A cluster is joined when
+        the first model is submitted, as before."""
+        if self.address or self.started:
+            return
+        import ray
+        self._connect(ctx)
+        threads = ctx.cfg["run.threads"]
+        slots = max(1, int(ray.cluster_resources().get("CPU", 1)) // threads)
+        remote = ray.remote(warm_task).options(name="xaikit-warm", num_cpus=threads, max_retries=0)
+        self.warming = [remote.remote(threads) for _ in range(slots)]
 
     def submit(self, ctx: Context, names, progress: Stages | None = None) -> None:
         """Submit every stale model of ``names`` (and what it trains from) at once."""
@@ -219,6 +247,9 @@ class RayEngine:
         self._ctx = ctx
         if not self.started:
             self._connect(ctx)
+        if self.joined:      # said once models are submitted (a build that stops before says nothing of Ray)
+            log(self.joined)
+            self.joined = ""
         if progress is not None:
             self.progress = progress
             progress.parallel(max(1, int(ray.cluster_resources().get("CPU", 1)) // ctx.cfg["run.threads"]),
@@ -316,6 +347,11 @@ class RayEngine:
             return
         import ray
         if cancel:
+            for ref in self.warming:
+                try:
+                    ray.cancel(ref, force=True)
+                except Exception:   # noqa: BLE001  (already finished or gone)
+                    pass
             for name, refs in self.refs.items():
                 if not self.done[name].is_set():
                     for ref in refs:

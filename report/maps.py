@@ -12,7 +12,7 @@ import numpy as np
 
 from xaikit import baselines as xb
 from xaikit.gradcam import GradcamExplainer
-from xaikit.ig import integrated_gradients_adaptive, integrated_gradients_expected
+from xaikit.ig import PathGradients, integrated_gradients_adaptive, integrated_gradients_expected
 from xaikit.model import gradcam_layers, logits_model
 from xaikit.pipeline import to_float
 from xaikit.scores import margin_model
@@ -36,13 +36,25 @@ def baseline_images(name: str, x: np.ndarray, ctx: Context) -> np.ndarray:
     raise ValueError(f"baseline expects one of {xb.BASELINES}, got {name!r}")
 
 
+def ig_boundary(ctx: Context, model) -> PathGradients:
+    """``model``'s explained score (:func:`explained_model`) with its IG graph, traced once per
+    model for the whole build: every later IG of that model reuses the trace (a trace costs
+    several times an IG of a few images at the quick profile's size). Kept on the build's
+    Context, as long as it lives (not declared in report/context.py, whose source is in every
+    model's cache key); the model is held with it, so its id is not reused."""
+    held = vars(ctx).setdefault("_ig_boundaries", {})
+    if id(model) not in held:
+        held[id(model)] = (model, PathGradients(explained_model(model)))
+    return held[id(model)][1]
+
+
 def explain_ig(ctx: Context, model, x: np.ndarray, target: np.ndarray, baseline: str,
                adaptive: bool = True, b: np.ndarray | None = None):
-    """IG of ``model``'s output ``target`` (the report passes the margin model) with the named
-    baseline (steps doubled where the completeness gap exceeds the tolerance, unless
-    ``adaptive`` is False). ``b``: the
-    baseline images when the caller already made them."""
+    """IG of the trained ``model``'s explained score (the logit margin of ``target``) with the
+    named baseline (steps doubled where the completeness gap exceeds the tolerance, unless
+    ``adaptive`` is False). ``b``: the baseline images when the caller already made them."""
     a = ctx.cfg.section("attribution")
+    model = ig_boundary(ctx, model)
     b = baseline_images(baseline, x, ctx) if b is None else b
     draws = len(b) if baseline == "noise" else 1
     with bar(f"IG {baseline}", draws * len(x) * (a["ig_steps"] + 1), "pts") as update:

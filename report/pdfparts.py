@@ -527,7 +527,7 @@ def write_pdf(html: str, *, base_url: str, fetcher_factory, cache: Path,
         if isinstance(laid, str):
             return whole(laid)
         found, keys, metas, target_pages, rendered, rounds = laid
-        loose = [i for i in range(1, len(metas)) if not ({metas[i - 1]["breaks"][1], metas[i]["breaks"][0]} & FORCED)]
+        loose = _loose(metas)
         if not loose:
             break
         joins |= {page.names[i].split("+")[0] for i in loose}
@@ -548,6 +548,11 @@ def write_pdf(html: str, *, base_url: str, fetcher_factory, cache: Path,
     parts = [{"name": n, "pages": m["pages"], "rendered": i in rendered, "seconds": rendered.get(i, 0.0)}
              for i, (n, m) in enumerate(zip(page.names, metas))]
     return Result(pdf, parts, rounds, None, {"render": t1 - t0, "merge": t2 - t1})
+
+
+def _loose(metas: list) -> list[int]:
+    """Parts that do not start on a page of their own (no forced break between them and the part before)."""
+    return [i for i in range(1, len(metas)) if not ({metas[i - 1]["breaks"][1], metas[i]["breaks"][0]} & FORCED)]
 
 
 def glue(page: Page, joins: set) -> Page:
@@ -597,9 +602,20 @@ def _tighten(keys: list, htmls: list, found: dict, store, renderer, base_url: st
     return out
 
 
+def _anchor_pages(metas: list) -> dict[str, int]:
+    """Each anchor's page in the merged PDF of parts laid out as ``metas``."""
+    offsets = [sum(m["pages"] for m in metas[:i]) for i in range(len(metas))]
+    now: dict[str, int] = {}
+    for off, m in zip(offsets, metas):
+        for name, p in m["anchors"].items():
+            now.setdefault(name, off + p + 1)
+    return now
+
+
 def _lay_out(page: Page, renderer, store, base_url: str, fetcher_factory, target_pages: dict):
     """Lay out (or take from the cache) every part of ``page`` until the page numbers printed in
-    links settle: (found, keys, metas, target_pages, rendered, rounds), or why they did not."""
+    links settle: (found, keys, metas, target_pages, rendered, rounds), or why they did not. A
+    layout with a part that does not start a page (:func:`_loose`) is returned at once."""
     numbered = bool(TARGET_PAGE.search(page.css))
     rendered: dict[int, float] = {}
     for rounds in range(1, MAX_ROUNDS + 1):
@@ -608,13 +624,13 @@ def _lay_out(page: Page, renderer, store, base_url: str, fetcher_factory, target
         found: dict = {}
         seconds = _lay_out_stale(dict(zip(keys, htmls)), found, store, renderer, base_url, fetcher_factory)
         rendered.update({i: seconds[key] for i, key in enumerate(keys) if key in seconds})
+        if _loose([found[k][1] for k in keys]):
+            # glued differently next: neither tighten this layout nor settle its page numbers; the
+            # next layout starts from the same numbers, so the parts not glued now are reused
+            return found, keys, [found[k][1] for k in keys], target_pages, rendered, rounds
         keys = _tighten(keys, htmls, found, store, renderer, base_url, fetcher_factory, rendered)
         metas = [found[k][1] for k in keys]
-        offsets = [sum(m["pages"] for m in metas[:i]) for i in range(len(metas))]
-        now: dict[str, int] = {}
-        for off, m in zip(offsets, metas):
-            for name, p in m["anchors"].items():
-                now.setdefault(name, off + p + 1)
+        now = _anchor_pages(metas)
         settled = now == target_pages or not numbered
         target_pages = now
         if settled:

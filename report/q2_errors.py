@@ -22,7 +22,7 @@ from xaikit.train import predict_probs
 
 from . import measures
 from .context import Context, log
-from .maps import baseline_images, cam_layers, explain_ig, explained_model, gradcam
+from .maps import baseline_images, cam_layers, explain_ig, gradcam
 from .section import Result
 
 # Caps and the family cut-off come from the config: attribution.errors_per_class (errors per true class that
@@ -86,7 +86,7 @@ def run(ctx: Context, model, card: dict, res: Result) -> None:
         x = x_all[pick]
         target = mc.decide(probs[pick], thr)
         log(f"Q2.3: {' and '.join(methods)} for {len(pick)} test images (errors and matched correct ones)")
-        ig = explain_ig(ctx, explained_model(model), x, target, a["ig_baseline"])
+        ig = explain_ig(ctx, model, x, target, a["ig_baseline"])
         pos = {int(i): j for j, i in enumerate(pick)}
         maps = {"IG": np.abs(similarity.to_2d(ig.attributions))}
         if cam_layer.layer:

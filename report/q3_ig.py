@@ -16,7 +16,7 @@ from xaikit.train import predict_probs
 
 from . import measures, samples, seeds, sources
 from .context import Context, log
-from .maps import baseline_images, explain_ig, explained_model
+from .maps import baseline_images, explain_ig
 from .section import Appendix, Result, Section, Sub
 
 
@@ -47,7 +47,7 @@ def run(ctx: Context) -> Result:
     _gap_numbers(ctx, e, rp, n)
     _map_figures(ctx, e, rp, res)
     _region_numbers(ctx, e, rp, st, res)
-    base_maps = _baselines(ctx, explained_model(model), model, e.x, e.target, rp, res, st, labels=e.y,
+    base_maps = _baselines(ctx, model, e.x, e.target, rp, res, st, labels=e.y,
                            image_names=e.names)
     res.table("q3_regions", measures.region_table(n["regions"], "|IG|"),
               f"Share of |IG| in the lung mask and the border zone against their area share (ratio; "
@@ -71,7 +71,7 @@ def _explain_main(ctx: Context, model, card: dict, s) -> Explained:
     names = p.names[s.eval_idx]
     log(f"IG ({a['ig_baseline']} baseline) for {len(x)} test images")
     b_main = baseline_images(a["ig_baseline"], x, ctx)
-    ig = explain_ig(ctx, explained_model(model), x, target, a["ig_baseline"], b=b_main)
+    ig = explain_ig(ctx, model, x, target, a["ig_baseline"], b=b_main)
     masks, fallback = measures.lung_masks(x)
     input_alone = np.abs(similarity.to_2d(x - (b_main.mean(0) if b_main.ndim == 5 else b_main)))
     rand = measures.random_maps(input_alone.shape, 0, a["seed"])
@@ -214,9 +214,8 @@ def _seeds(ctx: Context, x, y, image_names, masks, input_alone, rand, main_attr,
         else:
             log(f"IG of seed {name} for {len(xs)} test images (main baseline and the {len(xb.BASELINES)} baselines)")
             target = (predict_probs(model, xs) >= float(card["val_threshold"])).astype(int)
-            explained = explained_model(model)
-            attr = explain_ig(ctx, explained, xs, target, ctx.cfg["attribution.ig_baseline"]).attributions
-            base = {b: np.abs(similarity.to_2d(explain_ig(ctx, explained, xs, target, b, adaptive=False).attributions))
+            attr = explain_ig(ctx, model, xs, target, ctx.cfg["attribution.ig_baseline"]).attributions
+            base = {b: np.abs(similarity.to_2d(explain_ig(ctx, model, xs, target, b, adaptive=False).attributions))
                     for b in xb.BASELINES}
         saved[f"attr_{name}".replace("-", "_")], saved[f"target_{name}".replace("-", "_")] = attr, target
         rows.append(_seed_row(name, card, attr, target, ys, ms, nulls, base, st))
@@ -237,7 +236,7 @@ def _seeds(ctx: Context, x, y, image_names, masks, input_alone, rand, main_attr,
         "main model's word on them.")
 
 
-def _baselines(ctx: Context, explained, model, x, target, rp, res: Result, st: dict, *, labels,
+def _baselines(ctx: Context, model, x, target, rp, res: Result, st: dict, *, labels,
                image_names) -> None:
     """IG of every explained image with each baseline, all at the same fixed step count."""
     a = ctx.cfg.section("attribution")
@@ -245,7 +244,7 @@ def _baselines(ctx: Context, explained, model, x, target, rp, res: Result, st: d
     maps, rows = {}, []
     for name in names:
         b = baseline_images(name, x, ctx)
-        r = explain_ig(ctx, explained, x, target, name, adaptive=False, b=b)
+        r = explain_ig(ctx, model, x, target, name, adaptive=False, b=b)
         maps[name] = np.abs(similarity.to_2d(r.attributions))
         pb = np.mean([predict_probs(model, bb) for bb in (b if b.ndim == 5 else [b])], axis=0)
         rows.append({"baseline": name, "P(PNEUMONIA) of baseline": float(pb.mean()),

@@ -12,7 +12,7 @@ from xaikit.sanity import holm
 
 from . import measures, samples, seeds, sources
 from .context import Context, log
-from .maps import baseline_images, cam_layers, explain_ig, explained_model, gradcam
+from .maps import baseline_images, cam_layers, explain_ig, gradcam
 from .progress import bar
 from .section import Appendix, Result, Section, Sub
 
@@ -330,7 +330,7 @@ def _faithfulness(ctx: Context, model, x, target, maps: dict, st: dict, res: Res
     a = ctx.cfg.section("attribution")
     fill_name = "blurred" if a["ig_baseline"] == "train_mean" else "train_mean"
     fill = baseline_images(fill_name, x, ctx)
-    matched = explain_ig(ctx, explained_model(model), x, target, fill_name, adaptive=False, b=fill)
+    matched = explain_ig(ctx, model, x, target, fill_name, adaptive=False, b=fill)
     maps = {**maps, MATCHED: similarity.to_2d(matched.attributions)}
     cells_res = f"{a['faithfulness_cells']}x{a['faithfulness_cells']} cells"
     resolutions = {cells_res: a["faithfulness_cells"], "pixels": 0}

@@ -26,7 +26,7 @@ from xaikit.data import CLASSES
 
 from . import measures, models, samples, sources
 from .context import Context, log
-from .maps import baseline_images, cam_layers, explain_ig, explained_model, gradcam
+from .maps import baseline_images, cam_layers, explain_ig, gradcam
 from .section import Appendix, Result, Section, Sub
 
 METRICS = similarity.MEASURES
@@ -51,7 +51,7 @@ def q5_positions(y: np.ndarray, per_class: int) -> np.ndarray:
 def _maps(ctx: Context, model, x, target, b) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(IG, Grad-CAM, IG completeness gaps): fixed step count and baseline for every model."""
     a = ctx.cfg.section("attribution")
-    ig = explain_ig(ctx, explained_model(model), x, target, a["ig_baseline"], adaptive=False, b=b)
+    ig = explain_ig(ctx, model, x, target, a["ig_baseline"], adaptive=False, b=b)
     layer = cam_layers(ctx, model).layer   # per model: auto names
     cam = gradcam(model, layer)(x, target) if layer else None
     return similarity.to_2d(ig.attributions), cam, ig.gap
@@ -389,6 +389,29 @@ def _sensitivity(rho: dict, cut: float) -> str:
 SENSITIVITY_WORDS = ("sensitive", "insensitive", "partly", "uninformative")
 
 
+def _cascade_maps(ctx: Context, model, x, target, b, draws: int) -> dict:
+    """Per order: (the layer randomized at each step, step -> draw -> (IG, Grad-CAM) maps), every
+    step of every order and draw computed on one copy of ``model`` (traced once)."""
+    seed, baseline = ctx.cfg["sanity.seed"], ctx.cfg["attribution.ig_baseline"]
+    work = randomization.copy_of(model)
+    layer = cam_layers(ctx, work).layer
+    cam = gradcam(work, layer) if layer else None
+    out = {}
+    for order in randomization.ORDERS:
+        per_draw, randomized = [], []          # draw -> step -> maps
+        for d in range(draws):
+            per_draw.append([])
+            for step in randomization.cascade_in_place(model, order, seed=seed + 7919 * d, into=work):
+                if cam is not None:
+                    cam.set_weights(work.get_weights())
+                ig = explain_ig(ctx, work, x, target, baseline, adaptive=False, b=b)
+                per_draw[-1].append((similarity.to_2d(ig.attributions), cam(x, target) if cam else None))
+                randomized.append(step.randomized[-1])
+        out[order] = (randomized[:len(per_draw[0])],
+                      [[run[step] for run in per_draw] for step in range(len(per_draw[0]))])
+    return out
+
+
 def _cascade(ctx: Context, model, x, target, b, orig: tuple, floors: dict, ceilings: dict,
              res: Result, names: np.ndarray, meths=METHODS) -> None:
     """Q5.4: cascading randomization of the main model's layers, both orders, ``cascade_draws``
@@ -404,11 +427,10 @@ def _cascade(ctx: Context, model, x, target, b, orig: tuple, floors: dict, ceili
                     "draws": draws, "floor": {meth: floors[meth].as_dict() for meth, _ in meths},
                     "ceiling": {meth: ceilings[meth].as_dict() for meth, _ in meths}}
     curves, labels, saved = {}, {}, {}
+    cascades = _cascade_maps(ctx, model, x, target, b, draws)
     for order in randomization.ORDERS:
-        runs = [randomization.cascade(model, order, seed=sc["seed"] + 7919 * d) for d in range(draws)]
-        labels[order] = ["none"] + [s.randomized[-1] for s in runs[0]]
-        stage_maps = [[_maps(ctx, run[step].model, x, target, b)[:2] for run in runs]
-                      for step in range(len(runs[0]))]
+        randomized, stage_maps = cascades[order]
+        labels[order] = ["none"] + randomized
         for j, (meth, title) in enumerate(meths):
             # the first draw's maps, N x steps x H x W, the trained model's first (for the explorer)
             saved[f"{meth}_{order}"] = np.stack([orig[j]] + [per_draw[0][j] for per_draw in stage_maps], axis=1)

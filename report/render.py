@@ -305,14 +305,24 @@ def answer_variables(numbers: dict, config: dict, profile: str, outline: list | 
 PDF_WORKERS = 2     # processes laying out the PDF's parts (report.pdfparts); at most the CPU count
 
 
-def render(ctx: Context, results: dict, *, pdf: bool = True, templates: Path = TEMPLATES,
-           outline: list | None = None, model_names=()) -> Path:
-    """Write numbers.json, then report.html and report.pdf once both are composed: an error in
-    any template leaves the previous report in place. The processes that lay out the PDF start
-    first, importing WeasyPrint while the page is composed."""
+def pdf_renderer(pdf: bool = True):
+    """The processes that lay out the PDF (report.pdfparts.Renderer), to enter before TensorFlow
+    is imported: they are forked, which is unsafe once TensorFlow's threads run, and a build that
+    forks them late lays its parts out one after another in its own process."""
     from .pdfparts import Renderer
-    with Renderer(PDF_WORKERS if pdf else 0) as renderer:
+    return Renderer(PDF_WORKERS if pdf else 0)
+
+
+def render(ctx: Context, results: dict, *, pdf: bool = True, templates: Path = TEMPLATES,
+           outline: list | None = None, model_names=(), renderer=None) -> Path:
+    """Write numbers.json, then report.html and report.pdf once both are composed: an error in
+    any template leaves the previous report in place. Without a ``renderer`` (see
+    :func:`pdf_renderer`), its processes start first, importing WeasyPrint while the page is composed."""
+    if renderer is not None:
         return _render(ctx, results, renderer, pdf=pdf, templates=templates, outline=outline,
+                       model_names=model_names)
+    with pdf_renderer(pdf) as own:
+        return _render(ctx, results, own, pdf=pdf, templates=templates, outline=outline,
                        model_names=model_names)
 
 

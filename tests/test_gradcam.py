@@ -169,3 +169,16 @@ def test_upsampling_is_centre_aligned():
     np.testing.assert_allclose(upsample(edge, (32, 32))[0][:, :4], 1.0)
     with pytest.raises(ValueError, match="N x h x w"):
         upsample(np.zeros((8, 8)), (64, 64))
+
+
+def test_set_weights_explains_the_other_model():
+    # catches: set_weights that leaves the explainer's clone on its old weights (Q5.4 reuses one
+    # explainer for every cascade step), or that writes the caller's model instead
+    a, b = small_cnn(seed=0), small_cnn(seed=1)
+    x = np.random.default_rng(0).random((3, 24, 24, 1)).astype(np.float32)
+    explainer = GradcamExplainer(a, "last_conv")
+    own = explainer(x, 1)
+    explainer.set_weights(b.get_weights())
+    np.testing.assert_allclose(explainer(x, 1), GradcamExplainer(b, "last_conv")(x, 1), atol=1e-6)
+    assert not np.allclose(explainer(x, 1), own)
+    np.testing.assert_allclose(GradcamExplainer(a, "last_conv")(x, 1), own, atol=1e-6)

@@ -235,6 +235,31 @@ def test_cascade_randomizes_one_more_layer_each_step(order, first):
         randomization.cascade(model, "sideways", seed=0)
 
 
+@pytest.mark.parametrize("order", randomization.ORDERS)
+def test_cascade_in_place_gives_every_step_the_weights_of_cascade(order):
+    # catches: a step that re-draws from the trained weights instead of adding one more layer, seeds
+    # shifted by a step, a reused model not reset to the trained weights before its second run, or
+    # the caller's model changed (Q5.4 reuses one model for every order and draw)
+    model = build_cnn(32, 1, seed=0)
+    before = [w.copy() for w in model.get_weights()]
+    into = randomization.copy_of(model)
+    for other in ("bottom_up" if order == "top_down" else "top_down", order):   # `into` already randomized once
+        got = [(s.randomized, [w.copy() for w in s.model.get_weights()])
+               for s in randomization.cascade_in_place(model, other, seed=3, into=into)]
+    want = randomization.cascade(model, order, seed=3)
+    assert [r for r, _ in got] == [s.randomized for s in want]
+    for (_, weights), step in zip(got, want):
+        for a, b in zip(weights, step.model.get_weights()):
+            np.testing.assert_array_equal(a, b)
+    for w, b in zip(before, model.get_weights()):
+        np.testing.assert_array_equal(w, b)
+    with pytest.raises(ValueError, match="order expects"):
+        randomization.cascade_in_place(model, "sideways", seed=0)
+    with pytest.raises(ValueError, match="into expects the architecture"):
+        randomization.cascade_in_place(model, order, seed=0,
+                                       into=keras.Sequential([keras.Input((32, 32, 1)), keras.layers.Conv2D(2, 3)]))
+
+
 def test_bootstrap_mean_interval_matches_the_normal_theory():
     """400 draws of N(0, 1): the 95% interval of the mean is about mean +- 1.96 / 20, symmetric.
     Catches: other percentiles than 2.5 / 97.5, or resampling that ignores the images."""

@@ -52,6 +52,11 @@ class GradcamExplainer:
         self.layer, self.score = layer, score
         self._gradcam = Gradcam(model, model_modifier=ReplaceToLinear(), clone=True)
 
+    def set_weights(self, weights: list) -> None:
+        """Give the explainer's clone new weights of the same architecture (``model.get_weights()``
+        of another model like it, e.g. each step of a cascading randomization), without cloning again."""
+        self._gradcam.model.set_weights(weights)
+
     def grid(self, images: np.ndarray, target, *, batch_size: int = 64) -> np.ndarray:
         """Non-negative maps at the layer's own resolution (N x h x w, float32, not normalised)."""
         images = np.asarray(images, np.float32)

@@ -9,6 +9,7 @@ with its own configured initialisers and a seeded draw.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Iterator
 
 import keras
 import numpy as np
@@ -54,3 +55,35 @@ def cascade(model: keras.Model, order: str, *, seed: int) -> list[CascadeStep]:
             _reinitialise(clone.get_layer(name), seed + i)
         steps.append(CascadeStep(tuple(names[:k]), clone))
     return steps
+
+
+def copy_of(model: keras.Model) -> keras.Model:
+    """A clone of ``model`` with its weights (the model to pass as ``into``)."""
+    clone = keras.models.clone_model(model)
+    clone.set_weights(model.get_weights())
+    return clone
+
+
+def cascade_in_place(model: keras.Model, order: str, *, seed: int,
+                     into: keras.Model | None = None) -> Iterator[CascadeStep]:
+    """The steps of :func:`cascade`, with the same weights at every step, in one model: ``into``
+    (a model of ``model``'s architecture, by default :func:`copy_of` ``model``) is given
+    ``model``'s weights, then one more layer is re-initialised per step and ``into`` is yielded
+    again. Read each step before asking for the next. A caller that traced functions on
+    ``into`` (IG's graph, a Grad-CAM explainer) reuses them at every step, order and draw
+    instead of tracing once per step; ``model`` is never modified."""
+    if order not in ORDERS:
+        raise ValueError(f"order expects one of {ORDERS}, got {order!r}")
+    names = weighted_layers(model)
+    names = names[::-1] if order == "top_down" else names
+    if into is not None and [w.shape for w in into.weights] != [w.shape for w in model.weights]:
+        raise ValueError(f"into expects the architecture of {model.name!r} "
+                         f"({len(model.weights)} weights), got {len(into.weights)} weights of other shapes")
+    target = copy_of(model) if into is None else into
+
+    def steps() -> Iterator[CascadeStep]:
+        target.set_weights(model.get_weights())
+        for k, name in enumerate(names):
+            _reinitialise(target.get_layer(name), seed + k)
+            yield CascadeStep(tuple(names[:k + 1]), target)
+    return steps()
