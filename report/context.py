@@ -56,7 +56,10 @@ class Prepared:
         return self.labels[self.idx(split)]
 
 
-DATA_SOURCES = lib("data", "config") + [Path(__file__)]
+# The data key's code. xaikit/config.py is not in it (nor, through it, in any model's key): what the
+# config says enters every key as values (Config.digest of the keys a stage reads), so declaring a new
+# key or reformatting a message there retrains nothing; changing a value still does.
+DATA_SOURCES = lib("data") + [Path(__file__)]
 
 
 def require_decoded(listing: xdata.Listing, attempted, decoded: xdata.Decoded) -> None:

@@ -56,9 +56,8 @@ def data_path(cli_value: str | None, build: str | Path = ROOT / "build") -> str:
     return data_choice(cli_value, build)[0]
 
 
-# [run]: how the build runs, not what it computes; no stage key reads these keys. They are read
-# here and not in xaikit/config.py's SCHEMA because that file's source is part of every model's
-# and section's key: declaring them there would retrain every cached model.
+# [run]: how the build runs, not what it computes; no stage key reads these keys, which is why they
+# are read here and kept out of xaikit/config.py's SCHEMA (whose values every key digests).
 # key -> (type, allowed values or None, default when a config file has no [run] table)
 RUN_KEYS = {"run.engine": (str, ("ray", "local"), "ray"),
             "run.threads": (int, None, 1),

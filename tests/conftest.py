@@ -18,7 +18,7 @@ SHARED = Path(os.environ.get("XAIKIT_SHARED_DATA", ROOT.parent / "shared" / "dat
 
 def study_toml() -> str:
     """xaikit.toml as xaikit.config reads it: without the [run] table (how the build runs), which
-    report.preflight reads (xaikit/config.py's source is in every stage key)."""
+    report.preflight reads."""
     from report.preflight import split_run
     return split_run((ROOT / "xaikit.toml").read_text(), "xaikit.toml")[0]
 

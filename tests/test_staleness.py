@@ -75,3 +75,23 @@ def test_source_change_invalidates_the_section(tmp_path):
     assert section_key(ctx, section, {}) == k1
     src.write_text("x = 2\n")
     assert section_key(ctx, section, {}) != k1
+
+
+def test_the_config_schema_is_read_by_value_not_by_source(tmp_path, monkeypatch):
+    # catches: xaikit/config.py's source back in the model keys (declaring a new key there would retrain
+    # every cached model, hours on the slow machine) while its values still key the models
+    from pathlib import Path
+
+    from report import artifacts
+    root = make_dataset(tmp_path / "d", per_class={"train": 4, "test": 2})
+    base = keys(root, tmp_path / "b")
+    config_py = Path(models.__file__).resolve().parents[1] / "xaikit" / "config.py"
+    real = artifacts.source_digest
+
+    def edited(paths):     # as if a key had been declared in the schema
+        return real([p for p in paths if Path(p).resolve() != config_py]) + ("+edit" if config_py in
+                                                                             {Path(p).resolve() for p in paths} else "")
+    monkeypatch.setattr(artifacts, "source_digest", edited)
+    after = keys(root, tmp_path / "b")
+    assert {k for k in changed(base, after) if not k.startswith("q")} == set()
+    assert changed(base, keys(root, tmp_path / "b", ["train.learning_rate=0.002"])) >= {"main", "main-2", "main-3"}
