@@ -42,7 +42,7 @@ from urllib.parse import unquote, urlparse
 
 from . import artifacts
 
-FORMAT = 1                     # bump when a part's cached PDF or metadata changes meaning
+FORMAT = 2                     # bump when a part's cached PDF or metadata changes meaning
 DEST_SCHEME = "xaikit-dest:"   # a link to an anchor of another part, until the merge
 PAGE_ATTR = "data-xaikit-page" # an internal link's target page in the merged PDF
 MAX_ROUNDS = 4                 # layouts of parts whose target page numbers moved
@@ -58,6 +58,9 @@ PART_CSS = f"\n@page {{ {_RESET_BOXES} }}\n@page :first {{ {_RESET_BOXES} }}\n"
 STRAY_LINES = 8
 TIGHT_CSS = ("\np, li { line-height: 1.3; } p { margin: 0.8em 0; } figure { margin: 0.5em 0; } "
              "h3 { margin-top: 0.9em; } .findings li { margin-bottom: 0.35em; }\n")
+STRAY_FILL = 0.5      # ... and, with an image on it, ink ending above this share of the text block: a lone figure strip
+KEEP_CLASS = "xaikit-keep-last"
+KEEP_CSS = f"\nfigure.{KEEP_CLASS} img:last-of-type {{ break-before: avoid; page-break-before: avoid; }}\n"
 TARGET_PAGE = re.compile(r"target-counter\(\s*attr\(\s*href\s*\)\s*,\s*page\s*\)")
 UNSUPPORTED = [   # CSS whose effect depends on the whole document, not on one part
     (re.compile(r"@page[^{]*:(left|right|blank|recto|verso|nth)", re.I), "left/right/blank page rules"),
@@ -327,9 +330,22 @@ def render_one(html: str, base_url: str, fetcher_factory) -> tuple[bytes, dict]:
             files[str(path)] = _sha(path.read_bytes()) if path.is_file() else ""
     meta = {"pages": len(document.pages), "anchors": anchors, "bookmarks": bookmarks,
             "last_lines": _lines(document.pages[-1]) if document.pages else 0,
+            **(_last_page(document.pages[-1]) if document.pages else {}),
             "files": files, "breaks": list(_forced_breaks(document)) if document.pages else ["", ""],
             "seconds": time.perf_counter() - t0}
     return pdf, meta
+
+
+def _last_page(page) -> dict:
+    """``last_image``: an image on the page; ``last_fill``: the share of the page's content height
+    above the bottom of its lowest line or image."""
+    from weasyprint.formatting_structure import boxes
+    root = page._page_box
+    top, height = root.content_box_y(), root.height
+    items = [b for b in root.descendants() if isinstance(b, (boxes.LineBox, boxes.ReplacedBox))]
+    bottom = max((b.position_y + b.margin_height() for b in items), default=top)
+    return {"last_image": any(isinstance(b, boxes.ReplacedBox) for b in items),
+            "last_fill": float(min(1.0, max(0.0, (bottom - top) / height))) if height else 1.0}
 
 
 def _lines(page) -> int:
@@ -341,6 +357,17 @@ def _lines(page) -> int:
             return int(any(isinstance(b, boxes.TextBox) and b.text.strip() for b in box.descendants()))
         return sum(count(child) for child in getattr(box, "children", ()))
     return count(page._page_box)
+
+
+def keep_last_strips(html: str) -> str | None:
+    """``html`` with the last figure printed as strips (class ``split``) keeping its last two strips on
+    one page (:data:`KEEP_CSS`), or None when it has no such figure."""
+    found = list(re.finditer(r'<figure class="([^"]*\bsplit\b[^"]*)"', html))
+    if not found:
+        return None
+    m = found[-1]
+    html = html[:m.end(1)] + " " + KEEP_CLASS + html[m.end(1):]
+    return re.sub(r"</style>", lambda x: KEEP_CSS + x.group(0), html, count=1, flags=re.I)
 
 
 def tight(html: str) -> str:
@@ -583,22 +610,44 @@ def _lay_out_stale(htmls: dict, found: dict, store, renderer, base_url: str, fet
     return {k: found[k][1]["seconds"] for k in stale}
 
 
+def _lone_strip(meta: dict) -> bool:
+    """Whether a part's last page holds only the last strip of a figure and a few lines."""
+    return bool(meta["pages"] > 1 and meta.get("last_image") and meta.get("last_fill", 1.0) < STRAY_FILL
+                and meta.get("last_lines", STRAY_LINES + 1) <= STRAY_LINES)
+
+
+def _lost_figure(normal: dict, variant: dict) -> bool:
+    """Whether a variant's last page lost the figure that ends the normal layout's last page (WeasyPrint
+    may honour the strips' ``break-before: avoid`` by parting the caption from its figure instead)."""
+    return bool(normal.get("last_image") and not variant.get("last_image"))
+
+
+def _variants(html: str, meta: dict) -> list[str]:
+    """Other layouts to try for a part whose last page holds at most :data:`STRAY_LINES` lines: tighter
+    (:func:`tight`) and, when that page is a lone figure strip, with the last figure's last two strips
+    kept together (:func:`keep_last_strips`), alone and tighter."""
+    if meta["pages"] < 2 or meta.get("last_lines") is None or meta["last_lines"] > STRAY_LINES:
+        return []
+    kept = keep_last_strips(html) if _lone_strip(meta) else None
+    return [tight(html)] + ([kept, tight(kept)] if kept else [])
+
+
 def _tighten(keys: list, htmls: list, found: dict, store, renderer, base_url: str, fetcher_factory,
              rendered: dict) -> list:
-    """``keys`` with each part whose last page holds at most :data:`STRAY_LINES` lines replaced by its
-    tighter layout (:func:`tight`) when that has fewer pages."""
-    stray = [i for i, k in enumerate(keys) if found[k][1]["pages"] > 1
-             and found[k][1].get("last_lines") is not None and found[k][1]["last_lines"] <= STRAY_LINES]
-    tighter = {i: tight(htmls[i]) for i in stray}
-    t_keys = {i: store.key(h) for i, h in tighter.items()}
-    seconds = _lay_out_stale({t_keys[i]: h for i, h in tighter.items()}, found, store, renderer, base_url,
-                             fetcher_factory)
+    """``keys`` with each part whose last page holds at most :data:`STRAY_LINES` lines replaced by the
+    first of its :func:`_variants` with fewer pages, or with as many pages, the figure of its last page
+    still there (:func:`_lost_figure`) and no lone strip."""
+    tries = {i: _variants(htmls[i], found[k][1]) for i, k in enumerate(keys)}
+    v_keys = {i: [store.key(h) for h in hs] for i, hs in tries.items() if hs}
+    seconds = _lay_out_stale({vk: h for i, vks in v_keys.items() for vk, h in zip(vks, tries[i])}, found, store,
+                             renderer, base_url, fetcher_factory)
     out = list(keys)
-    for i, t_key in t_keys.items():
-        if t_key in seconds:
-            rendered[i] = rendered.get(i, 0.0) + seconds[t_key]
-        if found[t_key][1]["pages"] < found[keys[i]][1]["pages"]:
-            out[i] = t_key
+    for i, vks in v_keys.items():
+        spent = sum(seconds.get(vk, 0.0) for vk in vks)
+        if spent:
+            rendered[i] = rendered.get(i, 0.0) + spent
+        out[i] = min([keys[i]] + vks, key=lambda k: (found[k][1]["pages"], _lost_figure(found[keys[i]][1], found[k][1]),
+                                                     _lone_strip(found[k][1])))   # the first on ties
     return out
 
 

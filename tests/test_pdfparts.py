@@ -292,3 +292,45 @@ def test_a_part_that_spills_a_few_lines_is_laid_out_tighter(tmp_path):
     result = pdfparts.write_pdf(_spilling(n + 40), base_url=str(tmp_path), fetcher_factory=fetcher,
                                 cache=tmp_path / "d")
     assert [p["pages"] for p in result.parts] == [1, much["pages"]]
+
+
+def _strips(n: int) -> str:
+    """A part of ``n`` lines, then a figure of three strips and its caption, then two lines."""
+    split = ("figure { margin: 0.5em 0; } figure img { display: block; width: 100%; } "
+             "figure.split img { break-inside: avoid; } figure.split figcaption { break-before: avoid; }")
+    return (f'<!DOCTYPE html><html lang="en"><head><meta charset="utf-8"><title>Strips</title><style>{CSS} {split}'
+            '</style></head><body>\n<section class="title"><h1>Report</h1></section>\n<section class="q" id="a">'
+            "<h2>A</h2>" + "".join(f"<p>line {k}</p>" for k in range(n))
+            + '<figure class="figure split">' + "".join(f'<img src="strip{k}.png">' for k in range(3))
+            + "<figcaption>Figure 1. Three strips.</figcaption></figure><p>after one</p><p>after two</p>"
+            "</section>\n</body></html>")
+
+
+def test_a_lone_last_strip_travels_with_the_strip_before(tmp_path):
+    # catches: the lone-strip check not run (a page holding the last strip of a figure and a few lines, as
+    # page 18 of the default report did), its fill or image facts wrong, or the variant kept when it
+    # costs a page or leaves a lone strip too
+    from PIL import Image
+    for k in range(3):                                # three images, so a page's images count its strips
+        Image.new("L", (400, 200), 60 + 40 * k).save(tmp_path / f"strip{k}.png")
+    fetcher = partial(build_only_fetcher, tmp_path)
+
+    def section_meta(html: str) -> dict:
+        return pdfparts.render_one(pdfparts.part_html(pdfparts.split(html), 1, {}), str(tmp_path), fetcher)[1]
+    n = 0
+    while not pdfparts._lone_strip(section_meta(_strips(n))):     # lines that push exactly the last strip over
+        n += 1
+        assert n < 60, "no line count leaves the last strip alone on a page"
+    lone = section_meta(_strips(n))
+    assert lone["last_image"] and lone["last_fill"] < pdfparts.STRAY_FILL
+    kept = section_meta(pdfparts.keep_last_strips(_strips(n)))
+    assert kept["pages"] == lone["pages"] and not pdfparts._lone_strip(kept) and kept["last_fill"] > lone["last_fill"]
+    result = pdfparts.write_pdf(_strips(n), base_url=str(tmp_path), fetcher_factory=fetcher, cache=tmp_path / "c")
+    assert [p["pages"] for p in result.parts] == [1, lone["pages"]]
+    from .pdf_layout import image_pages
+    (tmp_path / "out.pdf").write_bytes(result.pdf)
+    pages = image_pages(tmp_path / "out.pdf")
+    assert pages.count(pages[-1]) == 2                             # the kept layout was merged: two strips at the end
+    assert pdfparts.keep_last_strips("<p>no figure</p>") is None
+    text = section_meta(_spilling(2))                             # one page, nothing to move
+    assert not pdfparts._lone_strip(text) and pdfparts._variants(_spilling(2), text) == []
