@@ -31,7 +31,9 @@ def score(overrides: list[str], build: Path) -> dict:
     p = ctx.prepared()
     yv = p.y("val")
     pv = predict_probs(model, p.x("val"))
-    sens = blur_sensitivity(model, p.x("val")[yv == 0], 2.0 * ctx.cfg["data.image_size"] / 128)
+    sens = blur_sensitivity(model, p.x("val")[yv == 0],
+                            ctx.cfg["attribution.shortcut_blur_sigma"] * ctx.cfg["data.image_size"] / 128,
+                            threshold=float(card["val_threshold"]))
     return {"overrides": overrides, "val_auc": binary_metrics(yv, pv).auc, "val_loss_best": min(card["history"]["val_loss"]),
             "blur_shift_val_normal": sens.mean_shift, "blur_flips": sens.flipped_to_pneumonia,
             "best_epoch": card["best_epoch"], "seconds": card["seconds"]}

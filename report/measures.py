@@ -23,7 +23,6 @@ from .context import Context
 from .words import says  # noqa: F401  (the sections' verdict words as booleans)
 
 HAND_MASKS = Path(__file__).parent / "lung_masks.json"
-CONSISTENCY_CELLS = 16  # maps are average-pooled to 16 x 16 cells before rank correlation
 GROUPS = ("all",) + CLASSES
 
 
@@ -31,7 +30,7 @@ def settings(ctx: Context) -> dict:
     """Cut-offs, bootstrap size and seed for the measures of Q3 and Q4."""
     v = ctx.cfg.section("verdicts")
     return {**v, "level": 1 - v["alpha"], "n_boot": ctx.cfg["attribution.bootstrap"],
-            "seed": ctx.cfg["attribution.seed"]}
+            "seed": ctx.cfg["attribution.seed"], "cells": ctx.cfg["attribution.comparison_cells"]}
 
 
 def groups(labels: np.ndarray):
@@ -524,8 +523,9 @@ def more_or_less(e: dict) -> str:
     return "more" if e["lo"] > 0 else "less" if e["hi"] < 0 else "not shown to be more or less"
 
 
-def _pooled_abs(maps: np.ndarray) -> np.ndarray:
-    return similarity.pool(np.abs(similarity.to_2d(maps)), CONSISTENCY_CELLS)
+def _pooled_abs(maps: np.ndarray, cells: int) -> np.ndarray:
+    """|maps| average-pooled to ``cells`` x ``cells`` (``attribution.comparison_cells``)."""
+    return similarity.pool(np.abs(similarity.to_2d(maps)), cells)
 
 
 CANNOT_TELL = "cannot tell"
@@ -558,7 +558,7 @@ def _consistency(maps: np.ndarray, groups: np.ndarray, s: dict, noun: str = "") 
     reason = too_few(groups, noun)
     if reason is not None:
         return _cannot_tell(reason, groups)
-    pooled = _pooled_abs(maps)
+    pooled = _pooled_abs(maps, s["cells"])
     ci = dict(n_boot=s["n_boot"], seed=s["seed"], level=s["level"])
     c = similarity.consistency(pooled, groups)
     t = similarity.consistency_test(pooled, groups, n_perm=s["n_boot"], **ci)
@@ -582,7 +582,7 @@ def _vs_input(maps: np.ndarray, input_alone: np.ndarray, groups: np.ndarray, s: 
         word = f"not measured as more or less ({CANNOT_TELL}: {reason})"
         return {"within": dict(_NAN), "specificity": dict(_NAN), "alike": word, "specific": word,
                 "specific_beyond_input": False, "told": False}
-    pc = similarity.paired_consistency(_pooled_abs(maps), _pooled_abs(input_alone), groups,
+    pc = similarity.paired_consistency(_pooled_abs(maps, s["cells"]), _pooled_abs(input_alone, s["cells"]), groups,
                                        n_boot=s["n_boot"], seed=s["seed"], level=s["level"])
     return {"within": pc.within.as_dict(), "specificity": pc.specificity.as_dict(),
             "alike": more_or_less(pc.within.as_dict()), "specific": more_or_less(pc.specificity.as_dict()),
@@ -600,7 +600,7 @@ def consistency_numbers(maps: np.ndarray, nulls: dict, s: dict, *, labels: np.nd
     groups = np.asarray(targets if by == "target" else labels)
     noun = {"target": " targets", "label": " images"}[by]
     out = _consistency(maps, groups, s, noun)
-    out.update(by=by, cells=CONSISTENCY_CELLS, high=s["consistency_high"], moderate=s["consistency_moderate"],
+    out.update(by=by, cells=s["cells"], high=s["consistency_high"], moderate=s["consistency_moderate"],
                alpha=s["alpha"], ci_level=s["level"], n_perm=s["n_boot"])
     out["nulls"] = {k: _consistency(m, groups, s, noun) for k, m in nulls.items()}
     if "input" in nulls:

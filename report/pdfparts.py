@@ -626,7 +626,7 @@ def _variants(html: str, meta: dict) -> list[str]:
     """Other layouts to try for a part whose last page holds at most :data:`STRAY_LINES` lines: tighter
     (:func:`tight`) and, when that page is a lone figure strip, with the last figure's last two strips
     kept together (:func:`keep_last_strips`), alone and tighter."""
-    if meta["pages"] < 2 or meta.get("last_lines") is None or meta["last_lines"] > STRAY_LINES:
+    if meta["pages"] <= 1 or meta.get("last_lines") is None or meta["last_lines"] > STRAY_LINES:
         return []
     kept = keep_last_strips(html) if _lone_strip(meta) else None
     return [tight(html)] + ([kept, tight(kept)] if kept else [])

@@ -1,10 +1,12 @@
 """Q2.3: where the classifier errs, and what IG and Grad-CAM look at on its errors.
 
 Every choice is fixed before the build computes it: the threshold is the main model's validation
-threshold; the explained errors, their matched correct images and the figure rows are drawn by
-``attribution.seed`` (named offsets below) and matched by true class only; the file-name families
-come from the training split's names; the image statistics are listed here. Test labels only
-describe the errors; they choose nothing.
+threshold; the explained errors and the figure rows are drawn by ``attribution.seed`` (named
+offsets below); each error is compared with a correctly classified image of the class it was
+*called* (the same explained target), the nearest in P(PNEUMONIA) (xaikit.misclassified.
+match_same_decision); a comparison with fewer than ``verdicts.min_errors`` errors says "cannot
+tell"; the file-name families come from the training split's names; the image statistics are
+listed here. Test labels only describe the errors; they choose nothing.
 """
 
 from __future__ import annotations
@@ -28,7 +30,7 @@ from .section import Result
 # Caps and the family cut-off come from the config: attribution.errors_per_class (errors per true class that
 # get IG and Grad-CAM, and as many matched correct images), attribution.errors_figure_per_class (errors per
 # true class in the figure) and verdicts.family_min_train (training files a file-name family needs).
-SEED_OFFSETS = {"explained": 0, "matched": 1, "figure": 2}   # offsets of attribution.seed per choice
+SEED_OFFSETS = {"explained": 0, "figure": 2}   # offsets of attribution.seed per choice (the matches: nearest P)
 STATISTICS = {             # label-free image statistics, fixed here before the build computes them
     "sharpness": "sharpness",  # variance of the Laplacian at the build's image size (as Q1.2)
     "intensity": "mean intensity",
@@ -58,17 +60,15 @@ def run(ctx: Context, model, card: dict, res: Result) -> None:
     seed, level = int(a["seed"]), st["level"]
     thr = float(card["val_threshold"])
     test = p.idx("test")
-    x_all = to_float(p.images[test])
-    y = p.labels[test]
-    names = p.names[test]
+    x_all, y, names = to_float(p.images[test]), p.labels[test], p.names[test]
     probs = predict_probs(model, x_all)
     cam_layer = cam_layers(ctx, model)
     methods = MAPS if cam_layer.layer else ("IG",)        # no conv layer: Grad-CAM is skipped
-    s = mc.error_sample(y, probs, thr, a["errors_per_class"], seed,
-                        (SEED_OFFSETS["explained"], SEED_OFFSETS["matched"]))
+    s = _sample(y, probs, thr, a["errors_per_class"], seed)
     n = res.numbers["errors"] = {
         "threshold": thr, "seed": seed, "offsets": SEED_OFFSETS, "explain_cap": a["errors_per_class"],
         "figure_cap": a["errors_figure_per_class"], "family_min_train": st["family_min_train"], "level": level,
+        "min_errors": st["min_errors"],
         "baseline": a["ig_baseline"], "layer": cam_layer.layer, "methods": list(methods),
         "cam_skipped": cam_layer.reason or None, "border_frac": st["border_frac"],
         "has_layer": cam_layer.layer is not None, "is_cam_skipped": bool(cam_layer.reason),
@@ -97,10 +97,11 @@ def run(ctx: Context, model, card: dict, res: Result) -> None:
     rows = _mass(n, s, maps, pick, ctx, st, methods)
     res.table("q2_errors_maps", pd.DataFrame(rows),
               f"Share of {' and of '.join(('|IG|',) + (('Grad-CAM',) if cam_layer.layer else ()))} in the lung mask (atlas) and in the border zone on the explained errors "
-              f"and on as many correctly classified test images of the same true class, the difference errors - "
-              f"correct ({level:.0%} bootstrap intervals, images resampled within each group) and its word, and "
-              f"the same difference for the input alone (|x - baseline|, the {a['ig_baseline']} baseline), which "
-              f"carries nothing of the model.")
+              f"and on as many correctly classified test images of the class they were called (the same explained "
+              f"target), each the nearest in P(PNEUMONIA) to its error; the difference errors - correct "
+              f"({level:.0%} bootstrap intervals, images resampled within each group) and its word (\"cannot tell\" "
+              f"with fewer than {st['min_errors']} errors), and the same difference for the input alone "
+              f"(|x - baseline|, the {a['ig_baseline']} baseline), which carries nothing of the model.")
     if len(pick):
         _figure(res, s, maps, pos, x_all, y, probs, names, seed, thr, a, cam_layer.layer)
     else:
@@ -109,6 +110,14 @@ def run(ctx: Context, model, card: dict, res: Result) -> None:
                    "Errors at the validation threshold: none on this test split.")
     _common(n, res, ctx, test, y, probs, thr, st)
     n["seconds"] = time.perf_counter() - t0
+
+
+def _sample(y: np.ndarray, probs: np.ndarray, thr: float, cap: int, seed: int) -> mc.ErrorSample:
+    """Up to ``cap`` errors per true class (seeded), each with its correct image of the called class."""
+    bad = mc.wrong(y, probs, thr)
+    pools = {k: np.flatnonzero(bad & (y == k)) for k in (0, 1)}
+    return mc.match_same_decision(y, probs, thr, {k: mc.seeded_choice(pools[k], min(cap, len(pools[k])), seed,
+                                                                        SEED_OFFSETS["explained"]) for k in (0, 1)})
 
 
 def _mass(n: dict, s: mc.ErrorSample, maps: dict, pick: np.ndarray, ctx: Context, st: dict,
@@ -122,7 +131,7 @@ def _mass(n: dict, s: mc.ErrorSample, maps: dict, pick: np.ndarray, ctx: Context
     ci = dict(n_boot=st["n_boot"], seed=st["seed"], level=st["level"])
     out, rows = {}, []
     for k, c in enumerate(CLASSES):
-        out[c] = {}
+        out[c] = {"called": CLASSES[1 - k]}
         groups = {"errors": [pos[int(i)] for i in s.explained[k]], "correct": [pos[int(i)] for i in s.matched[k]]}
         for m in methods:
             out[c][m] = {}
@@ -133,21 +142,25 @@ def _mass(n: dict, s: mc.ErrorSample, maps: dict, pick: np.ndarray, ctx: Context
                     sh[g] = regions.image_shares(mm, masks[r]) if len(rows_g) else np.zeros(0)
                     null[g] = (regions.image_shares(maps["input"][rows_g], masks[r]) if len(rows_g)
                                else np.zeros(0))
-                d = mc.diff_means(sh["errors"], sh["correct"], **ci)
-                dn = mc.diff_means(null["errors"], null["correct"], **ci)
+                enough = len(groups["errors"]) >= st["min_errors"]      # verdicts.min_errors
+                d = mc.diff_means(sh["errors"], sh["correct"], **ci) if enough else None
+                dn = mc.diff_means(null["errors"], null["correct"], **ci) if enough else None
                 e = {"n": len(groups["errors"]),
                      "errors": float(sh["errors"].mean()) if len(sh["errors"]) else None,
                      "correct": float(sh["correct"].mean()) if len(sh["correct"]) else None,
                      "diff": d.as_dict() if d else None, "input_diff": dn.as_dict() if dn else None,
                      "word": mc.direction(d), "input_word": mc.direction(dn)}
                 e["told"] = e["word"] != "cannot tell"
+                if not enough:
+                    e["word"] = f"cannot tell ({e['n']} errors, at least {st['min_errors']} needed)"
                 out[c][m][r] = e
-                rows.append({"true class": c, "map": m, "region": r, "n": e["n"],
+                rows.append({"true class": c, "called": CLASSES[1 - k], "map": m, "region": r, "n": e["n"],
                              "share, errors": _f(e["errors"]), "share, correct": _f(e["correct"]),
                              "errors - correct": _ci(d), "word": e["word"], "input alone: errors - correct": _ci(dn)})
     n["maps"] = out
     # the answer's first sentence: "differently" when any interval (class, map, region) excludes 0
-    words = [out[c][m][r]["word"] for c in CLASSES for m in methods for r in REGIONS]
+    words = [out[c][m][r]["word"] if out[c][m][r]["told"] else "cannot tell"
+             for c in CLASSES for m in methods for r in REGIONS]
     n["maps_verdict"] = ("differently" if {"more", "less"} & set(words) else
                          "cannot tell" if set(words) == {"cannot tell"} else "no differently")
     n["maps_says"] = measures.says(n["maps_verdict"], ("differently", "no differently", "cannot tell"))
@@ -187,8 +200,8 @@ def _figure(res: Result, s: mc.ErrorSample, maps: dict, pos: dict, x, y, probs, 
         ("error: |IG|", "error: Grad-CAM", "correct: |IG|", "correct: Grad-CAM") if layer else
         ("error: |IG|", "correct: |IG|"))),
         f"Errors at the validation threshold {thr:.3f} (left pair; up to {a['errors_figure_per_class']} per true class, "
-        f"seeded) beside correctly classified test images of the same true class (right pair; seeded, matched "
-        f"by true class only): |IG| ({a['ig_baseline']} baseline, to its 99th percentile)"
+        f"seeded) beside a correctly classified test image of the class it was called (right pair; the nearest "
+        f"in P(PNEUMONIA), so both explain the same class at a similar confidence): |IG| ({a['ig_baseline']} baseline, to its 99th percentile)"
         + (f" and Grad-CAM ({layer}, to its maximum)" if layer else "") + " of the decided class, each overlaid on "
         "the image. Rows: NORMAL images called PNEUMONIA first, then PNEUMONIA images called NORMAL. Titles: file, "
         "true label, P(PNEUMONIA).")

@@ -243,10 +243,10 @@ def run(ctx: Context) -> Result:
     res.figure("q2_roc", plots.roc(curves, {
         "test at validation threshold": (1 - testv["specificity"], testv["sensitivity"])}),
         "ROC curves on the test and validation splits; the dot marks the operating point.")
-    sigma = 2.0 * ctx.cfg["data.image_size"] / 128
+    sigma = ctx.cfg["attribution.shortcut_blur_sigma"] * ctx.cfg["data.image_size"] / 128
     yv = p.y("val")
-    n["blur"] = {"sigma": sigma,
-                 **{c: blur_sensitivity(model, p.x("val")[yv == k], sigma).__dict__
+    n["blur"] = {"sigma": sigma, "threshold": float(card["val_threshold"]),
+                 **{c: blur_sensitivity(model, p.x("val")[yv == k], sigma, threshold=float(card["val_threshold"])).__dict__
                     for k, c in enumerate(labels)}}
     # what a sharpness shift between training and test predicts for the errors (test labels describe)
     shifts = blur_shifts(model, p.x("val")[yv == 0], sigma)

@@ -164,16 +164,23 @@ def _region_numbers(ctx: Context, e: Explained, rp: np.ndarray, st: dict, res: R
                f"Mean image and mean |IG| map per explained target (the decided class) over {len(x)} test images.")
 
 
-def baseline_spearman(maps: dict[str, np.ndarray]) -> np.ndarray:
-    """Per image: the mean Spearman of |IG| over all pairs of baselines (``maps``: name -> N x H x W)."""
-    names = list(maps)
-    pairs = [similarity.pairwise(maps[a], maps[b], similarity.spearman)
+def baseline_spearman(maps: dict[str, np.ndarray], cells: int, kept=None) -> np.ndarray:
+    """Per image: the mean Spearman of |IG| over all pairs of the baselines ``kept`` (default: all;
+    ``maps``: name -> N x H x W), the maps average-pooled to ``cells`` x ``cells`` first (0: pixels)."""
+    names = [b for b in maps if kept is None or b in kept]
+    if len(names) < 2:
+        raise ValueError(f"baseline_spearman expects at least 2 baselines, got {names}")
+    at = {b: similarity.pool(maps[b], cells) if cells else maps[b] for b in names}
+    pairs = [similarity.pairwise(at[a], at[b], similarity.spearman)
              for i, a in enumerate(names) for b in names[i + 1:]]
     return np.mean(pairs, axis=0)
 
 
 def dependence_word(e: dict, cut: float) -> str:
-    """How strongly IG depends on the baseline, from the interval of the mean Spearman between baselines."""
+    """How strongly IG depends on the baseline, from the interval of the mean Spearman between baselines;
+    "cannot tell" without one (fewer than two baselines meet the completeness tolerance)."""
+    if not np.isfinite(e["lo"]) or not np.isfinite(e["hi"]):
+        return "cannot tell"
     return "strongly" if e["hi"] < cut else "only mildly" if e["lo"] >= cut else "moderately"
 
 
@@ -186,12 +193,14 @@ def seed_specs() -> dict:
         lambda r: r["baseline_spearman"], lambda n: n["baseline_spearman"])}
 
 
-def _seed_row(name: str, card: dict, attr, target, labels, masks, nulls: dict, base: dict, st: dict) -> dict:
+def _seed_row(name: str, card: dict, attr, target, labels, masks, nulls: dict, base: dict, st: dict,
+              kept: list) -> dict:
     """One seed's headline numbers and verdict words (the rules of the main verdicts)."""
     ci = dict(n_boot=st["n_boot"], seed=st["seed"], level=st["level"])
     r = measures.region_numbers(attr, masks, labels, nulls, st)
     cw = seeds.consistency_words(attr, nulls["input"], st, labels=labels, targets=target)
-    b = intervals.mean_ci(baseline_spearman(base), **ci).as_dict()
+    b = (intervals.mean_ci(baseline_spearman(base, st["cells"], kept), **ci).as_dict() if len(kept) > 1 else
+         {"value": float("nan"), "lo": float("nan"), "hi": float("nan"), "n": 0})
     words = {**seeds.shared_words(r, cw.level, cw.specific),
              "baseline_dependence": dependence_word(b, st["baseline_sensitive"])}
     return {"model": name, "seed": int(card.get("seed", 1)), "threshold": float(card["val_threshold"]),
@@ -218,7 +227,7 @@ def _seeds(ctx: Context, x, y, image_names, masks, input_alone, rand, main_attr,
             base = {b: np.abs(similarity.to_2d(explain_ig(ctx, model, xs, target, b, adaptive=False).attributions))
                     for b in xb.BASELINES}
         saved[f"attr_{name}".replace("-", "_")], saved[f"target_{name}".replace("-", "_")] = attr, target
-        rows.append(_seed_row(name, card, attr, target, ys, ms, nulls, base, st))
+        rows.append(_seed_row(name, card, attr, target, ys, ms, nulls, base, st, res.numbers["baselines_kept"]))
     ctx.save_arrays("ig_seeds", names=image_names[pos], positions=pos, **saved)   # names: the explorer's rows
     n = res.numbers
     ref = {**seeds.shared_reference(n), "baseline_dependence": n["baseline_dependence"]}
@@ -252,16 +261,16 @@ def _baselines(ctx: Context, model, x, target, rp, res: Result, st: dict, *, lab
                      "|F(x) - F(baseline)|, min": float(np.min(np.abs(r.f_image - r.f_baseline))),
                      "median gap": float(np.median(r.gap)), "max gap": float(np.max(r.gap))})
     ctx.save_arrays("ig_baselines", targets=target, inputs=x, **{f"attr_{k}": v for k, v in maps.items()})
-    k = len(names)
-    per_spear = np.zeros((k, k, len(x)))
+    k, cells = len(names), st["cells"]
+    pooled = {b: similarity.pool(m, cells) for b, m in maps.items()}
+    per_spear, per_pixel = np.ones((k, k, len(x))), np.ones((k, k, len(x)))   # comparison resolution, pixels
     per_ssim = np.ones_like(per_spear)
     for i in range(k):
         for j in range(i + 1, k):
-            per_spear[i, j] = per_spear[j, i] = similarity.pairwise(maps[names[i]], maps[names[j]],
-                                                                   similarity.spearman)
-            per_ssim[i, j] = per_ssim[j, i] = similarity.pairwise(maps[names[i]], maps[names[j]],
-                                                                 similarity.ssim)
-        per_spear[i, i] = 1.0
+            a, b = names[i], names[j]
+            per_spear[i, j] = per_spear[j, i] = similarity.pairwise(pooled[a], pooled[b], similarity.spearman)
+            per_pixel[i, j] = per_pixel[j, i] = similarity.pairwise(maps[a], maps[b], similarity.spearman)
+            per_ssim[i, j] = per_ssim[j, i] = similarity.pairwise(maps[a], maps[b], similarity.ssim)
     spear, ssim = per_spear.mean(-1), per_ssim.mean(-1)
     res.table("q3_baselines", pd.DataFrame(rows), "Baselines: the model's P(PNEUMONIA) for the baseline "
               f"image, the explained margin difference and the completeness gap, over the {len(x)} explained "
@@ -274,29 +283,47 @@ def _baselines(ctx: Context, model, x, target, rp, res: Result, st: dict, *, lab
         col_titles=[f"{Path(str(image_names[i])).name} ({CLASSES[labels[i]]})" for i in shown]),
         f"|IG| of {len(shown)} report images (the first {measures.GRID_PER_CLASS} of each class; columns) for "
         "each baseline (rows).")
-    res.figure("q3_baseline_spearman", plots.matrix(spear, names, title="Spearman of |IG|"),
-               f"Mean Spearman correlation of |IG| maps between baselines over {len(x)} images.")
+    res.figure("q3_baseline_spearman", plots.matrix(spear, names, title=f"Spearman of |IG|, {cells}x{cells} cells"),
+               f"Mean Spearman correlation of |IG| maps between baselines over {len(x)} images, the maps "
+               f"average-pooled to {cells}x{cells} cells (the resolution where this report compares maps).")
     res.figure("q3_baseline_ssim", plots.matrix(ssim, names, title="SSIM of |IG|", vmin=0),
                f"Mean SSIM of |IG| maps between baselines over {len(x)} images.")
-    _baseline_numbers(ctx, res.numbers, rows, per_spear, per_ssim, maps, st, len(x))
+    _baseline_numbers(ctx, res.numbers, rows, {"cells": per_spear, "pixels": per_pixel, "ssim": per_ssim},
+                      maps, st, len(x))
     return maps
 
 
-def _baseline_numbers(ctx: Context, n: dict, rows: list[dict], per_spear: np.ndarray, per_ssim: np.ndarray,
-                      maps: dict, st: dict, n_images: int) -> None:
-    """Q3.4's numbers: per baseline, the agreement between baselines with intervals and the words."""
+def _baseline_numbers(ctx: Context, n: dict, rows: list[dict], per: dict, maps: dict, st: dict,
+                      n_images: int) -> None:
+    """Q3.4's numbers: per baseline, the agreement between baselines with intervals and the words. The
+    headline compares the maps at the comparison resolution (``attribution.comparison_cells``) over the
+    baselines whose median completeness gap meets ``attribution.ig_tolerance`` (the others are listed);
+    the pixel level is the second line."""
     names, k = xb.BASELINES, len(xb.BASELINES)
+    per_spear, per_ssim = per["cells"], per["ssim"]
     spear = per_spear.mean(-1)
     off = ~np.eye(k, dtype=bool)
     ci = dict(n_boot=st["n_boot"], seed=st["seed"], level=st["level"])
-    if not np.allclose(per_spear[off].mean(0), baseline_spearman(maps)):
+    tol = ctx.cfg["attribution.ig_tolerance"]
+    kept = [r["baseline"] for r in rows if r["median gap"] <= tol]
+    pairs = np.array([[a in kept and b in kept and a != b for b in names] for a in names])
+    n["baselines_kept"] = kept
+    n["baselines_left_out"] = [b for b in names if b not in kept]
+    n["baselines_left_out_text"] = ", ".join(n["baselines_left_out"])
+    n["baselines_some_left_out"] = bool(n["baselines_left_out"])
+    n["baseline_cells"] = st["cells"]
+    nan = {"value": float("nan"), "lo": float("nan"), "hi": float("nan"), "n": 0}
+    if len(kept) > 1 and not np.allclose(per_spear[pairs].mean(0), baseline_spearman(maps, st["cells"], kept)):
         raise AssertionError("baseline_spearman disagrees with the matrix of Q3.4")
+    n["baseline_spearman"] = intervals.mean_ci(per_spear[pairs].mean(0), **ci).as_dict() if len(kept) > 1 else nan
+    n["baseline_spearman_pixels"] = (intervals.mean_ci(per["pixels"][pairs].mean(0), **ci).as_dict()
+                                     if len(kept) > 1 else nan)
+    n["baseline_spearman_all"] = intervals.mean_ci(per_spear[off].mean(0), **ci).as_dict()
     n["baseline_grid_per_class"] = measures.GRID_PER_CLASS
     n["baseline_images"] = int(n_images)
     n["baselines"] = {r["baseline"]: {"p_baseline": r["P(PNEUMONIA) of baseline"],
                                       "delta": r["F(x) - F(baseline)"],
                                       "median_gap": r["median gap"], "max_gap": r["max gap"]} for r in rows}
-    n["baseline_spearman"] = intervals.mean_ci(per_spear[off].mean(0), **ci).as_dict()
     n["baseline_ssim"] = intervals.mean_ci(per_ssim[off].mean(0), **ci).as_dict()
     i, j = np.unravel_index(np.argmin(np.where(off, spear, np.inf)), spear.shape)
     n["baseline_least_similar"] = {"a": names[i], "b": names[j],
@@ -305,6 +332,7 @@ def _baseline_numbers(ctx: Context, n: dict, rows: list[dict], per_spear: np.nda
     n["baseline_cut"] = st["baseline_sensitive"]
     bs = n["baseline_spearman"]
     n["baseline_dependence"] = dependence_word(bs, st["baseline_sensitive"])
+    n["baseline_dependence_told"] = n["baseline_dependence"] != "cannot tell"
     # any constant image standardises to the same all-zero input inside the model
     bl, wh = n["baselines"]["black"], n["baselines"]["white"]
     n["constant_baselines_equal"] = bool(abs(bl["p_baseline"] - wh["p_baseline"]) < 1e-4)

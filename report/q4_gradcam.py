@@ -289,19 +289,31 @@ def holm_family(cells: list[dict], alpha: float) -> None:
         c["IG - Grad-CAM"]["has_winner"] = c["IG - Grad-CAM"]["winner_holm"] is not None
 
 
-FAITH_WORDS = ("IG", "Grad-CAM", "mixed", "neither", "uninformative")
+FAITH_WORDS = ("IG", "Grad-CAM", "mixed", "no majority", "neither", "uninformative")
+FAITH_CLAIMS = {   # what each verdict lets the report say, once (Q4.4, the findings)
+    "IG": "IG ranks the image's parts more faithfully than Grad-CAM (it wins most informative comparisons)",
+    "Grad-CAM": "Grad-CAM ranks the image's parts more faithfully than IG (it wins most informative comparisons)",
+    "mixed": "each method ranks the image's parts more faithfully in some comparisons, neither in most",
+    "no majority": "{who} ranks the image's parts more faithfully in some comparisons but not in most",
+    "neither": "neither ranks the image's parts measurably more faithfully",
+    "uninformative": "no fill gives an informative faithfulness comparison"}
 
 
 def winner_counts(cells: list[dict]) -> dict:
     """How many informative IG - Grad-CAM comparisons each method wins after Holm's adjustment,
     how many neither, and how many cells the saturation gate left out; ``verdict`` names the
-    outcome ("IG", "Grad-CAM", "mixed", "neither", or "uninformative" when none is informative)."""
+    outcome: a method that wins a majority of the informative comparisons ("IG", "Grad-CAM"), wins
+    for both without one ("mixed"), wins for one method only without a majority ("no majority"),
+    no win ("neither"), or "uninformative" when none is informative; ``claim`` says it in words."""
     won = [c["IG - Grad-CAM"]["winner_holm"] for c in cells if c["informative"]]
     out = {"ig": won.count("IG"), "gradcam": won.count("Grad-CAM"), "neither": sum(w is None for w in won),
            "total": len(won), "uninformative": sum(not c["informative"] for c in cells)}
-    out["verdict"] = ("uninformative" if not won else "mixed" if out["ig"] and out["gradcam"] else
-                      "IG" if out["ig"] else "Grad-CAM" if out["gradcam"] else "neither")
+    out["verdict"] = ("uninformative" if not won else "IG" if 2 * out["ig"] > len(won) else
+                      "Grad-CAM" if 2 * out["gradcam"] > len(won) else "mixed" if out["ig"] and out["gradcam"] else
+                      "no majority" if out["ig"] or out["gradcam"] else "neither")
     out["says"] = measures.says(out["verdict"], FAITH_WORDS)
+    out["claim"] = FAITH_CLAIMS[out["verdict"]].format(who="IG" if out["ig"] else "Grad-CAM")
+    out["Claim"] = out["claim"][0].upper() + out["claim"][1:]
     out.update(any_informative=out["total"] > 0, any_uninformative=out["uninformative"] > 0)
     out["some_left_out"] = out["any_informative"] and out["any_uninformative"]
     return out

@@ -4,11 +4,14 @@
   k true-label controls, each pair (random-i, control-i) on its own seeded subset, same recipe
   and epochs. (2) The assignment's literal design: one random-label model on the whole training
   split, compared with the two true-label models of the whole split (the main model that Q3/Q4
-  explain and its matched control). Per method and metric: rho = (cross - floor) /
-  (ceiling - floor) with a Bayesian-bootstrap interval over images and models, the matched floor
-  (two models, two images of the same class and target), a validity gate and a cut fixed in
-  ``verdicts.randomization_cut``. One primary metric per method decides the headline; every
-  other verdict is secondary and Holm-adjusted as a family.
+  explain and its matched control). Per method and metric: rho = (cross - floor_arm) /
+  (ceiling - floor_arm) with a Bayesian-bootstrap interval over images and models, where the
+  floor is matched in arm (the cross's own pairs of models, two images of the same class and
+  target), a validity gate (ceiling above the true-label models' matched floor by
+  ``verdicts.gate_effect``) and a cut fixed in ``verdicts.randomization_cut``. Only the
+  random-label models as intended on validation count (the others: a sensitivity analysis). One
+  primary metric per method decides the headline; every other verdict is secondary and
+  Holm-adjusted as a family.
 - Cascading model parameter randomization of the main model, top-down and bottom-up, several
   random draws per step, with the main model's matched floor and a draw-vs-draw reference.
 """
@@ -72,26 +75,31 @@ def design_models(ctx: Context) -> dict[str, dict[str, list[str]]]:
 
 
 def verdicts(maps: dict, designs: dict, y, target, *, cut: float, alpha: float, n_boot: int,
-             seed: int, methods=METHODS) -> dict:
-    """Every (method, metric, design) result of the data randomization test, as dicts, with
-    the Holm-adjusted outcome of the secondary family (all but each method's primary)."""
+             seed: int, effect: float, counted=None, methods=METHODS) -> dict:
+    """Every (method, metric, design) result of the data randomization test: rho's floor matched in
+    arm, the validity gate at ``effect``. Only the random-label models in ``counted`` (default: all)
+    enter the cross and its floor; the others keep their place, with no comparison."""
     out = {}
     for design, group in designs.items():
-        c = len(group["true"])
+        c, r = len(group["true"]), len(group["random"])
         partners = sanity.matched_partners(y, target, c, seed=seed)
+        partners_arm = sanity.matched_partners(y, target, c, seed=seed + 1, n_other=r)
+        left_out = [j for j, m in enumerate(group["random"]) if counted is not None and m not in counted]
         for meth, _ in methods:
             mm = maps[meth]
             for metric in METHOD_METRICS[meth]:
-                cross, ceiling, floor = sanity.arm_similarities(
+                cross, ceiling, floor, floor_arm = sanity.arm_similarities(
                     [mm[m] for m in group["true"]], [mm[m] for m in group["random"]],
                     lambda a, b: similarity.measure_stack(a, b, metric), partners,   # noqa: B023
-                    exclude_same_index=design == "subset")
-                res = sanity.randomization_test(cross, ceiling, floor, cut=cut, alpha=alpha, n_boot=n_boot,
-                                                seed=seed, resample_models=design == "subset")
+                    exclude_same_index=design == "subset", partners_arm=partners_arm)
+                cross[:, left_out] = floor_arm[:, left_out] = np.nan
+                res = sanity.randomization_test(cross, ceiling, floor, floor_arm=floor_arm, effect=effect, cut=cut,
+                                                alpha=alpha, n_boot=n_boot, seed=seed,
+                                                resample_models=design == "subset")
                 with warnings.catch_warnings():      # an image whose maps are all flat: NaN
                     warnings.simplefilter("ignore", RuntimeWarning)
                     per_image = {k: np.nanmean(v, axis=(0, 1)) for k, v in
-                                 (("cross", cross), ("ceiling", ceiling), ("floor", floor))}
+                                 (("cross", cross), ("ceiling", ceiling), ("floor", floor), ("floor_arm", floor_arm))}
                 out[(meth, metric, design)] = (res, per_image)
     return out
 
@@ -137,10 +145,11 @@ def run(ctx: Context) -> Result:
     n["n_subset_total"] = int(len(ctx.prepared().idx("train")))
     n["majority_test_accuracy"] = float(np.mean(ctx.prepared().y("test") == 1))
     n["random_auc_band"] = list(random_auc_band(ctx.cfg))
-    n["control_fit"] = ctx.cfg["verdicts.control_fit"]
+    n["control_fit"], n["gate_effect"] = ctx.cfg["verdicts.control_fit"], vd["gate_effect"]
 
-    found = verdicts(maps, designs, y, target, cut=cut, alpha=alpha, n_boot=sc["bootstrap"], seed=sc["seed"],
-                     methods=meths)
+    kw = dict(cut=cut, alpha=alpha, n_boot=sc["bootstrap"], seed=sc["seed"], effect=vd["gate_effect"], methods=meths)
+    found = verdicts(maps, designs, y, target, counted=set(n["models"]["counted"]), **kw)
+    every_model = verdicts(maps, designs, y, target, **kw) if n["models"]["some_not_counted"] else found
     results = {key: r for key, (r, _) in found.items()}
     ctx.save_arrays("q5_similarity", names=names, **{         # per image, for the explorer
         f"{meth}_{primary}_{kind}": v for meth, _ in meths
@@ -158,21 +167,16 @@ def run(ctx: Context) -> Result:
                 if design not in designs:
                     continue
                 r = results[(meth, metric, design)]
-                out = r.as_dict()
                 is_primary = metric == primary and design == "subset"
-                out["primary"] = is_primary
-                out["holm_p"] = None if is_primary else float(adjusted[(meth, metric, design)])
-                out["holm_outcome"] = r.outcome if is_primary else sanity.adjusted_outcome(r, adjusted[(meth, metric, design)])
-                out["outcome_says"] = measures.says(r.outcome, sanity.OUTCOMES)
-                out["design_text"] = dlabel
-                trues = designs[design]["true"]
-                for null, nmap in nulls.items():
-                    out[null] = sanity.bootstrap_mean(
-                        np.stack([similarity.measure_stack(maps[meth][m], nmap, metric) for m in trues]), **boot).as_dict()
-                n[meth][metric][design] = out
+                n[meth][metric][design] = out = _design_numbers(
+                    r, every_model[(meth, metric, design)][0], None if is_primary else adjusted[(meth, metric, design)],
+                    dlabel, {null: sanity.bootstrap_mean(np.stack([similarity.measure_stack(maps[meth][m], nmap, metric)
+                                                                   for m in designs[design]["true"]]), **boot)
+                             for null, nmap in nulls.items()})
                 rows.append({"method": title, "metric": metric + (" (primary)" if is_primary else ""),
                              "design": dlabel, "cross": _label(out["cross"]), "ceiling": _label(out["ceiling"]),
-                             "matched floor": _label(out["floor"]), "rho": _label(out["rho"]),
+                             "floor (in arm)": _label(out["floor_arm"]), "floor (true-label)": _label(out["floor"]),
+                             "rho": _label(out["rho"]),
                              "edge map": _label(out["edge"]), "random map": _label(out["random_map"]),
                              "outcome": r.outcome, "Holm": "-" if is_primary else out["holm_outcome"]})
                 sweep.append((f"{title} {metric}, {dlabel}{' (primary)' if is_primary else ''}",
@@ -181,7 +185,8 @@ def run(ctx: Context) -> Result:
                     bars[f"{title} {metric}"] = {
                         lab: tuple(out[key][q] for q in ("mean", "lo", "hi"))
                         for lab, key in (("control vs random", "cross"), ("control vs control (ceiling)", "ceiling"),
-                                         ("matched floor", "floor"), ("edge map", "edge"))}
+                                         ("floor in arm", "floor_arm"), ("true-label floor", "floor"),
+                                         ("edge map", "edge"))}
         n[meth]["headline"] = _headline(n[meth], primary, designs)
     _input_likeness(n, maps, x, b, designs, boot)
     _sentences(n, meths)
@@ -196,9 +201,11 @@ def run(ctx: Context) -> Result:
               f"{1 - alpha:.0%} intervals from a Bayesian bootstrap over {len(x)} test images"
               " and the models of each arm (whole split: over images only), {sc['bootstrap']} resamples. "
               "cross: a true-label model vs a random-label model on the same image; ceiling: two true-label models; "
-              "matched floor: two true-label models on two images of the same class and explained target; "
-              f"rho = (cross - floor) / (ceiling - floor); outcome at the cut {cut} (uninformative when the "
-              "ceiling is not clearly above the floor); Holm: the secondary verdicts after Holm's adjustment; "
+              "floor (in arm): the cross's pairs of models on two images of the same class and explained target; "
+              "floor (true-label): two true-label models on two such images; "
+              f"rho = (cross - floor in arm) / (ceiling - floor in arm); outcome at the cut {cut} (uninformative "
+              f"when the lower end of ceiling - true-label floor is below {vd['gate_effect']}); only the random-label "
+              "models as intended on validation count; Holm: the secondary verdicts after Holm's adjustment; "
               "edge map and random map: null references (the input's Sobel edges, a uniform random map) compared "
               "with the true-label models' maps.".replace("{sc['bootstrap']}", str(sc["bootstrap"])))
     res.figure("q5_sweep", plots.cut_sweep(sweep, cut=cut),
@@ -207,8 +214,9 @@ def run(ctx: Context) -> Result:
                f"dashed line the cut fixed in advance ({cut}).")
     res.figure("q5_bars", plots.interval_bars(bars, ylabel=f"similarity ({1 - alpha:.0%} interval)"),
                "Seeded-subset design: similarity of the controls' maps to the random-label models' maps (cross), "
-               "to the other controls' maps (the ceiling), to other controls' maps of other images of the same "
-               "class and target (the matched floor) and to the input's edge map.")
+               "to the other controls' maps (the ceiling), to the random-label models' maps of other images of the "
+               "same class and target (the floor in arm, rho's zero), to the other controls' maps of such images "
+               "(the true-label floor of the validity gate) and to the input's edge map.")
     s = samples.choose(ctx)
     rp = np.array([int(np.flatnonzero(pos == i)[0]) for i in s.report_pos if i in pos])
     show = ["main"] + ([models.arm("random", models.WHOLE)] if n["whole"] else []) + [designs["subset"]["random"][0]]
@@ -243,6 +251,19 @@ def run(ctx: Context) -> Result:
     _cascade(ctx, main_model, x[cas], target[cas], b[:, cas] if b.ndim == 5 else b[cas], orig, floors,
              ceilings, res, names[cas], meths)
     return res
+
+
+def _design_numbers(r, every, holm_p: float | None, label: str, nulls: dict) -> dict:
+    """One (method, metric, design) result as numbers: the primary analysis ``r`` (``holm_p`` None for
+    the primary verdict), the sensitivity analysis ``every`` (every random-label model counted) and the
+    null references."""
+    out = r.as_dict()
+    out.update(primary=holm_p is None, holm_p=None if holm_p is None else float(holm_p),
+               holm_outcome=r.outcome if holm_p is None else sanity.adjusted_outcome(r, holm_p),
+               outcome_says=measures.says(r.outcome, sanity.OUTCOMES), design_text=label,
+               all_models={"rho": every.rho.as_dict(), "outcome": every.outcome, "same": every.outcome == r.outcome})
+    out.update({null: v.as_dict() for null, v in nulls.items()})
+    return out
 
 
 def _headline(m: dict, primary: str, designs: dict) -> dict:
@@ -288,23 +309,36 @@ def random_auc_band(cfg) -> tuple[float, float]:
     return CHANCE_AUC - half, CHANCE_AUC + half
 
 
-def as_intended(kind: str, train_accuracy: float, test_auc: float, cfg) -> bool:
+def as_intended(kind: str, train_accuracy: float, val_auc: float, cfg) -> bool:
     """Q5.1: a random-label model memorised its permuted labels (``random_labels.target_accuracy``) and
-    scores at chance on the true test labels (:func:`random_auc_band`); a control fits its true labels
+    scores at chance on the true labels of the *validation* split (:func:`random_auc_band`): decided
+    before any map is compared, without the test labels; a control fits its true labels
     (``verdicts.control_fit``)."""
     if kind == "random":
         low, high = random_auc_band(cfg)
-        return bool(train_accuracy >= cfg["random_labels.target_accuracy"] and low <= test_auc <= high)
+        return bool(train_accuracy >= cfg["random_labels.target_accuracy"] and low <= val_auc <= high)
     return bool(train_accuracy >= cfg["verdicts.control_fit"])
+
+
+def validation_auc(ctx: Context, name: str) -> float:
+    """A model's AUC on the true labels of the validation split."""
+    from sklearn.metrics import roc_auc_score
+    from xaikit.train import predict_probs
+    p = ctx.prepared()
+    y = p.y("val")
+    if len(np.unique(y)) < 2:             # one class only: no AUC (the rule then counts no random-label model)
+        return float("nan")
+    return float(roc_auc_score(y, predict_probs(ctx.model(name)[0], p.x("val"))))
 
 
 def _model_row(ctx: Context, name: str, card: dict, kind: str) -> dict:
     auc, acc = card["test"]["at_0.5"]["auc"], card["test"]["at_0.5"]["accuracy"]
-    ok = as_intended(kind, card["train_accuracy"], auc, ctx.cfg)
+    val_auc = validation_auc(ctx, name)
+    ok = as_intended(kind, card["train_accuracy"], val_auc, ctx.cfg)
     return {"name": name, "seed": card.get("seed"), "epochs": card["epochs_run"], "seconds": card["seconds"],
             "train_accuracy": card["train_accuracy"], "n_train": card["n_train"], "test_accuracy": acc,
-            "test_auc": auc, "changed_labels": card.get("changed_labels"), "stopped": card.get("stopped"),
-            "ok": bool(ok)}
+            "test_auc": auc, "val_auc": val_auc, "changed_labels": card.get("changed_labels"),
+            "stopped": card.get("stopped"), "ok": bool(ok)}
 
 
 def _summary(rows: list[dict]) -> dict:
@@ -313,6 +347,8 @@ def _summary(rows: list[dict]) -> dict:
             "seconds_mean": float(np.mean([x["seconds"] for x in rows])),
             "test_auc_min": float(min(x["test_auc"] for x in rows)),
             "test_auc_max": float(max(x["test_auc"] for x in rows)),
+            "val_auc_min": float(min(x["val_auc"] for x in rows)),
+            "val_auc_max": float(max(x["val_auc"] for x in rows)),
             "train_accuracy_min": float(min(x["train_accuracy"] for x in rows)),
             "train_accuracy_max": float(max(x["train_accuracy"] for x in rows))}
 
@@ -344,6 +380,13 @@ def _model_numbers(ctx: Context, cards: dict, designs: dict) -> dict:
     rnd["any_weak"] = rnd["any_not_memorised"] or rnd["any_off_chance"]
     # Q5.1's answer: every random-label model as intended (the whole-split one too, when there is one)
     out["random_ok"] = bool(rnd["all_ok"] and ("whole" not in out or out["whole"]["random"]["ok"]))
+    # the random-label models Q5.2's primary analysis counts: decided here, on validation, before any map is compared
+    every = rnd["rows"] + ([out["whole"]["random"]] if "whole" in out else [])
+    out["counted"] = [x["name"] for x in every if x["ok"]]
+    out["not_counted"] = [x["name"] for x in every if not x["ok"]]
+    out["counted_text"] = ", ".join(out["counted"]) or "none"
+    out["not_counted_text"] = ", ".join(out["not_counted"])
+    out["some_not_counted"] = bool(out["not_counted"])
     return out
 
 
@@ -355,12 +398,12 @@ def _model_table(m: dict, flat: dict, gaps: dict) -> pd.DataFrame:
     for r, labels in entries:
         rows.append({"model": r["name"], "labels": labels, "seed": r["seed"], "train images": r["n_train"],
                      "epochs": r["epochs"], "train accuracy": r["train_accuracy"],
-                     "test accuracy": r["test_accuracy"], "test AUC": r["test_auc"],
+                     "test accuracy": r["test_accuracy"], "test AUC": r["test_auc"], "validation AUC": r["val_auc"],
                      "flat IG / Grad-CAM": f"{flat['ig'][r['name']]} / {flat.get('gradcam', {}).get(r['name'], '-')}",
                      "IG gap median / max": f"{gaps[r['name']]['median']:.2%} / {gaps[r['name']]['max']:.2%}",
                      "as intended": "yes" if r["ok"] else "no"})
     rows.append({"model": "main (Q2)", "labels": "true", "seed": "-", "train images": "-", "epochs": "-",
-                 "train accuracy": np.nan, "test accuracy": np.nan, "test AUC": np.nan,
+                 "train accuracy": np.nan, "test accuracy": np.nan, "test AUC": np.nan, "validation AUC": np.nan,
                  "flat IG / Grad-CAM": f"{flat['ig']['main']} / {flat.get('gradcam', {}).get('main', '-')}",
                  "IG gap median / max": f"{gaps['main']['median']:.2%} / {gaps['main']['max']:.2%}",
                  "as intended": "-"})

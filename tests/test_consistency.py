@@ -7,7 +7,8 @@ import pytest
 from report import measures
 from xaikit import similarity
 
-S = {"consistency_high": 0.5, "consistency_moderate": 0.2, "alpha": 0.05, "level": 0.95, "n_boot": 300, "seed": 0}
+S = {"consistency_high": 0.5, "consistency_moderate": 0.2, "alpha": 0.05, "level": 0.95, "n_boot": 300, "seed": 0,
+     "cells": 16}
 
 
 def anatomy(n=24, size=16, seed=0, noise=0.3):

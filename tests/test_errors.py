@@ -133,3 +133,49 @@ def test_newcombe_difference_is_the_hybrid_score_interval():
     assert e.value == pytest.approx(d)
     assert e.lo == pytest.approx(d - np.sqrt((a.value - a.lo) ** 2 + (b.hi - b.value) ** 2))
     assert e.hi == pytest.approx(d + np.sqrt((a.hi - a.value) ** 2 + (b.value - b.lo) ** 2))
+
+
+def test_errors_are_matched_with_correct_images_of_the_called_class_at_a_similar_probability():
+    # catches: matches taken from the error's own true class (the explained target switches between the two groups,
+    # #32), a match that is not the nearest in P(PNEUMONIA), or one correct image matched twice
+    labels = np.array([0, 0, 0, 1, 1, 1, 1, 1, 0, 0])
+    probs = np.array([0.7, 0.9, 0.1, 0.65, 0.95, 0.2, 0.3, 0.92, 0.2, 0.15])
+    s = mc.match_same_decision(labels, probs, 0.5, {0: np.array([0, 1]), 1: np.array([5, 6])})
+    # NORMAL called PNEUMONIA (0: 0.70, 1: 0.90) -> correct PNEUMONIA images nearest: 3 (0.65), then 7 (0.92)
+    assert list(s.matched[0]) == [3, 7] and list(s.explained[0]) == [0, 1]
+    # PNEUMONIA called NORMAL (5: 0.20, 6: 0.30) -> correct NORMAL: 8 (0.20), then 2 (0.10) or 9 (0.15): 9 is nearer
+    assert list(s.matched[1]) == [8, 9]
+    assert all(mc.decide(probs[s.matched[c]], 0.5).tolist() == mc.decide(probs[s.explained[c]], 0.5).tolist()
+               for c in (0, 1))                                               # the same explained target
+    few = mc.match_same_decision(labels, probs, 0.5, {0: np.array([0, 1]), 1: np.array([5, 6])} | {0: np.array([0, 1])})
+    assert len(set(few.matched[0])) == len(few.matched[0])
+    one_pool = mc.match_same_decision(np.array([0, 0, 1]), np.array([0.8, 0.9, 0.7]), 0.5, {0: np.array([0, 1]), 1: []})
+    assert list(one_pool.explained[0]) == [0] and list(one_pool.matched[0]) == [2]   # cut to the correct images there are
+
+
+def test_a_class_with_fewer_errors_than_the_minimum_cannot_tell(tmp_path):
+    # catches: a difference over 3 errors stated as "more" or "less" (#32: the PNEUMONIA rows of Q2.3 rested on 3
+    # errors against 3 images), or the minimum not read from verdicts.min_errors
+    from types import SimpleNamespace
+
+    from report.preflight import read_config
+    from report.q2_errors import _mass
+    cfg = read_config(None, ["data.image_size=32"], None)
+    ctx = SimpleNamespace(cfg=cfg)
+    st = {"n_boot": 200, "seed": 0, "level": 0.95, "border_frac": 0.1, "min_errors": cfg["verdicts.min_errors"]}
+    rng = np.random.default_rng(0)
+    s = mc.ErrorSample({0: np.arange(3), 1: np.arange(3, 12)}, {0: np.arange(3), 1: np.arange(3, 12)},
+                       {0: np.arange(12, 15), 1: np.arange(15, 24)})
+    pick = np.concatenate([s.explained[0], s.matched[0], s.explained[1], s.matched[1]])
+    maps = {m: rng.random((24, 32, 32)) for m in ("IG", "Grad-CAM", "input")}
+    maps["IG"][3:12] += 5.0 * (np.arange(32) > 15)[None, :, None]     # errors of class 1: much more mass low
+    n = {}
+    _mass(n, s, maps, pick, ctx, st)
+    assert n["maps"]["NORMAL"]["IG"]["lung"]["word"] == "cannot tell (3 errors, at least 5 needed)"
+    assert not n["maps"]["NORMAL"]["IG"]["lung"]["told"] and n["maps"]["NORMAL"]["called"] == "PNEUMONIA"
+    assert n["maps"]["PNEUMONIA"]["IG"]["lung"]["told"]
+    three = {0: np.arange(3), 1: np.arange(3, 6)}
+    n2 = {}
+    _mass(n2, mc.ErrorSample(three, three, {0: np.arange(12, 15), 1: np.arange(15, 18)}), maps,
+          np.concatenate([three[0], np.arange(12, 15), three[1], np.arange(15, 18)]), ctx, st)
+    assert n2["maps_verdict"] == "cannot tell" and n2["maps_compared"] == 0

@@ -200,6 +200,23 @@ def test_winner_direction_and_counts():
     assert [c["IG - Grad-CAM"]["winner_holm"] for c in cells] == ["IG", "Grad-CAM", None, None]
     assert winner_counts(cells).items() >= {"ig": 1, "gradcam": 1, "neither": 1, "total": 3, "uninformative": 1,
                                             "verdict": "mixed"}.items()
-    assert winner_counts(cells)["says"] == {"IG": False, "Grad-CAM": False, "mixed": True, "neither": False,
-                                            "uninformative": False}
+    assert winner_counts(cells)["says"] == {"IG": False, "Grad-CAM": False, "mixed": True, "no majority": False,
+                                            "neither": False, "uninformative": False}
     assert winner_counts([_cell(0.001, 0.5, informative=False)])["verdict"] == "uninformative"
+
+
+def test_the_winner_needs_a_majority_of_the_informative_comparisons():
+    # catches: a winner named on one win and no loss (#32: Q4.4 said "IG under every fill" on 2 wins of 6), a
+    # majority counted over all cells (uninformative ones included), or ties counted as wins
+    from report.q4_gradcam import holm_family, winner_counts
+    one = [_cell(0.001, -0.3), _cell(0.9, 0.0), _cell(0.9, 0.0)]
+    holm_family(one, 0.05)
+    got = winner_counts(one)
+    assert (got["ig"], got["gradcam"], got["verdict"]) == (1, 0, "no majority")
+    assert got["claim"] == "IG ranks the image's parts more faithfully in some comparisons but not in most"
+    most = [_cell(0.001, -0.3), _cell(0.001, -0.3), _cell(0.9, 0.0)] + [_cell(0.001, 0.5, informative=False)] * 3
+    holm_family(most, 0.05)
+    assert winner_counts(most)["verdict"] == "IG" and winner_counts(most)["Claim"].startswith("IG ranks")
+    half = [_cell(0.001, 0.3, curve="insertion"), _cell(0.9, 0.0)]
+    holm_family(half, 0.05)
+    assert winner_counts(half)["verdict"] == "no majority"        # one of two is not a majority

@@ -8,7 +8,7 @@ from xaikit import intervals
 
 S = {"lung_margin": 0.2, "border_frac": 0.1, "consistency_high": 0.5, "consistency_moderate": 0.2,
      "agree": 0.5, "baseline_sensitive": 0.5, "alpha": 0.05, "level": 0.95, "n_boot": 300, "seed": 0,
-     "dice_target": 0.8}
+     "dice_target": 0.8, "cells": 16}
 
 
 def setup(n=12, size=20):

@@ -23,9 +23,11 @@ def _test(controls, randoms, metric, cut=0.5, n_boot=300):
     n = len(controls[0])
     labels = np.arange(n) % 2
     partners = sanity.matched_partners(labels, labels, len(controls), seed=0)
-    arrays = sanity.arm_similarities(controls, randoms, lambda a, b: similarity.measure_stack(a, b, metric),
-                                     partners, exclude_same_index=True)
-    return sanity.randomization_test(*arrays, cut=cut, n_boot=n_boot, seed=0)
+    arm = sanity.matched_partners(labels, labels, len(controls), seed=1, n_other=len(randoms))
+    cross, ceiling, floor, floor_arm = sanity.arm_similarities(
+        controls, randoms, lambda a, b: similarity.measure_stack(a, b, metric), partners, exclude_same_index=True,
+        partners_arm=arm)
+    return sanity.randomization_test(cross, ceiling, floor, floor_arm=floor_arm, cut=cut, n_boot=n_boot, seed=0)
 
 
 @pytest.mark.parametrize("metric", similarity.MEASURES)
@@ -108,7 +110,7 @@ def test_matched_floor_pairs_same_class_and_target_of_two_models():
     def measure(a, b):
         seen.append((a[:, 0, 1] // 10, b[:, 0, 1] // 10, a[:, 0, 1] % 10, b[:, 0, 1] % 10))
         return np.zeros(len(a))
-    _, _, floor = sanity.arm_similarities(maps, maps[:1], measure, partners, exclude_same_index=False)
+    _, _, floor, _ = sanity.arm_similarities(maps, maps[:1], measure, partners, exclude_same_index=False)
     pairs = [s for s in seen if len(s[0]) and len(s[0]) < 8]
     assert pairs and all((ma != mb).all() for ma, mb, _, _ in pairs)
     assert all((labels[ia.astype(int)] == labels[ib.astype(int)]).all() and (ia != ib).all()
@@ -117,15 +119,66 @@ def test_matched_floor_pairs_same_class_and_target_of_two_models():
     assert not np.isnan(floor[1, 2, [0, 1, 2, 3, 4, 6, 7]]).any()
 
 
+def test_the_floor_matched_in_arm_takes_the_cross_pairs_and_a_matched_image():
+    # catches: floor_arm measured between two true-label models (the old floor, #32), on the same image, on a
+    # partner of another class or target, or for pairs the cross leaves out
+    labels = np.array([0, 0, 0, 1, 1, 1, 1, 0])
+    targets = np.array([0, 1, 0, 1, 1, 0, 1, 1])
+    arm = sanity.matched_partners(labels, targets, 3, seed=2, n_other=2)
+    assert arm.shape == (3, 2, 8) and (arm[1, 1] >= 0).any()               # the diagonal has partners too
+    controls = [np.stack([np.full((4, 4), 10 * m + img) + np.eye(4) for img in range(8)]) for m in range(3)]
+    randoms = [np.stack([np.full((4, 4), 100 + 10 * m + img) + np.eye(4) for img in range(8)]) for m in range(2)]
+    seen = []
+
+    def measure(a, b):
+        seen.append((a[:, 0, 1] // 10, b[:, 0, 1] // 10, a[:, 0, 1] % 10, b[:, 0, 1] % 10))
+        return np.zeros(len(a))
+    partners = sanity.matched_partners(labels, targets, 3, seed=4)
+    cross, _, _, floor_arm = sanity.arm_similarities(controls, randoms, measure, partners, exclude_same_index=True,
+                                                     partners_arm=arm)
+    np.testing.assert_array_equal(np.isnan(cross).all(axis=2), np.isnan(floor_arm).all(axis=2))   # the cross's pairs
+    mixed = [s for s in seen if len(s[1]) and (s[1] >= 10).all() and len(s[0]) < 8]              # control vs random, partners
+    assert mixed and all((ia != ib).all() and (labels[ia.astype(int)] == labels[ib.astype(int)]).all()
+                         and (targets[ia.astype(int)] == targets[ib.astype(int)]).all() for _, _, ia, ib in mixed)
+    assert np.isnan(floor_arm[0, 0]).all() and np.isnan(floor_arm[1, 0, [5]]).all()   # i == j left out; no partner
+
+
+def test_a_class_template_gives_rho_near_zero_and_the_gate_needs_its_effect():
+    # catches: rho above 1 or far below 0 when the random-label maps are an image-free template (the old floor
+    # compared two true-label models on different images, so rho scaled with 1 / (ceiling - floor), #32), or a
+    # gate that passes a metric two true-label models barely reproduce
+    rng = np.random.default_rng(3)
+    n, size, k = 16, 12, 3
+    template = rng.normal(size=(size, size))
+    images = rng.normal(size=(n, size, size))
+    controls = [template + images + 0.5 * rng.normal(size=images.shape) for _ in range(k)]
+    randoms = [np.broadcast_to(template + 0.5 * rng.normal(size=(size, size)), images.shape).copy() for _ in range(k)]
+    r = _test(controls, randoms, "spearman_signed")
+    assert -0.1 < r.rho.mean < 0.1 and r.outcome == "pass"
+    assert r.floor_arm.mean == pytest.approx(r.cross.mean, abs=0.05) and r.floor_arm.mean > r.floor.mean - 0.3
+    faint = [template + 0.3 * images + rng.normal(size=images.shape) for _ in range(k)]   # barely reproducible
+    labels = np.arange(n) % 2
+    arrays = sanity.arm_similarities(faint, randoms, lambda a, b: similarity.measure_stack(a, b, "spearman_signed"),
+                                     sanity.matched_partners(labels, labels, k, seed=0), exclude_same_index=True,
+                                     partners_arm=sanity.matched_partners(labels, labels, k, seed=1, n_other=k))
+    loose = sanity.randomization_test(*arrays[:3], floor_arm=arrays[3], cut=0.5, n_boot=300, effect=0.0)
+    strict = sanity.randomization_test(*arrays[:3], floor_arm=arrays[3], cut=0.5, n_boot=300, effect=0.1)
+    assert loose.gap.lo > 0 and loose.gap.lo < 0.1 and loose.outcome != "uninformative"
+    assert strict.outcome == "uninformative" and strict.effect == 0.1
+    assert sanity.outcome(sanity.Interval(0.3, 0.05, 0.4), sanity.Interval(0.1, 0.0, 0.2), 0.5, 0.1) == "uninformative"
+    with pytest.raises(ValueError, match="effect expects"):
+        sanity.randomization_test(*arrays[:3], cut=0.5, n_boot=300, effect=-0.1)
+
+
 def test_cross_leaves_out_pairs_that_share_a_subset():
     # catches: random-i compared with control-i (same training subset) while the ceiling never is
     maps = [np.random.default_rng(i).normal(size=(4, 6, 6)) for i in range(3)]
     partners = sanity.matched_partners(np.zeros(4, int), np.zeros(4, int), 3, seed=0)
     m = lambda a, b: similarity.measure_stack(a, b, "spearman_signed")  # noqa: E731
-    cross, ceiling, _ = sanity.arm_similarities(maps, maps, m, partners, exclude_same_index=True)
+    cross, ceiling, _, _ = sanity.arm_similarities(maps, maps, m, partners, exclude_same_index=True)
     assert np.isnan(cross[[0, 1, 2], [0, 1, 2]]).all() and not np.isnan(cross[0, 1]).any()
     np.testing.assert_allclose(cross[0, 1], ceiling[0, 1])
-    kept, _, _ = sanity.arm_similarities(maps, maps, m, partners, exclude_same_index=False)
+    kept, _, _, _ = sanity.arm_similarities(maps, maps, m, partners, exclude_same_index=False)
     np.testing.assert_allclose(kept[1, 1], 1.0)
 
 

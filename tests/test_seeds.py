@@ -156,7 +156,8 @@ def test_a_seed_that_decides_both_classes_gets_consistency_words():
     # catches a guard that always answers "cannot tell" (e.g. counting a third, empty class)
     from report import seeds
 
-    st = {"n_boot": 50, "seed": 0, "level": 0.95, "alpha": 0.05, "consistency_high": 0.5, "consistency_moderate": 0.2}
+    st = {"n_boot": 50, "seed": 0, "level": 0.95, "alpha": 0.05, "consistency_high": 0.5, "consistency_moderate": 0.2,
+          "cells": 16}
     maps = np.random.default_rng(1).random((8, 16, 16))
     y = np.array([0, 0, 0, 0, 1, 1, 1, 1])
     level, specific, interval, within = seeds.consistency_words(maps, maps[::-1], st, labels=y, targets=y)

@@ -70,6 +70,8 @@ ALLOWED_CONSTANTS = {
     ("figures.py", "MIN_GAP_PX"): "page layout: the height of a cut between panels",
     ("pdfparts.py", "STRAY_LINES"): "page layout: the lines of text a part's last page may hold before the part "
                                     "is laid out tighter (a stray tail, not a measure)",
+    ("pdfparts.py", "STRAY_FILL"): "page layout: how far down a last page with a figure strip is inked before the "
+                                   "part is laid out keeping its last two strips together (not a measure)",
 }
 
 

@@ -73,6 +73,8 @@ SCHEMA: Mapping[str, type] = MappingProxyType({
     "attribution.errors_per_class": int,
     "attribution.errors_figure_per_class": int,
     "attribution.bootstrap": int,
+    "attribution.comparison_cells": int,
+    "attribution.shortcut_blur_sigma": float,
     "verdicts.lung_margin": float,
     "verdicts.border_frac": float,
     "verdicts.consistency_high": float,
@@ -91,6 +93,8 @@ SCHEMA: Mapping[str, type] = MappingProxyType({
     "verdicts.control_fit": float,
     "verdicts.alpha": float,
     "verdicts.randomization_cut": float,
+    "verdicts.gate_effect": float,
+    "verdicts.min_errors": int,
 })
 
 _CHOICES = {"train.class_weights": ("balanced", "none"),
@@ -101,6 +105,8 @@ _CHOICES = {"train.class_weights": ("balanced", "none"),
 # inclusive (None = unbounded); a value outside raises ConfigError naming the range and the value.
 _RANGES = {
     "attribution.road_steps": (1, None, "ROAD's fraction grid needs at least one step"),
+    "attribution.comparison_cells": (2, None, "a rank correlation of pooled maps needs at least 2 x 2 cells"),
+    "attribution.shortcut_blur_sigma": (0.1, None, "a Gaussian blur of at least a tenth of a pixel"),
     "attribution.errors_per_class": (1, None, "Q2.3 explains at least one error per class"),
     "attribution.errors_figure_per_class": (1, None, "Q2.3's figure shows at least one error per class"),
     "verdicts.dice_target": (0.0, 1.0, "a Dice coefficient"),
@@ -113,6 +119,8 @@ _RANGES = {
     "verdicts.family_min_train": (1, None, "a count of training files"),
     "verdicts.random_auc_band": (0.0, 0.5, "a half-width around the chance AUC 0.5"),
     "verdicts.control_fit": (0.0, 1.0, "a training accuracy"),
+    "verdicts.gate_effect": (0.0, 1.0, "a difference of two similarities"),
+    "verdicts.min_errors": (2, None, "an interval over errors needs at least two"),
 }
 
 

@@ -65,6 +65,28 @@ def error_sample(labels: np.ndarray, probs: np.ndarray, threshold: float, cap: i
     return ErrorSample(errors, explained, matched)
 
 
+def match_same_decision(labels: np.ndarray, probs: np.ndarray, threshold: float, explained: dict) -> ErrorSample:
+    """For the explained errors of each true class c (decided 1 - c), the correctly classified images
+    of the *decided* class (true 1 - c, decided 1 - c), each the nearest in P(PNEUMONIA) to its
+    error, without replacement (errors in the given order; ties to the lower index). Errors and
+    matches then explain the same target at a similar confidence: a difference between their maps
+    is neither the switch of the explained class nor an uncertain decision. When the decided class
+    has fewer correct images than errors, the errors are cut to that number."""
+    labels, probs = np.asarray(labels).astype(int), np.asarray(probs, np.float64)
+    bad = wrong(labels, probs, threshold)
+    errors, kept, matched = {}, {}, {}
+    for c in (0, 1):
+        errors[c] = np.flatnonzero(bad & (labels == c))
+        pool = list(np.flatnonzero(~bad & (labels == 1 - c)))
+        take = np.asarray(explained[c], int)[:len(pool)]
+        out = []
+        for i in take:
+            j = min(range(len(pool)), key=lambda t: (abs(probs[pool[t]] - probs[i]), pool[t]))  # noqa: B023
+            out.append(pool.pop(j))
+        kept[c], matched[c] = take, np.asarray(out, int)
+    return ErrorSample(errors, kept, matched)
+
+
 def loo_mean_maps(maps: np.ndarray) -> np.ndarray:
     """For each map, the mean of the other maps of the group (the spatial-prior null: where the
     group puts its mass, without the image's own content). Needs >= 2 maps."""

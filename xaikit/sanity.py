@@ -1,19 +1,27 @@
 """Statistics of the data randomization test (Adebayo et al. 2018) over images and model seeds.
 
-Three similarities of saliency maps, each an array over (model, model, image), NaN where a pair
-is excluded (a model with itself, a flat map, an image without a matched partner):
+Four similarities of saliency maps, each an array over (model, model, image), NaN where a pair
+is excluded (a model with itself, a flat map, an image without a matched partner, a model left
+out of the analysis):
 
 - ``cross[i, j, n]``: true-label model i vs random-label model j on image n;
+- ``floor_arm[i, j, n]``: the same pair of models, true-label model i's map of image n vs
+  random-label model j's map of another image of the same true class and explained target (the
+  floor matched in arm: what those two models share through the spatial prior of centred chest
+  films and any class template, without the image);
 - ``ceiling[i, k, n]``: true-label model i vs true-label model k (k != i) on image n, what a
   second model that learned the same labels shares (the ceiling);
-- ``floor[i, k, n]``: true-label model i's map of image n vs model k's map of another image of
-  the same true class and the same explained target (the matched floor: what two models and two
-  images share through the spatial prior of centred chest films alone).
+- ``floor[i, k, n]``: true-label model i's map of image n vs model k's map of a matched image
+  (the ceiling's own floor).
 
-The verdict is scale-free: rho = (cross - floor) / (ceiling - floor) places the random-label
-maps between "as different as unrelated maps" (0) and "as alike as a second true-label model"
-(1). A metric whose ceiling is not clearly above its floor cannot tell its own references
-apart and is **uninformative**; otherwise the method **passes** when the whole interval of rho
+The verdict is scale-free: rho = (cross - floor_arm) / (ceiling - floor_arm) places the
+random-label maps between "they share with the true-label maps only what maps of two images
+share" (0) and "as alike as a second true-label model" (1); cross and floor_arm compare the same
+models, so rho lies near [0, 1] by construction. Without ``floor_arm`` the true-label floor takes
+its place (the earlier design). The validity gate asks whether the metric reproduces a map at
+all: a metric whose ceiling is not above its own floor by at least ``effect`` (the lower end of
+the interval of ceiling - floor) cannot tell a second true-label model from a map of another
+image and is **uninformative**; otherwise the method **passes** when the whole interval of rho
 lies below a cut fixed beforehand, **fails** when it lies above, and is **inconclusive** else.
 
 Intervals come from a two-level Bayesian bootstrap (Rubin 1981): each resample gives every
@@ -52,8 +60,11 @@ class RandomizationResult:
     cross: Interval        # true-label vs random-label models, same image
     ceiling: Interval      # true-label vs another true-label model, same image
     floor: Interval        # true-label model i, image a vs model k, image b (same class and target)
-    gap: Interval          # ceiling - floor: the metric's range between its own references
-    rho: Interval          # (cross - floor) / (ceiling - floor)
+    gap: Interval          # ceiling - floor: the metric's range between its own references (the gate)
+    rho: Interval          # (cross - floor_arm) / (ceiling - floor_arm)
+    floor_arm: Interval    # true-label model i, image a vs random-label model j, image b (the floor of rho)
+    span: Interval         # ceiling - floor_arm: rho's denominator
+    effect: float          # the gate: gap.lo >= effect (and > 0)
     outcome: str           # one of OUTCOMES, at ``cut``
     cut: float
     alpha: float
@@ -80,8 +91,9 @@ class RandomizationResult:
         return "pass" if self.rho.mean < self.cut else "fail"
 
     def as_dict(self) -> dict:
-        out = {k: getattr(self, k).as_dict() for k in ("cross", "ceiling", "floor", "gap", "rho")}
-        out.update(outcome=self.outcome, cut=self.cut, alpha=self.alpha, p_gap=self.p_gap,
+        out = {k: getattr(self, k).as_dict() for k in ("cross", "ceiling", "floor", "gap", "rho", "floor_arm", "span")}
+        out.update(outcome=self.outcome, cut=self.cut, effect=self.effect,
+                   gate_passed=bool(self.outcome != "uninformative"), alpha=self.alpha, p_gap=self.p_gap,
                    p_below=self.p_below, p_above=self.p_above, p_value=self.p_value,
                    pass_cuts=list(self.pass_cuts) if self.pass_cuts else None,
                    fail_cuts=list(self.fail_cuts) if self.fail_cuts else None,
@@ -95,10 +107,11 @@ class RandomizationResult:
         return out
 
 
-def outcome(gap: Interval, rho: Interval, cut: float) -> str:
-    """The verdict at ``cut``: uninformative unless the gap's interval lies above 0; then pass
-    when rho's interval lies wholly below the cut, fail when wholly above, else inconclusive."""
-    if not gap.lo > 0:
+def outcome(gap: Interval, rho: Interval, cut: float, effect: float = 0.0) -> str:
+    """The verdict at ``cut``: uninformative unless the gap's interval lies above 0 and its lower
+    end reaches ``effect``; then pass when rho's interval lies wholly below the cut, fail when
+    wholly above, else inconclusive."""
+    if not (gap.lo > 0 and gap.lo >= effect):
         return "uninformative"
     if rho.hi < cut:
         return "pass"
@@ -107,27 +120,30 @@ def outcome(gap: Interval, rho: Interval, cut: float) -> str:
     return "inconclusive"
 
 
-def cut_sweep(gap: Interval, rho: Interval, cuts: np.ndarray) -> list[str]:
+def cut_sweep(gap: Interval, rho: Interval, cuts: np.ndarray, effect: float = 0.0) -> list[str]:
     """:func:`outcome` at every cut: how much the answer depends on the cut."""
-    return [outcome(gap, rho, float(c)) for c in cuts]
+    return [outcome(gap, rho, float(c), effect) for c in cuts]
 
 
-def matched_partners(labels: np.ndarray, targets: np.ndarray, n_models: int, *, seed: int) -> np.ndarray:
+def matched_partners(labels: np.ndarray, targets: np.ndarray, n_models: int, *, seed: int,
+                     n_other: int | None = None) -> np.ndarray:
     """``partners[i, k, n]``: for the ordered model pair (i, k), another image of the same true
     class and the same explained target as image n, drawn uniformly with a seeded generator;
-    -1 where image n has no such partner (and on the diagonal i == k)."""
+    -1 where image n has no such partner (and on the diagonal i == k). With ``n_other``, the pairs
+    are (true-label model i, random-label model k < n_other), the diagonal included."""
     labels, targets = np.asarray(labels), np.asarray(targets)
     if labels.shape != targets.shape or labels.ndim != 1:
         raise ValueError(f"labels and targets expect equal 1-D shapes, got {labels.shape} and {targets.shape}")
     n = len(labels)
     rng = np.random.default_rng(seed)
-    out = np.full((n_models, n_models, n), -1, dtype=int)
+    cols = n_models if n_other is None else n_other
+    out = np.full((n_models, cols, n), -1, dtype=int)
     groups = {}
     for idx in range(n):
         groups.setdefault((int(labels[idx]), int(targets[idx])), []).append(idx)
     for i in range(n_models):
-        for k in range(n_models):
-            if i == k:
+        for k in range(cols):
+            if i == k and n_other is None:
                 continue
             for members in groups.values():
                 if len(members) < 2:
@@ -140,23 +156,31 @@ def matched_partners(labels: np.ndarray, targets: np.ndarray, n_models: int, *, 
 
 
 def arm_similarities(controls: list, randoms: list, measure, partners: np.ndarray, *,
-                     exclude_same_index: bool) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(cross, ceiling, floor) arrays of the module docstring from map stacks.
+                     exclude_same_index: bool, partners_arm: np.ndarray | None = None
+                     ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """(cross, ceiling, floor, floor_arm) arrays of the module docstring from map stacks.
 
     ``measure(a, b)`` compares two stacks image by image (NaN where a map is flat).
     ``exclude_same_index`` leaves out cross pairs (i, i): random-i and control-i share their
     training subset, which the ceiling's pairs (i, k != i) never do, so the cross compares only
-    models of different subsets as the ceiling does."""
+    models of different subsets as the ceiling does; floor_arm takes the cross's pairs, with the
+    random-label model's map of image ``partners_arm[i, j, n]`` (all NaN without it)."""
     c, r, n = len(controls), len(randoms), len(controls[0])
     if partners.shape != (c, c, n):
         raise ValueError(f"partners expects shape {(c, c, n)}, got {partners.shape}")
+    if partners_arm is not None and partners_arm.shape != (c, r, n):
+        raise ValueError(f"partners_arm expects shape {(c, r, n)}, got {partners_arm.shape}")
     cross = np.full((c, r, n), np.nan)
+    floor_arm = np.full((c, r, n), np.nan)
     ceiling = np.full((c, c, n), np.nan)
     floor = np.full((c, c, n), np.nan)
     for i in range(c):
         for j in range(r):
             if not (exclude_same_index and i == j):
                 cross[i, j] = measure(controls[i], randoms[j])
+                has = partners_arm[i, j] >= 0 if partners_arm is not None else np.zeros(n, bool)
+                if has.any():
+                    floor_arm[i, j, has] = measure(controls[i][has], randoms[j][partners_arm[i, j, has]])
         for k in range(c):
             if k == i:
                 continue
@@ -164,7 +188,7 @@ def arm_similarities(controls: list, randoms: list, measure, partners: np.ndarra
             has = partners[i, k] >= 0
             if has.any():
                 floor[i, k, has] = measure(controls[i][has], controls[k][partners[i, k, has]])
-    return cross, ceiling, floor
+    return cross, ceiling, floor, floor_arm
 
 
 def _weighted_mean(q: np.ndarray, wa: np.ndarray, wb: np.ndarray, wn: np.ndarray) -> np.ndarray:
@@ -191,31 +215,62 @@ def _check(cross: np.ndarray, ceiling: np.ndarray, floor: np.ndarray) -> tuple[i
     return c, r, n
 
 
-def _rho_by_model(cross, ceiling, floor) -> tuple[float, ...]:
+def _rho_by_model(cross, ceiling, floor_arm) -> tuple[float, ...]:
     out = []
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)
         for i in range(cross.shape[0]):
-            x, c, f = np.nanmean(cross[i]), np.nanmean(ceiling[i]), np.nanmean(floor[i])
+            x, c, f = np.nanmean(cross[i]), np.nanmean(ceiling[i]), np.nanmean(floor_arm[i])
             out.append(float((x - f) / (c - f)) if c != f else float("nan"))
     return tuple(out)
 
 
+def _statistics(arrays: dict, wc: np.ndarray, wr: np.ndarray, wn: np.ndarray, arm: bool) -> tuple[dict, dict]:
+    """(point, resampled) values of cross, ceiling, floor, floor_arm, gap, span and rho."""
+    c, r, n = arrays["cross"].shape
+    ones = (np.ones((1, c)), np.ones((1, r)), np.ones((1, n)))
+    stats = {}
+    for name, wb, ub in (("cross", wr, ones[1]), ("ceiling", wc, ones[0]), ("floor", wc, ones[0]),
+                         ("floor_arm", wr, ones[1])):
+        if name != "floor_arm" or arm:
+            q = arrays[name]
+            stats[name] = (float(_weighted_mean(q, ones[0], ub, ones[2])[0]), _weighted_mean(q, wc, wb, wn))
+    if not arm:
+        stats["floor_arm"] = stats["floor"]
+    point = {k: v[0] for k, v in stats.items()}
+    boots = {k: v[1] for k, v in stats.items()}
+    for d in (point, boots):
+        d["gap"] = d["ceiling"] - d["floor"]
+        d["span"] = d["ceiling"] - d["floor_arm"]
+    with np.errstate(invalid="ignore", divide="ignore"):
+        point["rho"] = (point["cross"] - point["floor_arm"]) / point["span"] if point["span"] != 0 else np.nan
+        boots["rho"] = (boots["cross"] - boots["floor_arm"]) / boots["span"]
+    return point, boots
+
+
 def randomization_test(cross: np.ndarray, ceiling: np.ndarray, floor: np.ndarray, *, cut: float,
-                       alpha: float = 0.05, n_boot: int = 2000, seed: int = 0,
-                       resample_models: bool = True) -> RandomizationResult:
+                       alpha: float = 0.05, n_boot: int = 2000, seed: int = 0, resample_models: bool = True,
+                       floor_arm: np.ndarray | None = None, effect: float = 0.0) -> RandomizationResult:
     """The verdict of one method and metric (see the module docstring).
 
+    ``floor_arm`` (shaped like ``cross``) is rho's floor; without it the true-label ``floor`` is.
+    ``effect``: the gate's minimum for the lower end of the interval of ceiling - floor.
     ``resample_models=False`` keeps the models' weights equal (for designs with one model per
     arm, where the spread between models cannot be estimated; intervals are then over images
     only). The diagonals of ``ceiling`` and ``floor`` (a model with itself) are ignored.
     """
     cross, ceiling, floor = (np.asarray(a, np.float64).copy() for a in (cross, ceiling, floor))
     c, r, n = _check(cross, ceiling, floor)
+    arm = floor_arm is not None
+    floor_arm = np.asarray(floor_arm, np.float64) if arm else floor
+    if arm and floor_arm.shape != cross.shape:
+        raise ValueError(f"floor_arm expects the shape of cross {cross.shape}, got {floor_arm.shape}")
     if n_boot < 100:
         raise ValueError(f"n_boot expects >= 100, got {n_boot}")
     if not 0.0 < alpha < 1.0:
         raise ValueError(f"alpha expects a value in (0, 1), got {alpha}")
+    if effect < 0:
+        raise ValueError(f"effect expects >= 0, got {effect}")
     eye = np.eye(c, dtype=bool)
     ceiling[eye] = np.nan
     floor[eye] = np.nan
@@ -226,40 +281,29 @@ def randomization_test(cross: np.ndarray, ceiling: np.ndarray, floor: np.ndarray
             return rng.dirichlet(np.ones(k), size=n_boot)
         return np.full((n_boot, k), 1.0 / k)
 
-    wc, wr = weights(c), weights(r)
-    wn = rng.dirichlet(np.ones(n), size=n_boot)
-    ones = (np.ones((1, c)), np.ones((1, r)), np.ones((1, n)))
-    stats = {}
-    for name, q, wb, ub in (("cross", cross, wr, ones[1]), ("ceiling", ceiling, wc, ones[0]),
-                            ("floor", floor, wc, ones[0])):
-        stats[name] = (float(_weighted_mean(q, ones[0], ub, ones[2])[0]), _weighted_mean(q, wc, wb, wn))
-    point = {k: v[0] for k, v in stats.items()}
-    boots = {k: v[1] for k, v in stats.items()}
-    point["gap"] = point["ceiling"] - point["floor"]
-    boots["gap"] = boots["ceiling"] - boots["floor"]
-    with np.errstate(invalid="ignore", divide="ignore"):
-        point["rho"] = (point["cross"] - point["floor"]) / point["gap"] if point["gap"] != 0 else np.nan
-        boots["rho"] = (boots["cross"] - boots["floor"]) / boots["gap"]
+    point, boots = _statistics({"cross": cross, "ceiling": ceiling, "floor": floor, "floor_arm": floor_arm},
+                               weights(c), weights(r), rng.dirichlet(np.ones(n), size=n_boot), arm)
     q = (100 * alpha / 2, 100 * (1 - alpha / 2))
     iv = {}
-    empty = [k for k in ("cross", "ceiling", "floor") if np.isnan(boots[k]).any()]
-    for k in ("cross", "ceiling", "floor", "gap", "rho"):
+    empty = [k for k in ("cross", "ceiling", "floor", "floor_arm") if np.isnan(boots[k]).any()]
+    for k in ("cross", "ceiling", "floor", "floor_arm", "gap", "span", "rho"):
         if empty:       # a comparison with no valid pair (every map flat, e.g. dead Grad-CAM maps)
             iv[k] = Interval(float("nan"), float("nan"), float("nan"))
             continue
         lo, hi = np.percentile(boots[k], q)
         iv[k] = Interval(float(point[k]), float(lo), float(hi))
     # no valid pair in a comparison: the measure cannot tell its references apart -> uninformative
-    verdict = "uninformative" if empty else outcome(iv["gap"], iv["rho"], cut)
+    verdict = "uninformative" if empty else outcome(iv["gap"], iv["rho"], cut, effect)
     rho = iv["rho"]
     informative = verdict != "uninformative"
     pass_cuts = (max(rho.hi, 0.0), 1.0) if informative and rho.hi < 1.0 else None
     fail_cuts = (0.0, min(rho.lo, 1.0)) if informative and rho.lo > 0.0 else None
     return RandomizationResult(
         cross=iv["cross"], ceiling=iv["ceiling"], floor=iv["floor"], gap=iv["gap"], rho=rho,
+        floor_arm=iv["floor_arm"], span=iv["span"], effect=float(effect),
         outcome=verdict, cut=cut, alpha=alpha, p_gap=float(np.mean(boots["gap"] <= 0)),
         p_below=float(np.mean(boots["rho"] >= cut)), p_above=float(np.mean(boots["rho"] <= cut)),
-        pass_cuts=pass_cuts, fail_cuts=fail_cuts, rho_by_model=_rho_by_model(cross, ceiling, floor),
+        pass_cuts=pass_cuts, fail_cuts=fail_cuts, rho_by_model=_rho_by_model(cross, ceiling, floor_arm),
         n_images=n, n_random=r, n_control=c, n_boot=n_boot, models_resampled=resample_models)
 
 
