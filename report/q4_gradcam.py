@@ -297,6 +297,19 @@ FAITH_CLAIMS = {   # what each verdict lets the report say, once (Q4.4, the find
     "no majority": "{who} ranks the image's parts more faithfully in some comparisons but not in most",
     "neither": "neither ranks the image's parts measurably more faithfully",
     "uninformative": "no fill gives an informative faithfulness comparison"}
+FAITH_DEPENDS = "which of them ranks the image's parts more faithfully depends on the fill"
+
+
+def pooled_summary(cells: list[dict], fills: list[dict]) -> dict:
+    """:func:`winner_counts` over every fill's cells; its words and claim only when every fill names
+    the same winner (else the claim is that it depends on the fill)."""
+    out = winner_counts(cells)
+    out["same_verdict"] = same = len({f["summary"]["verdict"] for f in fills}) == 1
+    out["says"] = {w: same and said for w, said in out["says"].items()}
+    if not same:
+        out["claim"] = FAITH_DEPENDS
+        out["Claim"] = FAITH_DEPENDS[0].upper() + FAITH_DEPENDS[1:]
+    return out
 
 
 def winner_counts(cells: list[dict]) -> dict:
@@ -413,10 +426,7 @@ def _faithfulness(ctx: Context, model, x, target, maps: dict, st: dict, res: Res
                                      MATCHED: _fmt(cell[MATCHED]), "IG": _fmt(cell["IG"]),
                                      f"{MATCHED} - IG": _fmt(cell[f"{MATCHED} - IG"]),
                                      f"{MATCHED} - Grad-CAM": _fmt(cell[f"{MATCHED} - Grad-CAM"])})
-    out["summary"] = winner_counts(all_cells)
-    verdicts = [f["summary"]["verdict"] for f in out["fills"]]
-    out["summary"]["same_verdict"] = same = len(set(verdicts)) == 1
-    out["summary"]["says"] = {w: same and said for w, said in out["summary"]["says"].items()}   # every fill says it
+    out["summary"] = pooled_summary(all_cells, out["fills"])
     out["saturated"] = sorted({g["target"] for f in out["fills"] for g in f["gates"] if not g["informative"]})
     out.update(any_saturated=bool(out["saturated"]), saturated_and=" and ".join(out["saturated"]),
                saturated_comma=", ".join(out["saturated"]), resolutions_text=" and at ".join(out["resolutions"]))

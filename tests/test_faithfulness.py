@@ -220,3 +220,17 @@ def test_the_winner_needs_a_majority_of_the_informative_comparisons():
     half = [_cell(0.001, 0.3, curve="insertion"), _cell(0.9, 0.0)]
     holm_family(half, 0.05)
     assert winner_counts(half)["verdict"] == "no majority"        # one of two is not a majority
+
+
+def test_the_pooled_claim_needs_every_fill_to_name_the_same_winner():
+    # catches: a pooled majority claimed while one fill names IG and another Grad-CAM
+    from report.q4_gradcam import FAITH_DEPENDS, holm_family, pooled_summary, winner_counts
+    ig_fill = [_cell(0.001, -0.3), _cell(0.001, -0.3), _cell(0.001, -0.3)]
+    cam_fill = [_cell(0.001, 0.3)]
+    holm_family(ig_fill + cam_fill, 0.05)
+    fills = [{"summary": winner_counts(ig_fill)}, {"summary": winner_counts(cam_fill)}]
+    pooled = pooled_summary(ig_fill + cam_fill, fills)
+    assert winner_counts(ig_fill + cam_fill)["verdict"] == "IG"            # 3 of 4 pooled
+    assert pooled["claim"] == FAITH_DEPENDS and not any(pooled["says"].values())
+    agree = pooled_summary(ig_fill, [{"summary": winner_counts(ig_fill)}] * 2)
+    assert agree["says"]["IG"] and agree["claim"].startswith("IG ranks")
