@@ -267,10 +267,10 @@ def _baselines(ctx: Context, model, x, target, rp, res: Result, st: dict, *, lab
     per_ssim = np.ones_like(per_spear)
     for i in range(k):
         for j in range(i + 1, k):
-            a, b = names[i], names[j]
-            per_spear[i, j] = per_spear[j, i] = similarity.pairwise(pooled[a], pooled[b], similarity.spearman)
-            per_pixel[i, j] = per_pixel[j, i] = similarity.pairwise(maps[a], maps[b], similarity.spearman)
-            per_ssim[i, j] = per_ssim[j, i] = similarity.pairwise(maps[a], maps[b], similarity.ssim)
+            u, v = names[i], names[j]
+            per_spear[i, j] = per_spear[j, i] = similarity.pairwise(pooled[u], pooled[v], similarity.spearman)
+            per_pixel[i, j] = per_pixel[j, i] = similarity.pairwise(maps[u], maps[v], similarity.spearman)
+            per_ssim[i, j] = per_ssim[j, i] = similarity.pairwise(maps[u], maps[v], similarity.ssim)
     spear, ssim = per_spear.mean(-1), per_ssim.mean(-1)
     res.table("q3_baselines", pd.DataFrame(rows), "Baselines: the model's P(PNEUMONIA) for the baseline "
               f"image, the explained margin difference and the completeness gap, over the {len(x)} explained "
