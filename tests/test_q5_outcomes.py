@@ -76,11 +76,11 @@ def test_q5_text_states_each_outcome_with_its_deciding_numbers(ig_outcome, cam_o
         assert f"**{name}: {outcome}.**" in text
         rho, lo, hi = _rho_after(text, f"**{name}: {outcome}.**")
         if outcome == "pass":
-            assert hi < CUT and "nearer the matched floor" in text
+            assert hi < CUT and "share with the true-label maps little more than" in text
         elif outcome == "fail":
             assert lo > CUT
         elif outcome == "inconclusive":
-            assert lo <= CUT <= hi and "the interval contains the cut" in text
+            assert lo <= CUT <= hi and "interval contains the cut" in text
         else:
             assert "cannot tell a second true-label model from" in text
     findings = _render(q5, fx, "findings.md")
