@@ -29,8 +29,8 @@ def blur_sensitivity(model: keras.Model, images: np.ndarray, sigma: float, *, th
         raise ValueError(f"sigma expects > 0, got {sigma}")
     blurred = ndimage.gaussian_filter(x, sigma=(0, sigma, sigma, 0))
     p0, p1 = predict_probs(model, x), predict_probs(model, blurred)
-    if not 0.0 < threshold < 1.0:
-        raise ValueError(f"threshold expects a probability in (0, 1), got {threshold}")
+    if not 0.0 <= threshold <= 1.0:      # a collapsed model's validation threshold can be 0 or 1
+        raise ValueError(f"threshold expects a probability in [0, 1], got {threshold}")
     normal = p0 < threshold
     flipped = float(np.mean(p1[normal] >= threshold)) if normal.any() else 0.0
     return BlurSensitivity(float(sigma), float(np.mean(p1 - p0)), flipped, int(len(x)))
