@@ -114,7 +114,7 @@ def encode_strips(fig) -> list[tuple[bytes, str]]:
     w_in, h_in = fig.get_size_inches()
     dpi = raster_dpi(w_in, h_in)
     buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=dpi)
+    fig.savefig(buf, format="png", dpi=dpi, pil_kwargs={"compress_level": 0})   # decoded at once: not worth packing
     with Image.open(io.BytesIO(buf.getvalue())) as im:
         rgb = im.convert("RGB")
     if not splits(w_in, h_in):

@@ -256,6 +256,15 @@ def _forced_breaks(document) -> tuple[str, str]:
 
 
 def import_weasyprint():
+    """``import weasyprint`` (:func:`_import_weasyprint`), its figures written without re-encoding
+    (:func:`report.pdfimages.pass_png_through`)."""
+    weasyprint = _import_weasyprint()
+    from .pdfimages import pass_png_through
+    pass_png_through()
+    return weasyprint
+
+
+def _import_weasyprint():
     """``import weasyprint``, without its half second of library search on Linux.
 
     WeasyPrint tries several names per C library (``libgobject-2.0-0``, ``gobject-2.0``, ...,

@@ -210,3 +210,27 @@ def test_hog_memo_returns_each_maps_own_features():
         got = similarity.hog_features(m)
         assert np.array_equal(got, expected)
         assert not got.flags.writeable
+
+
+def test_spearman_equals_scipys_bit_for_bit():
+    # catches: ranks remembered under a key that ignores content or size, ranks rounded when kept as
+    # float32, ties ranked other than scipy's average, or a Pearson of ranks computed in another order
+    # (spearman feeds every Q5 number: a last-bit change would move them)
+    from scipy import stats
+
+    from xaikit import similarity
+    rng = np.random.default_rng(3)
+    for t in range(60):
+        side = (8, 16, 64)[t % 3]
+        a, b = rng.normal(size=(side, side)).astype(np.float32), rng.normal(size=(side, side))
+        if t % 4 == 0:
+            a = np.round(a, 1)                 # many ties
+        if t % 5 == 0:
+            b = np.maximum(b, 0)               # a block of tied zeros
+        for u, v in ((a, b), (np.abs(a), np.abs(b)), (b, a)):
+            assert similarity.spearman(u, v) == float(stats.spearmanr(np.ravel(u), np.ravel(v)).statistic)
+    r = similarity.ranks(a)
+    assert not r.flags.writeable
+    assert similarity.spearman(np.zeros((4, 4)), b[:4, :4]) == 0.0
+    with pytest.raises(ValueError, match="one size"):
+        similarity.spearman(a, b[:4, :4])

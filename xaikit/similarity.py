@@ -36,12 +36,50 @@ def unit_range(m: np.ndarray) -> np.ndarray:
     return (m - lo) / (hi - lo) if hi > lo else np.zeros_like(m, dtype=np.float64)
 
 
+def _digest(m: np.ndarray) -> bytes:
+    """A key of an array's bytes, shape and type (for the memos below)."""
+    m = np.ascontiguousarray(m)
+    return hashlib.blake2b(m.tobytes() + repr((m.shape, m.dtype.str)).encode(), digest_size=16).digest()
+
+
+def _memo(store: OrderedDict, size: int, m: np.ndarray, compute) -> np.ndarray:
+    """``compute(m)`` remembered by :func:`_digest` in ``store`` (least recent dropped past ``size``),
+    returned read-only: a pure memo (the same array gives the same result), not state that changes one."""
+    key = _digest(m)
+    found = store.get(key)
+    if found is not None:
+        store.move_to_end(key)
+        return found
+    found = compute(m)
+    found.flags.writeable = False
+    store[key] = found
+    if len(store) > size:
+        store.popitem(last=False)
+    return found
+
+
+_RANK_MEMO: OrderedDict[bytes, np.ndarray] = OrderedDict()   # flat map digest -> its ranks (float32, exact)
+RANK_MEMO_SIZE = 1024       # at most about 200 MB of ranks of 224 x 224 maps
+
+
+def ranks(m: np.ndarray) -> np.ndarray:
+    """scipy's average ranks of a flat map, remembered like :func:`hog_features` (Q5 ranks each map
+    against many others). Stored as float32, which holds every rank (an integer or a half below 2^23)
+    exactly."""
+    return _memo(_RANK_MEMO, RANK_MEMO_SIZE, np.ravel(m), lambda v: stats.rankdata(v).astype(np.float32))
+
+
 def spearman(a: np.ndarray, b: np.ndarray) -> float:
-    """Spearman rank correlation of two maps (0 when either is constant)."""
+    """Spearman rank correlation of two maps (0 when either is constant): the Pearson correlation of
+    their ranks, computed as ``scipy.stats.spearmanr`` does (bit for bit, ``tests/test_similarity.py``)."""
     a, b = np.ravel(a), np.ravel(b)
     if np.ptp(a) == 0 or np.ptp(b) == 0:
         return 0.0
-    return float(stats.spearmanr(a, b).statistic)
+    if a.shape != b.shape:
+        raise ValueError(f"spearman expects two maps of one size, got {a.size} and {b.size} values")
+    ranked = np.empty((2, a.size))       # the layout of spearmanr's ranks (apply_along_axis, transposed)
+    ranked[0], ranked[1] = ranks(a), ranks(b)
+    return float(np.corrcoef(ranked.T, rowvar=False)[1, 0])
 
 
 def ssim(a: np.ndarray, b: np.ndarray) -> float:
@@ -58,21 +96,11 @@ def hog_features(m: np.ndarray) -> np.ndarray:
 
     A map is compared with many others (Q5 compares each model's map of an image with every other
     model's, and the cascade each step's with the trained model's), so the features of the most
-    recent maps are remembered by a digest of the map's bytes, shape and type: a pure memo (the
-    same map gives the same features), not state that changes a result."""
-    m = np.ascontiguousarray(m)
-    key = hashlib.blake2b(m.tobytes() + repr((m.shape, m.dtype.str)).encode(), digest_size=16).digest()
-    found = _HOG_MEMO.get(key)
-    if found is not None:
-        _HOG_MEMO.move_to_end(key)
-        return found
-    cell = max(4, m.shape[0] // 16)
-    found = hog(unit_range(m), pixels_per_cell=(cell, cell), cells_per_block=(2, 2))
-    found.flags.writeable = False
-    _HOG_MEMO[key] = found
-    if len(_HOG_MEMO) > HOG_MEMO_SIZE:
-        _HOG_MEMO.popitem(last=False)
-    return found
+    recent maps are remembered by a digest of the map's bytes, shape and type (:func:`_memo`)."""
+    def compute(m):
+        cell = max(4, m.shape[0] // 16)
+        return hog(unit_range(m), pixels_per_cell=(cell, cell), cells_per_block=(2, 2))
+    return _memo(_HOG_MEMO, HOG_MEMO_SIZE, m, compute)
 
 
 def hog_pearson(a: np.ndarray, b: np.ndarray) -> float:
