@@ -228,7 +228,18 @@ def run_sections(ctx: Context, force: tuple[str, ...] = (), until: str | None = 
         ctx.timings.append((section.name, "computed", seconds))
         progress.finish(f"section {section.name}", seconds)
         results[section.name] = load_result(ctx, section.name, key)
+    _prune_maps(ctx, [s for s in SECTIONS[:last] if stored[s.name] is None], SECTIONS)
     return results, keys
+
+
+def _prune_maps(ctx: Context, ran, sections) -> None:
+    """Once every section that asks the map store ran in this build, the stored map sets it did not
+    ask for are stale (another model, setting or code): delete them, so build/cache/maps stays one
+    build's worth."""
+    from . import maps
+    users = [s for s in sections if Path(maps.__file__) in map(Path, s.sources)]
+    if users and {s.name for s in users} <= {s.name for s in ran}:
+        maps.prune(ctx)
 
 
 def manifest_sources(ctx: Context | None = None) -> list[Path]:

@@ -1,12 +1,19 @@
-"""Where every attribution map of the report is computed (issue #30, item 1; a first step).
+"""The map store: where every attribution map of the report is computed and kept (issue #30, item 1).
 
-Q2.3, Q3, Q4, Q5 and the seeds ask this module for their maps instead of importing each other:
-the explained score (the logit margin), IG with a named baseline, Grad-CAM at the layers the
-config names on the model in use. Caching each map set under its own content key is the next
-step; today each section still recomputes the maps it needs (its key covers this file).
+Q2.3, Q3, Q4, Q5 and the seeds ask :func:`get` for their maps instead of importing each other:
+``get(ctx, "main", "ig", "blurred", x, target)`` gives a frozen :class:`MapSet` (maps, targets,
+completeness gap, F(x), F(b), steps). Each map set is kept under its own content key (the model's
+key, method, setting, the images and targets, the ``attribution.`` settings and this module's code,
+with what it imports) in ``build/cache/maps/``, and in memory for the build: a section that needs
+the maps another section made finds them there, whichever ran first, so no stage waits for another.
 """
 
 from __future__ import annotations
+
+import hashlib
+import zipfile
+from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 
@@ -17,8 +24,116 @@ from xaikit.model import gradcam_layers, logits_model
 from xaikit.pipeline import to_float
 from xaikit.scores import margin_model
 
-from .context import Context
+from . import artifacts, sources
+from .context import Context, log
 from .progress import bar
+
+METHODS = ("ig", "gradcam")
+
+
+@dataclass(frozen=True)
+class MapSet:
+    """One map set of one model: ``maps`` N x H x W x C for IG (signed), N x H x W for Grad-CAM
+    (upsampled to the input); IG's completeness gap, F(x), F(b) and steps (None for Grad-CAM)."""
+
+    method: str
+    setting: str            # IG's baseline, or Grad-CAM's layer
+    maps: np.ndarray
+    targets: np.ndarray
+    gap: np.ndarray | None = None
+    f_image: np.ndarray | None = None
+    f_baseline: np.ndarray | None = None
+    steps: int | None = None
+
+    @property
+    def attributions(self) -> np.ndarray:   # xaikit.ig's name for the maps
+        return self.maps
+
+
+def _arrays_digest(*arrays: np.ndarray) -> str:
+    h = hashlib.sha256()
+    for a in arrays:
+        a = np.ascontiguousarray(a)
+        h.update(f"{a.dtype}{a.shape}".encode())
+        h.update(a.tobytes())
+    return h.hexdigest()[:16]
+
+
+def map_key(ctx: Context, name: str, method: str, setting: str, x: np.ndarray, target: np.ndarray,
+            adaptive: bool) -> str:
+    """The content key of one map set: what made the model, what is explained and how, this code."""
+    from . import models
+    return artifacts.digest("maps", models.key(ctx, name), ctx.data_key, method, setting, bool(adaptive),
+                            _arrays_digest(x, target), ctx.cfg.digest(("attribution.",)),
+                            artifacts.source_digest(list(sources.of(__file__))))
+
+
+def get(ctx: Context, name: str | None, method: str, setting: str, x: np.ndarray, target: np.ndarray, *,
+        model=None, adaptive: bool = True, b: np.ndarray | None = None) -> MapSet:
+    """The ``method`` maps ("ig" with baseline ``setting``, "gradcam" at layer ``setting``) of model
+    ``name`` for images ``x`` and explained classes ``target``: from the store when its key is there,
+    else computed and kept. ``name`` None (with ``model``): a model outside the build's zoo (the
+    cascade's randomized copies), computed and not kept; ``b`` its baseline images when the caller
+    already made them. ``adaptive`` False: IG at the fixed step count."""
+    if method not in METHODS:
+        raise ValueError(f"maps.get expects a method in {METHODS}, got {method!r}")
+    target = np.asarray(target)
+    if name is None:
+        return _compute(ctx, model, method, setting, x, target, adaptive, b)
+    key = map_key(ctx, name, method, setting, x, target, adaptive)
+    held = vars(ctx).setdefault("_map_sets", {})
+    if key not in held:
+        path = ctx.build / "cache" / "maps" / f"{key}.npz"
+        held[key] = _load(path, method, setting)
+        if held[key] is None:
+            model = ctx.model(name)[0] if model is None else model
+            held[key] = _compute(ctx, model, method, setting, x, target, adaptive)
+            artifacts.atomic_save_npz(path, **{k: v for k, v in vars(held[key]).items()
+                                               if isinstance(v, np.ndarray)},
+                                      steps=np.array(-1 if held[key].steps is None else held[key].steps))
+    return held[key]
+
+
+def _load(path: Path, method: str, setting: str) -> MapSet | None:
+    if not path.exists():
+        return None
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            steps = int(z["steps"])
+            return MapSet(method, setting, z["maps"], z["targets"],
+                          *(z[k] if k in z.files else None for k in ("gap", "f_image", "f_baseline")),
+                          steps=None if steps < 0 else steps)
+    except (OSError, ValueError, KeyError, zipfile.BadZipFile):
+        log(f"map cache {path.name} unreadable; computing again")
+        return None
+
+
+def _compute(ctx: Context, model, method: str, setting: str, x, target, adaptive: bool, b=None) -> MapSet:
+    if method == "gradcam":
+        return MapSet(method, setting, np.asarray(explainer(ctx, model, setting)(x, target)), target)
+    r = explain_ig(ctx, model, x, target, setting, adaptive=adaptive, b=b)
+    return MapSet(method, setting, r.attributions, target, r.gap, r.f_image, r.f_baseline, r.steps)
+
+
+def explainer(ctx: Context, model, layer: str) -> GradcamExplainer:
+    """``model``'s Grad-CAM explainer at ``layer``, made once per model and layer for the build (held on
+    the Context with the model, as :func:`ig_boundary`): ``explainer(...)(x, target)`` gives the maps
+    upsampled to the input, ``.grid(x, target)`` the maps at the layer's own grid."""
+    held = vars(ctx).setdefault("_gradcam_explainers", {})
+    if (id(model), layer) not in held:
+        held[id(model), layer] = (model, GradcamExplainer(model, layer))
+    return held[id(model), layer][1]
+
+
+def prune(ctx: Context) -> int:
+    """Delete the stored map sets this build did not ask for (after a whole build); their number."""
+    held = vars(ctx).get("_map_sets", {})
+    gone = 0
+    for p in (ctx.build / "cache" / "maps").glob("*.npz"):
+        if p.stem not in held:
+            p.unlink(missing_ok=True)
+            gone += 1
+    return gone
 
 def baseline_images(name: str, x: np.ndarray, ctx: Context) -> np.ndarray:
     """Baseline array for images ``x``: N x H x W x C, or k x N x ... for noise."""
@@ -77,9 +192,3 @@ def cam_layers(ctx: Context, model):
     the model in use: "auto" resolves per model)."""
     a = ctx.cfg.section("attribution")
     return gradcam_layers(model, a["gradcam_layer"], a["gradcam_early_layer"])
-
-
-def gradcam(model, layer: str) -> GradcamExplainer:
-    """The one Grad-CAM explainer of the report: ``gradcam(model, layer)(x, target)`` gives the
-    maps upsampled to the input, ``.grid(x, target)`` the maps at the layer's own grid."""
-    return GradcamExplainer(model, layer)

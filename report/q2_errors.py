@@ -24,7 +24,8 @@ from xaikit.train import predict_probs
 
 from . import measures
 from .context import Context, log
-from .maps import baseline_images, cam_layers, explain_ig, gradcam
+from . import maps as store
+from .maps import baseline_images, cam_layers
 from .section import Result
 
 # Caps and the family cut-off come from the config: attribution.errors_per_class (errors per true class that
@@ -86,11 +87,11 @@ def run(ctx: Context, model, card: dict, res: Result) -> None:
         x = x_all[pick]
         target = mc.decide(probs[pick], thr)
         log(f"Q2.3: {' and '.join(methods)} for {len(pick)} test images (errors and matched correct ones)")
-        ig = explain_ig(ctx, model, x, target, a["ig_baseline"])
+        ig = store.get(ctx, "main", "ig", a["ig_baseline"], x, target)
         pos = {int(i): j for j, i in enumerate(pick)}
         maps = {"IG": np.abs(similarity.to_2d(ig.attributions))}
         if cam_layer.layer:
-            maps["Grad-CAM"] = np.asarray(gradcam(model, cam_layer.layer)(x, target), np.float64)
+            maps["Grad-CAM"] = np.asarray(store.get(ctx, "main", "gradcam", cam_layer.layer, x, target).maps, np.float64)
         n["ig_gap_median"] = float(np.median(ig.gap))
         b = baseline_images(a["ig_baseline"], x, ctx)
         maps["input"] = np.abs(similarity.to_2d(x - (b.mean(0) if b.ndim == 5 else b)))   # the input alone

@@ -3,43 +3,27 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import NamedTuple
-
 import numpy as np
 import pandas as pd
 
 from xaikit import baselines as xb
 from xaikit import intervals, plots, similarity
 from xaikit.data import CLASSES
-from xaikit.pipeline import to_float
 from xaikit.train import predict_probs
 
-from . import measures, samples, seeds, sources
+from . import explained, measures, samples, seeds, sources
+from . import maps as store
 from .context import Context, log
-from .maps import baseline_images, explain_ig
+from .explained import Explained
 from .section import Appendix, Result, Section, Sub
 
 
-class Explained(NamedTuple):
-    """The main model's IG of Q3's sample, with what every part of the section reads."""
-
-    x: np.ndarray
-    y: np.ndarray
-    names: np.ndarray
-    probs: np.ndarray
-    threshold: float
-    target: np.ndarray
-    ig: object                  # xaikit.ig's result: attributions, gap, f_image, f_baseline, steps
-    masks: np.ndarray
-    fallback: object
-    nulls: dict                 # "input": |x - baseline|, "random": a random map per image
-
-
 def run(ctx: Context) -> Result:
-    model, card = ctx.model("main")
+    model, _ = ctx.model("main")
     st = measures.settings(ctx)
     s = samples.choose(ctx)
-    e = _explain_main(ctx, model, card, s)
+    e = explained.main(ctx)
+    _save_main(ctx, e)
     res = Result()
     n = res.numbers
     rp = s.report_pos
@@ -58,30 +42,15 @@ def run(ctx: Context) -> Result:
     return res
 
 
-def _explain_main(ctx: Context, model, card: dict, s) -> Explained:
-    """IG of the main model's decisions on Q3's sample, the lung masks and the null maps, saved
-    for Q4, the seeds and the explorer (``ig_main``)."""
-    p = ctx.prepared()
-    a = ctx.cfg.section("attribution")
-    x = to_float(p.images[s.eval_idx])
-    y = p.labels[s.eval_idx]
-    probs = predict_probs(model, x)
-    thr = float(card["val_threshold"])
-    target = (probs >= thr).astype(int)       # explain the decision at the operating threshold
-    names = p.names[s.eval_idx]
-    log(f"IG ({a['ig_baseline']} baseline) for {len(x)} test images")
-    b_main = baseline_images(a["ig_baseline"], x, ctx)
-    ig = explain_ig(ctx, model, x, target, a["ig_baseline"], b=b_main)
-    masks, fallback = measures.lung_masks(x)
-    input_alone = np.abs(similarity.to_2d(x - (b_main.mean(0) if b_main.ndim == 5 else b_main)))
-    rand = measures.random_maps(input_alone.shape, 0, a["seed"])
-    negative = (ig.f_image - ig.f_baseline) < 0        # the map explains a difference of the opposite sign
-    ctx.save_arrays("ig_main", names=names, inputs=x, labels=y, targets=target, probs=probs,
+def _save_main(ctx: Context, e: Explained) -> None:
+    """The main model's explained sample, for the explorer (``ig_main``)."""
+    ig = e.ig
+    ctx.save_arrays("ig_main", names=e.names, inputs=e.x, labels=e.y, targets=e.target, probs=e.probs,
                     attributions=ig.attributions, gaps=ig.gap, f_image=ig.f_image,
-                    f_baseline=ig.f_baseline, baseline=np.array(a["ig_baseline"]), masks=masks,
-                    input_alone=input_alone, threshold=np.array(thr), negative_delta=negative,
-                    **measures.per_image_shares(ig.attributions, masks, ctx.cfg["verdicts.border_frac"]))
-    return Explained(x, y, names, probs, thr, target, ig, masks, fallback, {"input": input_alone, "random": rand})
+                    f_baseline=ig.f_baseline, baseline=np.array(ig.setting), masks=e.masks,
+                    input_alone=e.nulls["input"], threshold=np.array(e.threshold),
+                    negative_delta=(ig.f_image - ig.f_baseline) < 0,
+                    **measures.per_image_shares(ig.attributions, e.masks, ctx.cfg["verdicts.border_frac"]))
 
 
 def _gap_numbers(ctx: Context, e: Explained, rp: np.ndarray, n: dict) -> None:
@@ -222,9 +191,8 @@ def _seeds(ctx: Context, x, y, image_names, masks, input_alone, rand, main_attr,
             attr, target, base = main_attr[pos], main_target[pos], {b: m[pos] for b, m in base_maps.items()}
         else:
             log(f"IG of seed {name} for {len(xs)} test images (main baseline and the {len(xb.BASELINES)} baselines)")
-            target = (predict_probs(model, xs) >= float(card["val_threshold"])).astype(int)
-            attr = explain_ig(ctx, model, xs, target, ctx.cfg["attribution.ig_baseline"]).attributions
-            base = {b: np.abs(similarity.to_2d(explain_ig(ctx, model, xs, target, b, adaptive=False).attributions))
+            attr, target = explained.seed_ig(ctx, name, model, card, xs)
+            base = {b: np.abs(similarity.to_2d(store.get(ctx, name, "ig", b, xs, target, adaptive=False).maps))
                     for b in xb.BASELINES}
         saved[f"attr_{name}".replace("-", "_")], saved[f"target_{name}".replace("-", "_")] = attr, target
         rows.append(_seed_row(name, card, attr, target, ys, ms, nulls, base, st, res.numbers["baselines_kept"]))
@@ -252,8 +220,8 @@ def _baselines(ctx: Context, model, x, target, rp, res: Result, st: dict, *, lab
     names = xb.BASELINES
     maps, rows = {}, []
     for name in names:
-        b = baseline_images(name, x, ctx)
-        r = explain_ig(ctx, model, x, target, name, adaptive=False, b=b)
+        b = store.baseline_images(name, x, ctx)
+        r = store.get(ctx, "main", "ig", name, x, target, adaptive=False)
         maps[name] = np.abs(similarity.to_2d(r.attributions))
         pb = np.mean([predict_probs(model, bb) for bb in (b if b.ndim == 5 else [b])], axis=0)
         rows.append({"baseline": name, "P(PNEUMONIA) of baseline": float(pb.mean()),

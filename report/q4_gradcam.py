@@ -10,9 +10,11 @@ from xaikit.data import CLASSES
 from xaikit.faithfulness import deletion_insertion, road_imputer, sign_flip_p
 from xaikit.sanity import holm
 
-from . import measures, samples, seeds, sources
+from . import explained, measures, samples, seeds, sources
+from . import maps as store
 from .context import Context, log
-from .maps import baseline_images, cam_layers, explain_ig, gradcam
+from .explained import Explained
+from .maps import baseline_images, cam_layers
 from .progress import bar
 from .section import Appendix, Result, Section, Sub
 
@@ -34,9 +36,9 @@ def run(ctx: Context) -> Result:
     model, _ = ctx.model("main")
     a = ctx.cfg.section("attribution")
     st = measures.settings(ctx)
-    ig = ctx.load_arrays("ig_main")
-    x, y, target, probs, names = ig["inputs"], ig["labels"], ig["targets"], ig["probs"], ig["names"]
-    thr = float(ig["threshold"])
+    e = explained.main(ctx)
+    x, y, target, probs, names = e.x, e.y, e.target, e.probs, e.names
+    thr = e.threshold
     s = samples.choose(ctx)
     rp = s.report_pos
     layers = cam_layers(ctx, model)   # from the model in use
@@ -49,12 +51,12 @@ def run(ctx: Context) -> Result:
         return res
     layer, early_layer = layers.layer, layers.early
     log(f"Grad-CAM ({layer}) for {len(x)} test images")
-    explainer = gradcam(model, layer)
-    cam = explainer(x, target)
-    early = gradcam(model, early_layer)(x, target) if early_layer else None
+    explainer = store.explainer(ctx, model, layer)
+    cam = store.get(ctx, "main", "gradcam", layer, x, target).maps
+    early = store.get(ctx, "main", "gradcam", early_layer, x, target).maps if early_layer else None
     ctx.save_arrays("gradcam_main", names=names, inputs=x, labels=y, targets=target, maps=cam,
                     layer=np.array(layer), **({f"maps_{early_layer}": early} if early_layer else {}),
-                    **measures.per_image_shares(cam, ig["masks"], ctx.cfg["verdicts.border_frac"]))
+                    **measures.per_image_shares(cam, e.masks, ctx.cfg["verdicts.border_frac"]))
     n["skipped"], n["is_skipped"] = None, False
     n["layer"] = layer
     n["early_layer"] = early_layer
@@ -63,17 +65,17 @@ def run(ctx: Context) -> Result:
     n["early_grid"] = layers.early_grid
     n["flat_maps"] = int(np.sum(cam.reshape(len(cam), -1).max(1) == 0))
     n["early"] = measures.brightness_numbers(cam, early, st) if early_layer else None   # why the earlier column prints dark
-    n["upsampling"] = measures.upsampling_numbers(explainer.grid(x, target), cam, ig["masks"], st)
+    n["upsampling"] = measures.upsampling_numbers(explainer.grid(x, target), cam, e.masks, st)
     caps = measures.caption_rows(names[rp], y[rp], probs[rp], target[rp], thr)
-    _map_figures(ig, cam, early, rp, caps, n, res)
-    nulls = {"input": ig["input_alone"], "random": measures.random_maps(cam.shape, g, a["seed"])}
-    n["regions"] = measures.region_numbers(cam, ig["masks"], y, nulls, st)   # the masks of Q3
+    _map_figures(e, cam, early, rp, caps, n, res)
+    nulls = {"input": e.nulls["input"], "random": measures.random_maps(cam.shape, g, a["seed"])}
+    n["regions"] = measures.region_numbers(cam, e.masks, y, nulls, st)   # the masks of Q3
     res.table("q4_regions", measures.region_table(n["regions"], "Grad-CAM"),
               f"Share of Grad-CAM mass in the lung mask and the border zone against their area share "
               f"({st['level']:.0%} bootstrap intervals over images), beside the spatial prior (the mean Grad-CAM of the "
               f"other images of the class), the input alone (|x - baseline|) "
               f"and a random map drawn at {g}x{g} and upsampled.")
-    n["zones"] = measures.zone_numbers(cam, ig["masks"][0], y, nulls, st)    # anatomy in words (Q4.2)
+    n["zones"] = measures.zone_numbers(cam, e.masks[0], y, nulls, st)    # anatomy in words (Q4.2)
     res.table("q4_zones", measures.zone_table(n["zones"], "Grad-CAM"),
               f"Grad-CAM by zone (the zones of Q3.2): share of the mass and ratio share / area per true class "
               f"({st['level']:.0%} bootstrap intervals over images), the ratio of the input alone, and the difference "
@@ -81,18 +83,18 @@ def run(ctx: Context) -> Result:
     n["consistency"] = measures.consistency_numbers(cam, nulls, st, labels=y, targets=target)
     res.figure("q4_mean", measures.mean_map_figure(cam, target, x, "Grad-CAM"),
                f"Mean image and mean Grad-CAM map per explained target (the decided class) over {len(x)} test images.")
-    _compare(ig, cam, g, rp, st, res, caps, y)
+    _compare(e, cam, g, rp, st, res, caps, y)
     rand_pixels = measures.random_maps(cam.shape, 0, a["seed"] + 1)
-    _faithfulness(ctx, model, x, target, {"IG": similarity.to_2d(ig["attributions"]), "Grad-CAM": cam,
+    _faithfulness(ctx, model, x, target, {"IG": similarity.to_2d(e.ig.maps), "Grad-CAM": cam,
                                           "random": rand_pixels}, st, res)
-    _seeds(ctx, ig, cam, nulls, rand_pixels, g, st, res)
+    _seeds(ctx, e, cam, nulls, rand_pixels, g, st, res)
     return res
 
 
-def _map_figures(ig: dict, cam: np.ndarray, early: np.ndarray | None, rp: np.ndarray, caps: list[str], n: dict,
+def _map_figures(e: Explained, cam: np.ndarray, early: np.ndarray | None, rp: np.ndarray, caps: list[str], n: dict,
                  res: Result) -> None:
     """Q4.1's figures: image, Grad-CAM, overlay (and the earlier layer's overlay) of every report image."""
-    x, y, layer, early_layer, g = ig["inputs"], ig["labels"], n["layer"], n["early_layer"], n["grid"]
+    x, y, layer, early_layer, g = e.x, e.y, n["layer"], n["early_layer"], n["grid"]
     for k, c in enumerate(CLASSES):
         rows, titles = [], []
         for j in np.flatnonzero(y[rp] == k):
@@ -168,24 +170,22 @@ def seed_specs() -> dict:
                 lambda n: {f["name"]: f["summary"] for f in n["faithfulness"]["fills"]})}
 
 
-def _seeds(ctx: Context, ig: dict, cam: np.ndarray, nulls: dict, rand_pixels: np.ndarray, g: int, st: dict,
+def _seeds(ctx: Context, e: Explained, cam: np.ndarray, nulls: dict, rand_pixels: np.ndarray, g: int, st: dict,
            res: Result) -> None:
     """Q4's headline verdicts for every seed of the main recipe, on the images and IG maps of Q3.5."""
     a = ctx.cfg.section("attribution")
-    saved = ctx.load_arrays("ig_seeds")
-    pos = saved["positions"]
-    xs, ys, ms = ig["inputs"][pos], ig["labels"][pos], ig["masks"][pos]
+    pos = seeds.positions(ctx, e.y)
+    xs, ys, ms = e.x[pos], e.y[pos], e.masks[pos]
     nul = {k: v[pos] for k, v in nulls.items()}
     ci = dict(n_boot=st["n_boot"], seed=st["seed"], level=st["level"])
     rows = []
     for name, model, card in seeds.replicates(ctx):
-        key = name.replace("-", "_")
-        attr, target = saved[f"attr_{key}"], saved[f"target_{key}"]
         if name == "main":
-            c_s = cam[pos]
+            attr, target, c_s = e.ig.maps[pos], e.target[pos], cam[pos]
         else:
             log(f"Grad-CAM and deletion/insertion of seed {name} for {len(xs)} test images")
-            c_s = gradcam(model, res.numbers["layer"])(xs, target)
+            attr, target = explained.seed_ig(ctx, name, model, card, xs)
+            c_s = store.get(ctx, name, "gradcam", res.numbers["layer"], xs, target).maps
         ig_abs = np.abs(similarity.to_2d(attr))
         r = measures.region_numbers(c_s, ms, ys, nul, st)
         cw = seeds.consistency_words(c_s, nul["input"], st, labels=ys, targets=target)
@@ -204,7 +204,7 @@ def _seeds(ctx: Context, ig: dict, cam: np.ndarray, nulls: dict, rand_pixels: np
     ref = {**seeds.shared_reference(n), "agreement": n["compare"]["agreement"],
            "faithfulness": faithfulness_word(n["faithfulness"]["fills"])}
     n["faithfulness"]["word"] = ref["faithfulness"]
-    n["seeds"] = out = seeds.summary(ctx, ig["labels"], ref, n, rows, seed_specs(), st)
+    n["seeds"] = out = seeds.summary(ctx, e.y, ref, n, rows, seed_specs(), st)
     n["has_seeds"] = True
     t = seeds.ci_text
     res.table("q4_seeds", seeds.table(rows, {
@@ -222,12 +222,12 @@ def _seeds(ctx: Context, ig: dict, cam: np.ndarray, nulls: dict, rand_pixels: np
         "verdict holds for the recipe when every seed reaches, on these images, the main model's word on them.")
 
 
-def _compare(ig: dict, cam: np.ndarray, g: int, rp: np.ndarray, st: dict, res: Result, caps: list[str],
+def _compare(e: Explained, cam: np.ndarray, g: int, rp: np.ndarray, st: dict, res: Result, caps: list[str],
              labels: np.ndarray) -> None:
     """Q4.4 agreement (Spearman at Grad-CAM's grid and at pixels) and roughness, with intervals."""
-    x = ig["inputs"]
+    x = e.x
     ci = dict(n_boot=st["n_boot"], seed=st["seed"], level=st["level"])
-    ig_abs = np.abs(similarity.to_2d(ig["attributions"]))
+    ig_abs = np.abs(similarity.to_2d(e.ig.maps))
     rho_grid = similarity.pairwise(similarity.pool(ig_abs, g), similarity.pool(cam, g), similarity.spearman)
     rho_full = similarity.pairwise(ig_abs, cam, similarity.spearman)
     rough_ig, rough_cam = roughness(ig_abs), roughness(cam)
@@ -355,7 +355,7 @@ def _faithfulness(ctx: Context, model, x, target, maps: dict, st: dict, res: Res
     a = ctx.cfg.section("attribution")
     fill_name = "blurred" if a["ig_baseline"] == "train_mean" else "train_mean"
     fill = baseline_images(fill_name, x, ctx)
-    matched = explain_ig(ctx, model, x, target, fill_name, adaptive=False, b=fill)
+    matched = store.get(ctx, "main", "ig", fill_name, x, target, adaptive=False)
     maps = {**maps, MATCHED: similarity.to_2d(matched.attributions)}
     cells_res = f"{a['faithfulness_cells']}x{a['faithfulness_cells']} cells"
     resolutions = {cells_res: a["faithfulness_cells"], "pixels": 0}
@@ -475,7 +475,7 @@ SECTION = Section(
     name="q4", title="Q4 Grad-CAM", run=run,
     sources=sources.of(__file__, measures.HAND_MASKS),
     config=("data.", "attribution.", "verdicts.", "sanity.images_per_class", "train.replicates"),
-    models=("main", "replicates"), after=("q3",),
+    models=("main", "replicates"),
     subs=(
         Sub("Q4.1", "Grad-CAM maps of the same 10 test images", "q4_1.md",
             figures=("q4_maps_normal", "q4_maps_pneumonia")),

@@ -27,9 +27,10 @@ import pandas as pd
 from xaikit import plots, randomization, sanity, similarity
 from xaikit.data import CLASSES
 
-from . import measures, models, samples, sources
+from . import explained, measures, models, samples, sources
+from . import maps as store
 from .context import Context, log
-from .maps import baseline_images, cam_layers, explain_ig, gradcam
+from .maps import baseline_images, cam_layers
 from .section import Appendix, Result, Section, Sub
 
 METRICS = similarity.MEASURES
@@ -51,12 +52,11 @@ def q5_positions(y: np.ndarray, per_class: int) -> np.ndarray:
     return np.concatenate([np.flatnonzero(y == k)[:per_class] for k in (0, 1)])
 
 
-def _maps(ctx: Context, model, x, target, b) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(IG, Grad-CAM, IG completeness gaps): fixed step count and baseline for every model."""
-    a = ctx.cfg.section("attribution")
-    ig = explain_ig(ctx, model, x, target, a["ig_baseline"], adaptive=False, b=b)
+def _maps(ctx: Context, name: str, model, x, target) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(IG, Grad-CAM, IG completeness gaps) of model ``name``: fixed step count and baseline for every model."""
+    ig = store.get(ctx, name, "ig", ctx.cfg["attribution.ig_baseline"], x, target, adaptive=False)
     layer = cam_layers(ctx, model).layer   # per model: auto names
-    cam = gradcam(model, layer)(x, target) if layer else None
+    cam = store.get(ctx, name, "gradcam", layer, x, target).maps if layer else None
     return similarity.to_2d(ig.attributions), cam, ig.gap
 
 
@@ -110,9 +110,9 @@ def run(ctx: Context) -> Result:
     a, sc, vd = cfg.section("attribution"), cfg.section("sanity"), cfg.section("verdicts")
     k = cfg["random_labels.seeds"]
     designs = design_models(ctx)
-    ig = ctx.load_arrays("ig_main")
-    pos = q5_positions(ig["labels"], sc["images_per_class"])
-    x, y, target, names = ig["inputs"][pos], ig["labels"][pos], ig["targets"][pos], ig["names"][pos]
+    e = explained.main(ctx)
+    pos = q5_positions(e.y, sc["images_per_class"])
+    x, y, target, names = e.x[pos], e.y[pos], e.target[pos], e.names[pos]
     b = baseline_images(a["ig_baseline"], x, ctx)
     cam = cam_layers(ctx, main_model)
     meths = METHODS if cam.layer else METHODS[:1]          # no conv layer: Grad-CAM is skipped, IG runs
@@ -121,7 +121,7 @@ def run(ctx: Context) -> Result:
     for name in every:
         model, cards[name] = ctx.model(name)
         log(f"{' and '.join(t for _, t in meths)} of model {name} for {len(x)} images")
-        ig_map, cam_map, gaps[name] = _maps(ctx, model, x, target, b)
+        ig_map, cam_map, gaps[name] = _maps(ctx, name, model, x, target)
         maps["ig"][name] = ig_map
         if cam.layer:
             maps["gradcam"][name] = cam_map
@@ -438,7 +438,7 @@ def _cascade_maps(ctx: Context, model, x, target, b, draws: int) -> dict:
     seed, baseline = ctx.cfg["sanity.seed"], ctx.cfg["attribution.ig_baseline"]
     work = randomization.copy_of(model)
     layer = cam_layers(ctx, work).layer
-    cam = gradcam(work, layer) if layer else None
+    cam = store.explainer(ctx, work, layer) if layer else None
     out = {}
     for order in randomization.ORDERS:
         per_draw, randomized = [], []          # draw -> step -> maps
@@ -447,7 +447,7 @@ def _cascade_maps(ctx: Context, model, x, target, b, draws: int) -> dict:
             for step in randomization.cascade_in_place(model, order, seed=seed + 7919 * d, into=work):
                 if cam is not None:
                     cam.set_weights(work.get_weights())
-                ig = explain_ig(ctx, work, x, target, baseline, adaptive=False, b=b)
+                ig = store.get(ctx, None, "ig", baseline, x, target, model=work, adaptive=False, b=b)
                 per_draw[-1].append((similarity.to_2d(ig.attributions), cam(x, target) if cam else None))
                 randomized.append(step.randomized[-1])
         out[order] = (randomized[:len(per_draw[0])],
@@ -528,7 +528,6 @@ SECTION = Section(
     name="q5", title="Q5 Sanity checks", run=run,
     sources=sources.of(__file__, measures.HAND_MASKS),
     config=("data.", "attribution.", "random_labels.", "sanity.", "verdicts."), models=("main", "random", "control"),
-    after=("q3", "q4"),
     subs=(
         Sub("Q5.1", "Models trained on permuted labels, and matched controls", "q5_1.md",
             tables=(Appendix("q5_models"),)),

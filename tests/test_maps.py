@@ -1,11 +1,14 @@
-"""The map store (report.maps): each model's IG graph is traced once for the build."""
+"""The map store (report.maps): each map set computed once and kept under its content key; each model's IG
+graph traced once for the build."""
 
 from types import SimpleNamespace
 
 import numpy as np
+import pytest
 
-from report import maps
+from report import maps, models
 from report.preflight import read_config
+from xaikit.gradcam import GradcamExplainer
 from xaikit.ig import integrated_gradients
 from xaikit.model import build_cnn
 
@@ -31,3 +34,88 @@ def test_each_model_is_traced_once_and_gives_the_maps_of_a_fresh_trace():
                                   integrated_gradients(maps.explained_model(a), x[:2], np.ones_like(x[:2]), target[:2],
                                                        steps=4, batch_size=ctx.cfg["attribution.ig_batch_size"]).attributions)
     assert not np.allclose(other.attributions, first.attributions)
+
+
+def _store_ctx(tmp_path, model_keys: dict, overrides=()):
+    """A build context for the map store: models by name, their keys, a build folder."""
+    ctx = SimpleNamespace(cfg=read_config(None, ["attribution.ig_steps=4", *overrides], "quick"),
+                          build=tmp_path, data_key="data")
+    ctx.model = lambda name: (model_keys[name][0], {})
+    return ctx
+
+
+@pytest.fixture
+def zoo(monkeypatch):
+    a, b = build_cnn(32, 1, seed=0), build_cnn(32, 1, seed=1)
+    keys = {"main": (a, "key-a"), "main-2": (b, "key-b")}
+    monkeypatch.setattr(models, "key", lambda ctx, name: keys[name][1])
+    x = np.random.default_rng(0).random((3, 32, 32, 1)).astype(np.float32)
+    return keys, x, np.array([0, 1, 1])
+
+
+def test_a_map_set_is_computed_once_and_kept_under_its_content_key(tmp_path, zoo, monkeypatch):
+    # catches: a store that recomputes what it holds, a key that misses the model, the images, the
+    # targets or the attribution settings (a stale map served), or a disk copy that differs from the maps
+    keys, x, target = zoo
+    computed = []
+    real = maps._compute
+    monkeypatch.setattr(maps, "_compute", lambda *a, **k: computed.append(a[2:4]) or real(*a, **k))
+    ctx = _store_ctx(tmp_path, keys)
+    first = maps.get(ctx, "main", "ig", "black", x, target, adaptive=False)
+    assert maps.get(ctx, "main", "ig", "black", x, target, adaptive=False) is first
+    assert len(computed) == 1 and len(list((tmp_path / "cache" / "maps").glob("*.npz"))) == 1
+    fresh = maps.integrated_gradients_adaptive(maps.ig_boundary(ctx, keys["main"][0]), x, np.zeros_like(x), target,
+                                               steps=4, max_steps=4, tolerance=1.0, batch_size=64)
+    np.testing.assert_array_equal(first.maps, fresh.attributions)
+    np.testing.assert_array_equal(first.gap, fresh.gap)
+    later = maps.get(_store_ctx(tmp_path, keys), "main", "ig", "black", x, target, adaptive=False)   # a later build
+    assert len(computed) == 1
+    for f in ("maps", "targets", "gap", "f_image", "f_baseline"):
+        np.testing.assert_array_equal(getattr(later, f), getattr(first, f))
+    assert later.steps == first.steps == 4
+    maps.get(ctx, "main-2", "ig", "black", x, target, adaptive=False)
+    maps.get(ctx, "main", "ig", "black", x[:2], target[:2], adaptive=False)
+    maps.get(ctx, "main", "ig", "black", x, 1 - target, adaptive=False)
+    maps.get(ctx, "main", "ig", "white", x, target, adaptive=False)
+    maps.get(_store_ctx(tmp_path, keys, ["attribution.ig_steps=8"]), "main", "ig", "black", x, target, adaptive=False)
+    assert len(computed) == 6
+
+
+def test_gradcam_from_the_store_is_the_explainers(tmp_path, zoo):
+    # catches: the store's Grad-CAM at another layer or target than asked, or an explainer shared by two models
+    keys, x, target = zoo
+    ctx = _store_ctx(tmp_path, keys)
+    layer = maps.cam_layers(ctx, keys["main"][0]).layer
+    got = maps.get(ctx, "main", "gradcam", layer, x, target)
+    np.testing.assert_array_equal(got.maps, GradcamExplainer(keys["main"][0], layer)(x, target))
+    assert got.gap is None and got.steps is None
+    assert maps.explainer(ctx, keys["main"][0], layer) is maps.explainer(ctx, keys["main"][0], layer)
+    assert maps.explainer(ctx, keys["main"][0], layer) is not maps.explainer(ctx, keys["main-2"][0], layer)
+    with pytest.raises(ValueError, match="method in"):
+        maps.get(ctx, "main", "lime", layer, x, target)
+
+
+def test_an_unreadable_stored_set_is_computed_again_and_a_nameless_model_is_not_kept(tmp_path, zoo):
+    # catches: a truncated cache file trusted (or crashing the build), or the cascade's randomized copy
+    # stored under a zoo model's key
+    keys, x, target = zoo
+    ctx = _store_ctx(tmp_path, keys)
+    good = maps.get(ctx, "main", "ig", "black", x, target, adaptive=False)
+    (path,) = (tmp_path / "cache" / "maps").glob("*.npz")
+    path.write_bytes(b"PK\x03\x04 truncated")
+    again = maps.get(_store_ctx(tmp_path, keys), "main", "ig", "black", x, target, adaptive=False)
+    np.testing.assert_array_equal(again.maps, good.maps)
+    maps.get(ctx, None, "ig", "black", x, target, model=keys["main-2"][0], adaptive=False)
+    assert len(list((tmp_path / "cache" / "maps").glob("*.npz"))) == 1
+
+
+def test_prune_keeps_only_the_map_sets_this_build_asked_for(tmp_path, zoo):
+    # catches: a prune that deletes what the build uses, or one that keeps every old set forever
+    keys, x, target = zoo
+    maps.get(_store_ctx(tmp_path, keys), "main", "ig", "black", x, target, adaptive=False)   # an earlier build
+    ctx = _store_ctx(tmp_path, keys)
+    kept = maps.get(ctx, "main", "ig", "white", x, target, adaptive=False)
+    assert maps.prune(ctx) == 1
+    (left,) = (tmp_path / "cache" / "maps").glob("*.npz")
+    assert left.stem == maps.map_key(ctx, "main", "ig", "white", x, target, False)
+    assert kept.setting == "white"
