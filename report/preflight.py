@@ -13,7 +13,7 @@ import tomllib
 from pathlib import Path
 from types import MappingProxyType
 
-from xaikit.config import Config, load_config, parse_override
+from xaikit.config import Config, load_config, parse_override, schema_of
 from xaikit.data import check_layout
 from xaikit.errors import ConfigError
 
@@ -56,12 +56,18 @@ def data_path(cli_value: str | None, build: str | Path = ROOT / "build") -> str:
     return data_choice(cli_value, build)[0]
 
 
-# [run]: how the build runs, not what it computes; no stage key reads these keys, which is why they
-# are read here and kept out of xaikit/config.py's SCHEMA (whose values every key digests).
-# key -> (type, allowed values or None, default when a config file has no [run] table)
-RUN_KEYS = {"run.engine": (str, ("ray", "local"), "ray"),
-            "run.threads": (int, None, 1),
-            "run.retries": (int, None, 2)}
+# The documented xaikit.toml shipped with the project is the schema of every config (xaikit.config.schema_of):
+# a user's own --config file is checked against it. Its [run] keys say how the build runs, not what it
+# computes: no stage key reads them, so they are checked here and kept out of the study's Config values
+# that every key digests.
+SCHEMA_FILE = ROOT / "xaikit.toml"
+
+
+def schema() -> dict:
+    """``"section.key" -> xaikit.config.Key`` of the shipped, documented xaikit.toml."""
+    return schema_of(SCHEMA_FILE.read_text("utf-8"), SCHEMA_FILE.name)
+
+
 _RUN_HEADER = re.compile(r"^\s*\[\s*run\s*\]\s*(#.*)?$")
 _ANY_HEADER = re.compile(r"^\s*\[")
 
@@ -87,21 +93,6 @@ def split_run(text: str, source: str) -> tuple[str, dict]:
     return rest, {f"run.{k}": v for k, v in doc["run"].items()}
 
 
-def _run_value(key: str, value):
-    if key not in RUN_KEYS:
-        raise ConfigError(f"unknown config key {key!r}; valid [run] keys: {', '.join(RUN_KEYS)}")
-    kind, choices, _ = RUN_KEYS[key]
-    if type(value) is not kind:
-        raise ConfigError(f"config key {key!r} expects {kind.__name__}, got {type(value).__name__} {value!r}")
-    if choices and value not in choices:
-        raise ConfigError(f"config key {key!r} expects one of {choices}, got {value!r}")
-    if key == "run.threads" and value < 1:
-        raise ConfigError(f"config key 'run.threads' expects >= 1 (TensorFlow threads per training task), got {value}")
-    if key == "run.retries" and value < 0:
-        raise ConfigError(f"config key 'run.retries' expects >= 0 (retries of a failed training task), got {value}")
-    return value
-
-
 def read_config(config: str | None, overrides=(), profile: str | None = None) -> Config:
     """The validated config; the ``[run]`` keys (and ``--set run.KEY=...``) are checked here and
     added to it, defaulted when the file has no ``[run]`` table."""
@@ -114,9 +105,15 @@ def read_config(config: str | None, overrides=(), profile: str | None = None) ->
     text, run = split_run(text, str(cfg_path))
     study = [o for o in overrides if not o.strip().startswith("run.")]
     run.update(parse_override(o) for o in overrides if o.strip().startswith("run."))
-    cfg = load_config(text, source=str(cfg_path), overrides=study, profile=profile)
-    values = {k: default for k, (_, _, default) in RUN_KEYS.items()}
-    values.update({k: _run_value(k, v) for k, v in run.items()})
+    keys = schema()
+    run_keys = {k: v for k, v in keys.items() if k.startswith("run.")}
+    cfg = load_config(text, source=str(cfg_path), overrides=study, profile=profile,
+                      schema={k: v for k, v in keys.items() if k not in run_keys})
+    values = {k: key.default for k, key in run_keys.items()}
+    for k, v in run.items():
+        if k not in run_keys:
+            raise ConfigError(f"unknown config key {k!r}; valid [run] keys: {', '.join(run_keys)}")
+        values[k] = run_keys[k].check(v)
     return Config(MappingProxyType({**cfg.values, **values}), cfg.profile)
 
 

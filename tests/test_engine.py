@@ -42,7 +42,7 @@ def test_run_keys_enter_no_stage_key(tmp_path):
 
 
 @pytest.mark.parametrize("override, fragment", [
-    ("run.threads=0", "expects >= 1"), ("run.engine=spark", "expects one of"),
+    ("run.threads=0", "expects a value >= 1"), ("run.engine=spark", "expects one of"),
     ("run.retries=many", "expects int"), ("run.nodes=3", "unknown config key 'run.nodes'")])
 def test_bad_run_settings_are_named(override, fragment):
     from report.preflight import read_config
