@@ -53,6 +53,10 @@ TESTS = {
     "report/pdfparts.py": ["tests/test_pdfparts.py"],
     "report/measures.py": ["tests/test_measures.py", "tests/test_similarity_regions.py", "tests/test_consistency.py",
                            "tests/test_zones.py"],
+    "report/maps.py": ["tests/test_maps.py"],
+    "report/explained.py": ["tests/test_explained.py"],
+    "report/pdfimages.py": ["tests/test_pdfimages.py"],
+    "xaikit/config.py": ["tests/test_config.py", "tests/test_engine.py::test_bad_run_settings_are_named"],
 }
 
 SWAP_BINOP = {ast.Add: ast.Sub, ast.Sub: ast.Add, ast.Mult: ast.Div, ast.Div: ast.Mult,
