@@ -354,6 +354,41 @@ def _faithfulness(ctx: Context, model, x, target, maps: dict, st: dict, res: Res
     and target class, with paired intervals, a saturation gate and one Holm family."""
     a = ctx.cfg.section("attribution")
     fill_name = "blurred" if a["ig_baseline"] == "train_mean" else "train_mean"
+    fill, maps, resolutions, designs = _faith_designs(ctx, x, target, maps, fill_name)
+    cells_res = next(iter(resolutions))
+    out = {"fill": fill_name, "resolutions": list(resolutions), "level": st["level"], "min_span": st["saturation_span"],
+           "alpha": st["alpha"], "road_steps": a["road_steps"], "steps": a["faithfulness_steps"],
+           "matched_baseline": fill_name, "ig_baseline": a["ig_baseline"], "crossed_at": cells_res,
+           "p_fill": float(np.mean(forward.predict(model, fill)[:, 1])), "fills": []}
+    p_image = forward.predict(model, x)[np.arange(len(x)), target]
+    all_cells = []
+    for fname, (steps, rmaps, kw) in designs.items():
+        curves = _faith_curves(model, x, target, maps, fname, steps, rmaps, resolutions, kw)
+        f_out, panels = _faith_cells(curves, fname, steps, rmaps, target, p_image, st)
+        _faith_figures(res, curves, panels, fname, steps, cells_res)
+        all_cells += f_out["cells"]
+        out["fills"].append(f_out)
+    holm_family(all_cells, st["alpha"])
+    for f_out in out["fills"]:
+        f_out["summary"] = winner_counts(f_out["cells"])
+    rows, crossed_rows = _faith_rows(out["fills"])
+    _faith_summary(out, all_cells)
+    res.numbers["faithfulness"] = out
+    res.table("q4_faith", pd.DataFrame(rows),
+              f"Areas under the deletion (lower is better) and insertion (higher is better) curves "
+              f"(Petsiuk et al. 2018) per fill, mean [{st['level']:.0%} interval] over images, the paired "
+              f"IG - Grad-CAM difference and its sign-flip p-value after Holm's adjustment over the informative "
+              f"cells; a cell is informative when P(target | image) - P(target | fully removed) lies wholly "
+              f"above {st['saturation_span']} (column 6).")
+    res.table("q4_faith_crossed", pd.DataFrame(crossed_rows),
+              f"Crossed design under the {FILL_LABELS[fill_name]} fill, ranked at {cells_res}: IG recomputed with "
+              f"the fill as its baseline ({a['ig_steps']} steps) beside the main IG ({a['ig_baseline']} baseline); areas and "
+              f"paired differences, mean [{st['level']:.0%} interval] over images.")
+
+
+def _faith_designs(ctx: Context, x, target, maps: dict, fill_name: str) -> tuple[np.ndarray, dict, dict, dict]:
+    """Q4.4's designs: the fill, the maps with the crossed design's IG (from the store), resolutions, per-fill setup."""
+    a = ctx.cfg.section("attribution")
     fill = baseline_images(fill_name, x, ctx)
     matched = store.get(ctx, "main", "ig", fill_name, x, target, adaptive=False)
     maps = {**maps, MATCHED: similarity.to_2d(matched.attributions)}
@@ -363,56 +398,65 @@ def _faithfulness(ctx: Context, model, x, target, maps: dict, st: dict, res: Res
         fill_name: (a["faithfulness_steps"], {cells_res: MAPS + (MATCHED,), "pixels": MAPS}, dict(fill=fill, start=fill)),
         ROAD_FILL: (a["road_steps"], {cells_res: MAPS},
                     dict(impute=road_imputer(baseline_images("train_mean", x[:1], ctx)[0]), seed=a["seed"]))}
-    out = {"fill": fill_name, "resolutions": list(resolutions), "level": st["level"], "min_span": st["saturation_span"],
-           "alpha": st["alpha"], "road_steps": a["road_steps"], "steps": a["faithfulness_steps"],
-           "matched_baseline": fill_name, "ig_baseline": a["ig_baseline"], "crossed_at": cells_res,
-           "p_fill": float(np.mean(forward.predict(model, fill)[:, 1])), "fills": []}
-    p_image = forward.predict(model, x)[np.arange(len(x)), target]
-    rows, crossed_rows, all_cells = [], [], []
-    for fname, (steps, rmaps, kw) in designs.items():
-        curves = {}
-        rnames = tuple(rmaps)
-        for rname, fmaps in rmaps.items():
-            for m in fmaps:
-                with bar(f"deletion/insertion {m}, {rname}, {fname}", len(x), "img") as update:
-                    curves[rname, m] = deletion_insertion(model, x, maps[m], target, steps=steps,
-                                                          cells=resolutions[rname], progress=update, **kw)
-        f_out = {"name": fname, "label": FILL_LABELS[fname], "steps": steps, "resolutions": list(rnames),
-                 "cells": [], "gates": []}
-        panels = {kind: {} for kind in ("deletion", "insertion")}
-        for rname in rnames:
-            for k, c in enumerate(CLASSES):
-                sel = target == k
-                if sel.sum() < 2:
-                    continue
-                # fully removed = the end of every deletion curve (the same image whatever the map)
-                gate = saturation_gate(p_image[sel], curves[rname, "random"].deletion[sel, -1], st)
-                f_out["gates"].append({"ranked_at": rname, "target": c, **gate})
-                for kind in ("deletion", "insertion"):
-                    cell = {"curve": kind, "ranked_at": rname, "target": c, **gate,
-                            **_cell(curves, kind, rname, sel, rmaps[rname], st)}
-                    f_out["cells"].append(cell)
-                    panels[kind][f"{rname}, target {c}"] = {m: getattr(curves[rname, m], kind)[sel] for m in MAPS}
-        fr = next(iter(curves.values())).fractions
-        if fname == ROAD_FILL:
-            res.figure("q4_road", plots.curve_panels(fr, {f"{kind}, {t}": v for kind, p in panels.items()
-                                                          for t, v in p.items()},
-                                                     xlabel="share of the image removed (deletion) / kept (insertion)"),
-                       f"Deletion and insertion curves with ROAD's noisy linear imputation (Rong et al. 2022; "
-                       f"mean ± std over images), ranked at {cells_res}, {steps} steps: deletion imputes the "
-                       "top-ranked cells, insertion keeps them and imputes all others.")
-        else:
+    return fill, maps, resolutions, designs
+
+
+def _faith_curves(model, x, target, maps: dict, fname: str, steps: int, rmaps: dict, resolutions: dict,
+                  kw: dict) -> dict:
+    """Q4.4's deletion and insertion curves of one fill: (resolution, map) -> curves."""
+    curves = {}
+    for rname, fmaps in rmaps.items():
+        for m in fmaps:
+            with bar(f"deletion/insertion {m}, {rname}, {fname}", len(x), "img") as update:
+                curves[rname, m] = deletion_insertion(model, x, maps[m], target, steps=steps,
+                                                      cells=resolutions[rname], progress=update, **kw)
+    return curves
+
+
+def _faith_cells(curves: dict, fname: str, steps: int, rmaps: dict, target, p_image, st: dict) -> tuple[dict, dict]:
+    """Q4.4's cells of one fill (gate, areas, paired differences per resolution and target) and its figure panels."""
+    f_out = {"name": fname, "label": FILL_LABELS[fname], "steps": steps, "resolutions": list(rmaps),
+             "cells": [], "gates": []}
+    panels = {kind: {} for kind in ("deletion", "insertion")}
+    for rname in rmaps:
+        for k, c in enumerate(CLASSES):
+            sel = target == k
+            if sel.sum() < 2:
+                continue
+            # fully removed = the end of every deletion curve (the same image whatever the map)
+            gate = saturation_gate(p_image[sel], curves[rname, "random"].deletion[sel, -1], st)
+            f_out["gates"].append({"ranked_at": rname, "target": c, **gate})
             for kind in ("deletion", "insertion"):
-                res.figure(f"q4_{kind}", plots.curve_panels(fr, panels[kind],
-                                                            xlabel=f"share of the image {kind.replace('ion', 'ed')}"),
-                           f"{kind.capitalize()} curves (mean ± std over images) per ranking resolution and target "
-                           f"class; removed pixels take the {FILL_LABELS[fname]}"
-                           f"{'' if kind == 'deletion' else ', which is also where insertion starts'}.")
-        all_cells += f_out["cells"]
-        out["fills"].append(f_out)
-    holm_family(all_cells, st["alpha"])
-    for f_out in out["fills"]:
-        f_out["summary"] = winner_counts(f_out["cells"])
+                cell = {"curve": kind, "ranked_at": rname, "target": c, **gate,
+                        **_cell(curves, kind, rname, sel, rmaps[rname], st)}
+                f_out["cells"].append(cell)
+                panels[kind][f"{rname}, target {c}"] = {m: getattr(curves[rname, m], kind)[sel] for m in MAPS}
+    return f_out, panels
+
+
+def _faith_figures(res: Result, curves: dict, panels: dict, fname: str, steps: int, cells_res: str) -> None:
+    """Q4.4's curve figures of one fill: q4_road for ROAD, else q4_deletion and q4_insertion."""
+    fr = next(iter(curves.values())).fractions
+    if fname == ROAD_FILL:
+        res.figure("q4_road", plots.curve_panels(fr, {f"{kind}, {t}": v for kind, p in panels.items()
+                                                      for t, v in p.items()},
+                                                 xlabel="share of the image removed (deletion) / kept (insertion)"),
+                   f"Deletion and insertion curves with ROAD's noisy linear imputation (Rong et al. 2022; "
+                   f"mean ± std over images), ranked at {cells_res}, {steps} steps: deletion imputes the "
+                   "top-ranked cells, insertion keeps them and imputes all others.")
+    else:
+        for kind in ("deletion", "insertion"):
+            res.figure(f"q4_{kind}", plots.curve_panels(fr, panels[kind],
+                                                        xlabel=f"share of the image {kind.replace('ion', 'ed')}"),
+                       f"{kind.capitalize()} curves (mean ± std over images) per ranking resolution and target "
+                       f"class; removed pixels take the {FILL_LABELS[fname]}"
+                       f"{'' if kind == 'deletion' else ', which is also where insertion starts'}.")
+
+
+def _faith_rows(fills: list[dict]) -> tuple[list[dict], list[dict]]:
+    """Q4.4's table rows: every cell of every fill (q4_faith) and the crossed design's cells (q4_faith_crossed)."""
+    rows, crossed_rows = [], []
+    for f_out in fills:
         for cell in f_out["cells"]:
             rows.append({"fill": f_out["label"], "curve": cell["curve"], "ranked at": cell["ranked_at"],
                          "target": cell["target"], "n": cell["n"],
@@ -426,6 +470,11 @@ def _faithfulness(ctx: Context, model, x, target, maps: dict, st: dict, res: Res
                                      MATCHED: _fmt(cell[MATCHED]), "IG": _fmt(cell["IG"]),
                                      f"{MATCHED} - IG": _fmt(cell[f"{MATCHED} - IG"]),
                                      f"{MATCHED} - Grad-CAM": _fmt(cell[f"{MATCHED} - Grad-CAM"])})
+    return rows, crossed_rows
+
+
+def _faith_summary(out: dict, all_cells: list[dict]) -> None:
+    """Q4.4's verdict values: the pooled winner counts, the saturated targets, the crossed design's outcome."""
     out["summary"] = pooled_summary(all_cells, out["fills"])
     out["saturated"] = sorted({g["target"] for f in out["fills"] for g in f["gates"] if not g["informative"]})
     out.update(any_saturated=bool(out["saturated"]), saturated_and=" and ".join(out["saturated"]),
@@ -435,17 +484,6 @@ def _faithfulness(ctx: Context, model, x, target, maps: dict, st: dict, res: Res
         for cell in f["cells"]:
             cell["curve_title"] = cell["curve"].capitalize()
     out["crossed"] = crossed_summary(out["fills"][0]["cells"], all_cells)
-    res.numbers["faithfulness"] = out
-    res.table("q4_faith", pd.DataFrame(rows),
-              f"Areas under the deletion (lower is better) and insertion (higher is better) curves "
-              f"(Petsiuk et al. 2018) per fill, mean [{st['level']:.0%} interval] over images, the paired "
-              f"IG - Grad-CAM difference and its sign-flip p-value after Holm's adjustment over the informative "
-              f"cells; a cell is informative when P(target | image) - P(target | fully removed) lies wholly "
-              f"above {st['saturation_span']} (column 6).")
-    res.table("q4_faith_crossed", pd.DataFrame(crossed_rows),
-              f"Crossed design under the {FILL_LABELS[fill_name]} fill, ranked at {cells_res}: IG recomputed with "
-              f"the fill as its baseline ({a['ig_steps']} steps) beside the main IG ({a['ig_baseline']} baseline); areas and "
-              f"paired differences, mean [{st['level']:.0%} interval] over images.")
 
 
 def crossed_summary(cells: list[dict], all_cells: list[dict]) -> dict:

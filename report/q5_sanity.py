@@ -105,39 +105,66 @@ def verdicts(maps: dict, designs: dict, y, target, *, cut: float, alpha: float, 
 
 
 def run(ctx: Context) -> Result:
-    main_model, main_card = ctx.model("main")
-    cfg = ctx.cfg
-    a, sc, vd = cfg.section("attribution"), cfg.section("sanity"), cfg.section("verdicts")
-    k = cfg["random_labels.seeds"]
+    """Q5: every model's maps from the store, the data randomization test (Q5.1-Q5.3), the cascade (Q5.4)."""
+    main_model, _ = ctx.model("main")
+    sc = ctx.cfg.section("sanity")
     designs = design_models(ctx)
     e = explained.main(ctx)
     pos = q5_positions(e.y, sc["images_per_class"])
     x, y, target, names = e.x[pos], e.y[pos], e.target[pos], e.names[pos]
-    b = baseline_images(a["ig_baseline"], x, ctx)
+    b = baseline_images(ctx.cfg["attribution.ig_baseline"], x, ctx)
     cam = cam_layers(ctx, main_model)
     meths = METHODS if cam.layer else METHODS[:1]          # no conv layer: Grad-CAM is skipped, IG runs
-    maps, gaps, cards = {meth: {} for meth, _ in meths}, {}, {"main": main_card}
+    maps, gaps, cards = _model_maps(ctx, designs, meths, x, target)
+    ctx.save_arrays("q5_maps", names=names, targets=target, labels=y,
+                    **{f"{meth}_{name}".replace("-", "_"): v for meth in maps for name, v in maps[meth].items()})
+    res = Result()
+    n = res.numbers
+    _frame_numbers(ctx, n, designs, cards, maps, gaps, len(x), cam.reason, meths)
+    results, every_model, adjusted = _data_randomization(ctx, n, maps, designs, y, target, names, meths)
+    rows, sweep, bars = _design_results(ctx, n, maps, designs, x, results, every_model, adjusted, meths)
+    _input_likeness(n, maps, x, b, designs, _boot(ctx))
+    _sentences(n, meths)
+    _models_table(ctx, res, n)
+    _verdict_outputs(ctx, res, rows, sweep, bars, len(x))
+    rp = _grid(ctx, res, n, maps, designs, pos, x, y, names, meths)
+    cas = np.concatenate([rp[y[rp] == c][: sc["cascade_images_per_class"]] for c in (0, 1)])
+    floors, ceilings = _cascade_references(ctx, maps, designs, y, target, meths)
+    orig = tuple(maps[meth]["main"][cas] for meth, _ in meths)   # the trained model's maps
+    _cascade(ctx, main_model, x[cas], target[cas], b[:, cas] if b.ndim == 5 else b[cas], orig, floors,
+             ceilings, res, names[cas], meths)
+    return res
+
+
+def _boot(ctx: Context) -> dict:
+    """The Bayesian-bootstrap settings of every interval of Q5.2-Q5.4."""
+    sc = ctx.cfg.section("sanity")
+    return dict(n_boot=sc["bootstrap"], seed=sc["seed"], alpha=ctx.cfg["verdicts.alpha"])
+
+
+def _model_maps(ctx: Context, designs: dict, meths, x, target) -> tuple[dict, dict, dict]:
+    """Q5.1-Q5.3's maps from the store: method -> model -> maps, IG's gaps and the card of every model."""
+    maps, gaps, cards = {meth: {} for meth, _ in meths}, {}, {}
     every = list(dict.fromkeys(["main"] + [m for g in designs.values() for side in g.values() for m in side]))
     for name in every:
         model, cards[name] = ctx.model(name)
         log(f"{' and '.join(t for _, t in meths)} of model {name} for {len(x)} images")
         ig_map, cam_map, gaps[name] = _maps(ctx, name, model, x, target)
         maps["ig"][name] = ig_map
-        if cam.layer:
+        if "gradcam" in maps:
             maps["gradcam"][name] = cam_map
-    ctx.save_arrays("q5_maps", names=names, targets=target, labels=y,
-                    **{f"{meth}_{name}".replace("-", "_"): v for meth in maps for name, v in maps[meth].items()})
-    rng = np.random.default_rng(sc["seed"])
-    nulls = {"edge": similarity.edge_map(x), "random_map": rng.uniform(size=x.shape[:3])}
-    flat = {meth: {name: int(similarity.is_flat(maps[meth][name]).sum()) for name in every}
-            for meth, _ in meths}
-    cut, alpha, primary = vd["randomization_cut"], vd["alpha"], sc["primary_metric"]
+    return maps, gaps, cards
 
-    res = Result()
-    n = res.numbers
-    n.update(n_seeds=k, n_images=len(x), images_per_class=sc["images_per_class"], n_boot=sc["bootstrap"],
-             alpha=alpha, level=1 - alpha, cut=cut, primary=primary, flat=flat,
-             methods=[list(m) for m in meths], gradcam_skipped=cam.reason or None,
+
+def _frame_numbers(ctx: Context, n: dict, designs: dict, cards: dict, maps: dict, gaps: dict, n_images: int,
+                   skipped: str | None, meths) -> None:
+    """Q5.1's numbers: the test's frame (seeds, images, cut, flat maps, IG gaps) and its models."""
+    sc, vd = ctx.cfg.section("sanity"), ctx.cfg.section("verdicts")
+    k, alpha = ctx.cfg["random_labels.seeds"], vd["alpha"]
+    flat = {meth: {name: int(similarity.is_flat(m).sum()) for name, m in maps[meth].items()} for meth, _ in meths}
+    n.update(n_seeds=k, n_images=n_images, images_per_class=sc["images_per_class"], n_boot=sc["bootstrap"],
+             alpha=alpha, level=1 - alpha, cut=vd["randomization_cut"], primary=sc["primary_metric"], flat=flat,
+             methods=[list(m) for m in meths], gradcam_skipped=skipped or None,
              whole=("whole" in designs), designs=[d for d, _ in DESIGNS if d in designs],
              ig_gaps={name: {"median": float(np.median(g)), "max": float(np.max(g))} for name, g in gaps.items()})
     n["models"] = _model_numbers(ctx, cards, designs)
@@ -147,7 +174,14 @@ def run(ctx: Context) -> Result:
     n["random_auc_band"] = list(random_auc_band(ctx.cfg))
     n["control_fit"], n["gate_effect"] = ctx.cfg["verdicts.control_fit"], vd["gate_effect"]
 
-    kw = dict(cut=cut, alpha=alpha, n_boot=sc["bootstrap"], seed=sc["seed"], effect=vd["gate_effect"], methods=meths)
+
+def _data_randomization(ctx: Context, n: dict, maps: dict, designs: dict, y, target, names, meths
+                        ) -> tuple[dict, dict, dict]:
+    """Q5.2's verdicts: every result (counted models, then all), per-image similarities, Holm-adjusted p-values."""
+    sc, vd = ctx.cfg.section("sanity"), ctx.cfg.section("verdicts")
+    primary = sc["primary_metric"]
+    kw = dict(cut=vd["randomization_cut"], alpha=vd["alpha"], n_boot=sc["bootstrap"], seed=sc["seed"],
+              effect=vd["gate_effect"], methods=meths)
     found = verdicts(maps, designs, y, target, counted=set(n["models"]["counted"]), **kw)
     every_model = verdicts(maps, designs, y, target, **kw) if n["models"]["some_not_counted"] else found
     results = {key: r for key, (r, _) in found.items()}
@@ -157,8 +191,17 @@ def run(ctx: Context) -> Result:
     secondary = [key for key in results if not (key[1] == primary and key[2] == "subset")]
     adjusted = dict(zip(secondary, sanity.holm([results[key].p_value for key in secondary])))
     n["n_secondary"] = len(secondary)
+    return results, every_model, adjusted
+
+
+def _design_results(ctx: Context, n: dict, maps: dict, designs: dict, x, results: dict, every_model: dict,
+                    adjusted: dict, meths) -> tuple[list, list, dict]:
+    """Q5.2's numbers per method, metric and design with the null references, and its table rows, sweep and bars."""
+    sc = ctx.cfg.section("sanity")
+    primary, boot = sc["primary_metric"], _boot(ctx)
+    rng = np.random.default_rng(sc["seed"])
+    nulls = {"edge": similarity.edge_map(x), "random_map": rng.uniform(size=x.shape[:3])}
     rows, sweep, bars = [], [], {}
-    boot = dict(n_boot=sc["bootstrap"], seed=sc["seed"], alpha=alpha)
     for meth, title in meths:
         n[meth] = {}
         for metric in METHOD_METRICS[meth]:
@@ -173,12 +216,7 @@ def run(ctx: Context) -> Result:
                     dlabel, {null: sanity.bootstrap_mean(np.stack([similarity.measure_stack(maps[meth][m], nmap, metric)
                                                                    for m in designs[design]["true"]]), **boot)
                              for null, nmap in nulls.items()})
-                rows.append({"method": title, "metric": metric + (" (primary)" if is_primary else ""),
-                             "design": dlabel, "cross": _label(out["cross"]), "ceiling": _label(out["ceiling"]),
-                             "floor (in arm)": _label(out["floor_arm"]), "floor (true-label)": _label(out["floor"]),
-                             "rho": _label(out["rho"]),
-                             "edge map": _label(out["edge"]), "random map": _label(out["random_map"]),
-                             "outcome": r.outcome, "Holm": "-" if is_primary else out["holm_outcome"]})
+                rows.append(_metrics_row(title, metric, dlabel, out, r.outcome, is_primary))
                 sweep.append((f"{title} {metric}, {dlabel}{' (primary)' if is_primary else ''}",
                               r.rho.mean, r.rho.lo, r.rho.hi, r.outcome))
                 if design == "subset":
@@ -188,17 +226,36 @@ def run(ctx: Context) -> Result:
                                          ("floor in arm", "floor_arm"), ("true-label floor", "floor"),
                                          ("edge map", "edge"))}
         n[meth]["headline"] = _headline(n[meth], primary, designs)
-    _input_likeness(n, maps, x, b, designs, boot)
-    _sentences(n, meths)
-    res.table("q5_models", _model_table(n["models"], flat, n["ig_gaps"]),
-              f"The models of the data randomization test ({k} seeded-subset seeds per arm"
+    return rows, sweep, bars
+
+
+def _metrics_row(title: str, metric: str, dlabel: str, out: dict, outcome: str, is_primary: bool) -> dict:
+    """One row of Q5.2's metrics table (q5_metrics): one method, metric and design."""
+    return {"method": title, "metric": metric + (" (primary)" if is_primary else ""),
+            "design": dlabel, "cross": _label(out["cross"]), "ceiling": _label(out["ceiling"]),
+            "floor (in arm)": _label(out["floor_arm"]), "floor (true-label)": _label(out["floor"]),
+            "rho": _label(out["rho"]),
+            "edge map": _label(out["edge"]), "random map": _label(out["random_map"]),
+            "outcome": outcome, "Holm": "-" if is_primary else out["holm_outcome"]}
+
+
+def _models_table(ctx: Context, res: Result, n: dict) -> None:
+    """Q5.1's table (q5_models): the models of the data randomization test and the main model."""
+    res.table("q5_models", _model_table(n["models"], n["flat"], n["ig_gaps"]),
+              f"The models of the data randomization test ({ctx.cfg['random_labels.seeds']} seeded-subset seeds per arm"
               + (", the whole-split pair" if n["whole"] else "") + ") and the main model. "
               "Train accuracy is on the labels each model was trained on (permuted for the random-label "
               "models), at threshold 0.5, without dropout or augmentation; test metrics use the true labels. "
               "Flat maps are excluded from every similarity.")
+
+
+def _verdict_outputs(ctx: Context, res: Result, rows: list, sweep: list, bars: dict, n_images: int) -> None:
+    """Q5.2's metrics table (q5_metrics) and its figures: the cut sweep (q5_sweep) and the bars (q5_bars)."""
+    sc, vd = ctx.cfg.section("sanity"), ctx.cfg.section("verdicts")
+    cut, alpha = vd["randomization_cut"], vd["alpha"]
     res.table("q5_metrics", pd.DataFrame(rows),
               f"The data randomization test per method, metric and design: similarity means with "
-              f"{1 - alpha:.0%} intervals from a Bayesian bootstrap over {len(x)} test images"
+              f"{1 - alpha:.0%} intervals from a Bayesian bootstrap over {n_images} test images"
               " and the models of each arm (whole split: over images only), {sc['bootstrap']} resamples. "
               "cross: a true-label model vs a random-label model on the same image; ceiling: two true-label models; "
               "floor (in arm): the cross's pairs of models on two images of the same class and explained target; "
@@ -217,6 +274,10 @@ def run(ctx: Context) -> Result:
                "to the other controls' maps (the ceiling), to the random-label models' maps of other images of the "
                "same class and target (the floor in arm, rho's zero), to the other controls' maps of such images "
                "(the true-label floor of the validity gate) and to the input's edge map.")
+
+
+def _grid(ctx: Context, res: Result, n: dict, maps: dict, designs: dict, pos, x, y, names, meths) -> np.ndarray:
+    """Q5.3's figure (q5_grid): report images' maps under the main and random-label models; their positions."""
     s = samples.choose(ctx)
     rp = np.array([int(np.flatnonzero(pos == i)[0]) for i in s.report_pos if i in pos])
     show = ["main"] + ([models.arm("random", models.WHOLE)] if n["whole"] else []) + [designs["subset"]["random"][0]]
@@ -235,8 +296,13 @@ def run(ctx: Context) -> Result:
     n["n_grid"] = int(len(shown))
     n["grid_models"] = show
     n["grid_models_text"] = ", ".join(show)
-    cas = np.concatenate([rp[y[rp] == c][: sc["cascade_images_per_class"]] for c in (0, 1)])
-    partners = sanity.matched_partners(y, target, 2, seed=sc["seed"])[0, 1]
+    return rp
+
+
+def _cascade_references(ctx: Context, maps: dict, designs: dict, y, target, meths) -> tuple[dict, dict]:
+    """Q5.4's references per method: the main model's matched floor and its ceiling (the whole-split control)."""
+    boot = _boot(ctx)
+    partners = sanity.matched_partners(y, target, 2, seed=ctx.cfg["sanity.seed"])[0, 1]
     floors = {}
     for meth, _ in meths:
         has = partners >= 0
@@ -246,11 +312,8 @@ def run(ctx: Context) -> Result:
     for meth, _ in meths:       # a second true-label model of the whole split, same image
         ceilings[meth] = (sanity.bootstrap_mean(similarity.measure_stack(
             maps[meth]["main"], maps[meth][designs["whole"]["true"][1]], "spearman_abs"), **boot)
-            if n["whole"] else sanity.Interval(1.0, 1.0, 1.0))
-    orig = tuple(maps[meth]["main"][cas] for meth, _ in meths)   # the trained model's maps
-    _cascade(ctx, main_model, x[cas], target[cas], b[:, cas] if b.ndim == 5 else b[cas], orig, floors,
-             ceilings, res, names[cas], meths)
-    return res
+            if "whole" in designs else sanity.Interval(1.0, 1.0, 1.0))
+    return floors, ceilings
 
 
 def _design_numbers(r, every, holm_p: float | None, label: str, nulls: dict) -> dict:
@@ -461,9 +524,7 @@ def _cascade(ctx: Context, model, x, target, b, orig: tuple, floors: dict, ceili
     independent draws per step; ``orig`` holds the trained model's (IG, Grad-CAM) maps of ``x``,
     ``floors`` each method's matched floor (Spearman |map|, main model, two images) and
     ``ceilings`` its ceiling (main vs the whole-split control, same image; 1 without it)."""
-    sc, a, vd = ctx.cfg.section("sanity"), ctx.cfg.section("attribution"), ctx.cfg.section("verdicts")
-    draws, cut = sc["cascade_draws"], vd["randomization_cut"]
-    boot = dict(n_boot=sc["bootstrap"], seed=sc["seed"], alpha=vd["alpha"])
+    draws = ctx.cfg["sanity.cascade_draws"]
     log(f"cascading parameter randomization: {len(x)} images, both orders, {draws} draws per step")
     n = res.numbers
     n["cascade"] = {"n_images": int(len(x)), "layers": list(randomization.weighted_layers(model)),
@@ -477,45 +538,71 @@ def _cascade(ctx: Context, model, x, target, b, orig: tuple, floors: dict, ceili
         for j, (meth, title) in enumerate(meths):
             # the first draw's maps, N x steps x H x W, the trained model's first (for the explorer)
             saved[f"{meth}_{order}"] = np.stack([orig[j]] + [per_draw[0][j] for per_draw in stage_maps], axis=1)
-            c = n["cascade"].setdefault(meth, {})[order] = {"steps": []}
-            for step, per_draw in enumerate(stage_maps):
-                cur = [d[j] for d in per_draw]
-                row = {"layer": labels[order][step + 1],
-                       "flat": int(sum(similarity.is_flat(m).sum() for m in cur))}
-                for metric in CASCADE_METRICS:
-                    v = np.stack([similarity.measure_stack(orig[j], m, metric) for m in cur])
-                    row[metric] = sanity.bootstrap_mean(v, **boot).as_dict()
-                pairs = np.stack([similarity.measure_stack(cur[d], cur[e], "spearman_abs")
-                                  for d in range(draws) for e in range(d + 1, draws)])
-                row["draw_vs_draw"] = sanity.bootstrap_mean(pairs, **boot).as_dict()
-                row["rho"] = _cascade_rho(sanity.Interval(**row["spearman_abs"]), floors[meth], ceilings[meth])
-                row["sensitivity"] = _sensitivity(row["rho"], cut)
-                c["steps"].append(row)
-            first, final = c["steps"][0], c["steps"][-1]
-            fl = floors[meth]
-            c.update(first=first, final=final, first_sensitivity=first["sensitivity"],
-                     final_above_floor=bool(final["spearman_abs"]["lo"] > fl.hi),
-                     final_draws_above_floor=bool(final["draw_vs_draw"]["lo"] > fl.hi),
-                     first_says=measures.says(first["sensitivity"], SENSITIVITY_WORDS),
-                     flat_total=int(sum(r["flat"] for r in c["steps"])),
-                     n_maps=int(len(c["steps"]) * draws * len(x)))
-            band = lambda key: [(r[key]["mean"], r[key]["lo"], r[key]["hi"]) for r in c["steps"]]  # noqa: E731
-            curves[(title, order)] = {    # step 0: the trained model itself
-                "vs trained model": np.array([(1.0, 1.0, 1.0)] + band("spearman_abs")),
-                "draw vs draw": np.array([(np.nan,) * 3] + band("draw_vs_draw"))}
-    cas = n["cascade"]
+            n["cascade"].setdefault(meth, {})[order] = c = _cascade_order(
+                ctx, orig[j], [[d[j] for d in per_draw] for per_draw in stage_maps], randomized,
+                floors[meth], ceilings[meth])
+            curves[(title, order)] = _cascade_curves(c["steps"])
+    _cascade_summary(n["cascade"], meths)
+    ctx.save_arrays("q5_cascade", names=names, **saved,
+                    **{f"{meth}_{order}_steps": np.array(["trained"] + labels[order][1:])
+                       for meth, _ in meths for order in randomization.ORDERS})
+    _cascade_figure(ctx, res, curves, labels, floors, ceilings, meths, len(x))
+
+
+def _cascade_step(ctx: Context, orig: np.ndarray, cur: list, layer: str, floor, ceiling) -> dict:
+    """Q5.4's numbers of one cascade step: similarity to the trained maps and draw vs draw, rho, sensitivity."""
+    vd = ctx.cfg.section("verdicts")
+    boot, draws = _boot(ctx), len(cur)
+    row = {"layer": layer, "flat": int(sum(similarity.is_flat(m).sum() for m in cur))}
+    for metric in CASCADE_METRICS:
+        v = np.stack([similarity.measure_stack(orig, m, metric) for m in cur])
+        row[metric] = sanity.bootstrap_mean(v, **boot).as_dict()
+    pairs = np.stack([similarity.measure_stack(cur[d], cur[e], "spearman_abs")
+                      for d in range(draws) for e in range(d + 1, draws)])
+    row["draw_vs_draw"] = sanity.bootstrap_mean(pairs, **boot).as_dict()
+    row["rho"] = _cascade_rho(sanity.Interval(**row["spearman_abs"]), floor, ceiling)
+    row["sensitivity"] = _sensitivity(row["rho"], vd["randomization_cut"])
+    return row
+
+
+def _cascade_order(ctx: Context, orig: np.ndarray, stage_maps: list, randomized: list, floor, ceiling) -> dict:
+    """Q5.4's numbers of one method and order: every step (step -> draw -> maps), the first and the last."""
+    c = {"steps": [_cascade_step(ctx, orig, cur, layer, floor, ceiling)
+                   for cur, layer in zip(stage_maps, randomized)]}
+    first, final = c["steps"][0], c["steps"][-1]
+    c.update(first=first, final=final, first_sensitivity=first["sensitivity"],
+             final_above_floor=bool(final["spearman_abs"]["lo"] > floor.hi),
+             final_draws_above_floor=bool(final["draw_vs_draw"]["lo"] > floor.hi),
+             first_says=measures.says(first["sensitivity"], SENSITIVITY_WORDS),
+             flat_total=int(sum(r["flat"] for r in c["steps"])),
+             n_maps=int(len(c["steps"]) * ctx.cfg["sanity.cascade_draws"] * len(orig)))
+    return c
+
+
+def _cascade_curves(steps: list[dict]) -> dict:
+    """Q5.4's figure bands of one method and order (step 0: the trained model itself)."""
+    band = lambda key: [(r[key]["mean"], r[key]["lo"], r[key]["hi"]) for r in steps]  # noqa: E731
+    return {"vs trained model": np.array([(1.0, 1.0, 1.0)] + band("spearman_abs")),
+            "draw vs draw": np.array([(np.nan,) * 3] + band("draw_vs_draw"))}
+
+
+def _cascade_summary(cas: dict, meths) -> None:
+    """Q5.4's values over both orders: IG's input term, any flat map, the layers, a first step uninformative."""
     for meth, _ in meths:
         cas[meth]["input_term"] = meth == "ig"     # IG's maps keep the (x - baseline) term at any weights
         cas[meth]["any_flat"] = sum(cas[meth][order]["flat_total"] for order in randomization.ORDERS) > 0
     cas.update(n_layers=len(cas["layers"]), layers_text=", ".join(cas["layers"]),
                first_uninformative=any(cas[meth]["top_down"]["first_says"]["uninformative"] for meth, _ in meths))
-    ctx.save_arrays("q5_cascade", names=names, **saved,
-                    **{f"{meth}_{order}_steps": np.array(["trained"] + labels[order][1:])
-                       for meth, _ in meths for order in randomization.ORDERS})
+
+
+def _cascade_figure(ctx: Context, res: Result, curves: dict, labels: dict, floors: dict, ceilings: dict, meths,
+                    n_images: int) -> None:
+    """Q5.4's figure (q5_cascade): similarity to the trained maps and draw vs draw, per step, both orders."""
+    a, vd, draws = ctx.cfg.section("attribution"), ctx.cfg.section("verdicts"), ctx.cfg["sanity.cascade_draws"]
     res.figure("q5_cascade", plots.cascade_bands(
                    curves, labels, {t: (floors[m].mean, floors[m].lo, floors[m].hi) for m, t in meths},
                    {t: (ceilings[m].mean, ceilings[m].lo, ceilings[m].hi) for m, t in meths}),
-               f"Cascading model parameter randomization of the main model ({len(x)} report images, "
+               f"Cascading model parameter randomization of the main model ({n_images} report images, "
                f"IG {a['ig_steps']} steps, {draws} random draws per step): Spearman |map| of each step's maps to "
                "the trained model's maps and between two independent draws of the same step, as layers are "
                "re-initialised from the logits down (top-down) and from the input up (bottom-up); x: the layer "
