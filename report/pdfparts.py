@@ -730,41 +730,64 @@ def merge(pdfs: list[bytes], metas: list[dict], footer: bytes) -> bytes:
     destinations merged into one name tree, the outline rebuilt for the whole document, and
     the first part's metadata."""
     from pypdf import PdfReader, PdfWriter
-    from pypdf.generic import (ArrayObject, DecodedStreamObject, DictionaryObject, FloatObject,
-                               NameObject, NullObject, NumberObject, TextStringObject)
-    from pypdf.generic import Fit
 
     writer = PdfWriter()
     readers = [PdfReader(io.BytesIO(b)) for b in pdfs]
     footer_reader = PdfReader(io.BytesIO(footer))
-    dests: dict[str, ArrayObject] = {}
+    dests: dict = {}
     bookmarks = []
     offset = 0
     for reader, meta in zip(readers, metas):
         start = len(writer.pages)
         pages = [writer.add_page(p) for p in reader.pages]
-        names = reader.trailer["/Root"].get("/Names", {})
-        tree = names.get_object().get("/Dests") if names else None
-        flat = tree.get_object().get("/Names", []) if tree is not None else []
-        by_ref = {p.indirect_reference.idnum: i for i, p in enumerate(reader.pages)}
-        for name, dest in zip(flat[::2], flat[1::2]):
-            dest = dest.get_object()
-            i = by_ref.get(dest[0].idnum)
-            if i is not None and str(name) not in dests:
-                dests[str(name)] = ArrayObject([pages[i].indirect_reference] + list(dest[1:]))
+        _collect_dests(reader, pages, dests)
         for p in pages:
-            for annot in p.get("/Annots", []) or []:
-                a = annot.get_object()
-                action = a.get("/A")
-                uri = action.get_object().get("/URI") if action is not None else None
-                if uri is not None and str(uri).startswith(DEST_SCHEME):
-                    del a[NameObject("/A")]
-                    a[NameObject("/Dest")] = TextStringObject(unquote(str(uri)[len(DEST_SCHEME):]))
+            _link_dests(p)
         bookmarks += [[page + offset, *rest] for page, *rest in meta["bookmarks"]]
         offset += meta["pages"]
         assert len(writer.pages) == start + meta["pages"]
+    _draw_margins(writer, footer_reader)
+    _add_name_tree(writer, dests)
+    _add_outline(writer, bookmark_tree(bookmarks), None)
+    _copy_document_info(writer, readers[0])
+    out = io.BytesIO()
+    writer.write(out)
+    return out.getvalue()
 
-    # margin boxes: each footer page as a form drawn first
+
+def _collect_dests(reader, pages: list, dests: dict) -> None:
+    """Add a part's named destinations to ``dests`` (name -> array), pointing at its pages as merged
+    (``pages``); a name already there is kept."""
+    from pypdf.generic import ArrayObject
+
+    names = reader.trailer["/Root"].get("/Names", {})
+    tree = names.get_object().get("/Dests") if names else None
+    flat = tree.get_object().get("/Names", []) if tree is not None else []
+    by_ref = {p.indirect_reference.idnum: i for i, p in enumerate(reader.pages)}
+    for name, dest in zip(flat[::2], flat[1::2]):
+        dest = dest.get_object()
+        i = by_ref.get(dest[0].idnum)
+        if i is not None and str(name) not in dests:
+            dests[str(name)] = ArrayObject([pages[i].indirect_reference] + list(dest[1:]))
+
+
+def _link_dests(page) -> None:
+    """Turn the ``xaikit-dest:NAME`` links of a merged page into links to the named destination NAME."""
+    from pypdf.generic import NameObject, TextStringObject
+
+    for annot in page.get("/Annots", []) or []:
+        a = annot.get_object()
+        action = a.get("/A")
+        uri = action.get_object().get("/URI") if action is not None else None
+        if uri is not None and str(uri).startswith(DEST_SCHEME):
+            del a[NameObject("/A")]
+            a[NameObject("/Dest")] = TextStringObject(unquote(str(uri)[len(DEST_SCHEME):]))
+
+
+def _draw_margins(writer, footer_reader) -> None:
+    """Margin boxes: draw each footer page, as a form, first on the merged page of the same number."""
+    from pypdf.generic import ArrayObject, DecodedStreamObject, DictionaryObject, FloatObject, NameObject
+
     cloned: dict = {}
     for page, fpage in zip(writer.pages, footer_reader.pages):
         ref = fpage.get("/Resources")
@@ -790,27 +813,37 @@ def merge(pdfs: list[bytes], metas: list[dict], footer: bytes) -> bytes:
         old = list(contents.get_object()) if isinstance(contents.get_object(), ArrayObject) else [contents]
         page[NameObject("/Contents")] = ArrayObject([writer._add_object(draw)] + old)
 
-    if dests:
-        array = ArrayObject()
-        for name in sorted(dests):
-            array += [TextStringObject(name), dests[name]]
-        writer._root_object.setdefault(NameObject("/Names"), DictionaryObject())
-        names = writer._root_object["/Names"]
-        names[NameObject("/Dests")] = writer._add_object(DictionaryObject({NameObject("/Names"): array}))
 
-    def add(items, parent):
-        for label, page, x, y, state, children in items:
-            ref = writer.add_outline_item(label, page, parent=parent, fit=Fit.xyz(x, y, 0),
-                                          is_open=state != "closed")
-            add(children, ref)
-    add(bookmark_tree(bookmarks), None)
+def _add_name_tree(writer, dests: dict) -> None:
+    """The merged document's named destinations (``dests``, name -> array), as one sorted name tree."""
+    from pypdf.generic import ArrayObject, DictionaryObject, NameObject, TextStringObject
 
-    first = readers[0]
+    if not dests:
+        return
+    array = ArrayObject()
+    for name in sorted(dests):
+        array += [TextStringObject(name), dests[name]]
+    writer._root_object.setdefault(NameObject("/Names"), DictionaryObject())
+    names = writer._root_object["/Names"]
+    names[NameObject("/Dests")] = writer._add_object(DictionaryObject({NameObject("/Names"): array}))
+
+
+def _add_outline(writer, items: list, parent) -> None:
+    """Add the outline ``items`` (:func:`bookmark_tree`) under ``parent`` (None: at the top), depth first."""
+    from pypdf.generic import Fit
+
+    for label, page, x, y, state, children in items:
+        ref = writer.add_outline_item(label, page, parent=parent, fit=Fit.xyz(x, y, 0),
+                                      is_open=state != "closed")
+        _add_outline(writer, children, ref)
+
+
+def _copy_document_info(writer, first) -> None:
+    """The first part's metadata, language and PDF version, for the merged document."""
+    from pypdf.generic import NameObject
+
     if first.metadata:
         writer.add_metadata({k: v for k, v in first.metadata.items()})
     if "/Lang" in first.trailer["/Root"]:
         writer._root_object[NameObject("/Lang")] = first.trailer["/Root"]["/Lang"]
     writer.pdf_header = first.pdf_header
-    out = io.BytesIO()
-    writer.write(out)
-    return out.getvalue()

@@ -328,63 +328,97 @@ def render(ctx: Context, results: dict, *, pdf: bool = True, templates: Path = T
 
 def _render(ctx: Context, results: dict, renderer, *, pdf: bool, templates: Path,
             outline: list | None, model_names) -> Path:
-    from .provenance import collect
+    """:func:`render` with its ``renderer``: numbers.json, then the page composed, then report.html and report.pdf."""
     outline = outline if outline is not None else layout()
-    numbers = {name: res["numbers"] for name, res in results.items()}
-    numbers["provenance"] = collect(ctx, results, model_names)
-    artifacts.atomic_write_json(ctx.build / "numbers.json", numbers)
-    numbered = [dict(sec, subs=[dict(u, figures=[], tables=[], appendix_figures=[], appendix_tables=[])
-                                for u in sec["subs"]])
-                if results[sec["name"]]["numbers"].get("skipped") else sec for sec in outline]   # no gaps in numbering
-    variables = answer_variables(numbers, ctx.cfg.as_dict(), ctx.cfg.profile, numbered)
-    fig_no, tab_no = variables["fig"], variables["tab"]
+    numbers = _write_numbers(ctx, results, model_names)
+    variables = answer_variables(numbers, ctx.cfg.as_dict(), ctx.cfg.profile, _numbered(outline, results))
     env = answer_env(templates, cache=ctx.build / "cache" / "templates")
     sections, appendix = [], []
     for section in outline:
-        res = results[section["name"]]
+        body, methods = _section_parts(ctx, env, variables, section, results[section["name"]])
+        sections.append(body)
+        if methods is not None:
+            appendix.append(methods)
+    html = _page_html(ctx, env, variables, templates, sections, appendix, numbers["provenance"])
+    return _write_report(ctx, html, renderer, pdf=pdf)
 
-        def figs(ids):
-            return [dict(res["figures"][f], number=fig_no[f],
-                         strips=res["figures"][f].get("strips") or [res["figures"][f]["file"]],
-                         width_in=_size_in(ctx.build / res["figures"][f]["file"])) for f in ids]
 
-        def tabs(ids):
-            return [dict(res["tables"][t], number=tab_no[t]) for t in ids]
+def _write_numbers(ctx: Context, results: dict, model_names) -> dict:
+    """Every section's numbers and the build's provenance, written to numbers.json."""
+    from .provenance import collect
+    numbers = {name: res["numbers"] for name, res in results.items()}
+    numbers["provenance"] = collect(ctx, results, model_names)
+    artifacts.atomic_write_json(ctx.build / "numbers.json", numbers)
+    return numbers
 
-        subs, items = [], []
-        skipped = res["numbers"].get("skipped")      # a section the model in use cannot answer (Q4 without a conv layer)
-        for sub in section["subs"]:
-            if skipped:
-                subs.append({"number": sub["number"], "title": sub["title"], "figures": [], "tables": [],
-                             "answer": f"<p><strong>Skipped.</strong> {skipped}.</p>", "appendix": None})
-                continue
-            body, methods = render_answer_parts(env, sub["answer"], variables)
-            item = {"number": sub["number"], "title": sub["title"], "id": appendix_id(sub["number"]),
-                    "back": sub["number"].replace(".", "-"), "methods": methods,
-                    "figures": figs(sub.get("appendix_figures", [])),
-                    "tables": tabs(sub.get("appendix_tables", []))}
-            has_item = bool(methods or item["figures"] or item["tables"])
-            if has_item:
-                items.append(item)
-            subs.append({"number": sub["number"], "title": sub["title"], "answer": body,
-                         "figures": figs(sub["figures"]), "tables": tabs(sub["tables"]),
-                         "appendix": item["id"] if has_item else None})
-        sections.append({"name": section["name"], "title": section["title"], "subs": subs})
-        if items:
-            appendix.append({"name": "methods-" + section["name"], "title": methods_title(section["title"]),
-                             "back": section["name"], "subs": items})
+
+def _numbered(outline: list, results: dict) -> list:
+    """``outline`` with the figures and tables of skipped sections taken out (no gaps in their numbering)."""
+    return [dict(sec, subs=[dict(u, figures=[], tables=[], appendix_figures=[], appendix_tables=[])
+                            for u in sec["subs"]])
+            if results[sec["name"]]["numbers"].get("skipped") else sec for sec in outline]
+
+
+def _figure_items(ctx: Context, res: dict, ids: list, fig_no: dict) -> list[dict]:
+    """The page's data of a section's figures ``ids``: number, strips and printed width."""
+    return [dict(res["figures"][f], number=fig_no[f],
+                 strips=res["figures"][f].get("strips") or [res["figures"][f]["file"]],
+                 width_in=_size_in(ctx.build / res["figures"][f]["file"])) for f in ids]
+
+
+def _table_items(res: dict, ids: list, tab_no: dict) -> list[dict]:
+    """The page's data of a section's tables ``ids``, with their numbers."""
+    return [dict(res["tables"][t], number=tab_no[t]) for t in ids]
+
+
+def _section_parts(ctx: Context, env, variables: dict, section: dict, res: dict) -> tuple[dict, dict | None]:
+    """A section's part of the page and its part of the appendix (None when it has nothing there)."""
+    fig_no, tab_no = variables["fig"], variables["tab"]
+    subs, items = [], []
+    skipped = res["numbers"].get("skipped")      # a section the model in use cannot answer (Q4 without a conv layer)
+    for sub in section["subs"]:
+        if skipped:
+            subs.append({"number": sub["number"], "title": sub["title"], "figures": [], "tables": [],
+                         "answer": f"<p><strong>Skipped.</strong> {skipped}.</p>", "appendix": None})
+            continue
+        body, methods = render_answer_parts(env, sub["answer"], variables)
+        item = {"number": sub["number"], "title": sub["title"], "id": appendix_id(sub["number"]),
+                "back": sub["number"].replace(".", "-"), "methods": methods,
+                "figures": _figure_items(ctx, res, sub.get("appendix_figures", []), fig_no),
+                "tables": _table_items(res, sub.get("appendix_tables", []), tab_no)}
+        has_item = bool(methods or item["figures"] or item["tables"])
+        if has_item:
+            items.append(item)
+        subs.append({"number": sub["number"], "title": sub["title"], "answer": body,
+                     "figures": _figure_items(ctx, res, sub["figures"], fig_no),
+                     "tables": _table_items(res, sub["tables"], tab_no),
+                     "appendix": item["id"] if has_item else None})
+    part = {"name": section["name"], "title": section["title"], "subs": subs}
+    if not items:
+        return part, None
+    return part, {"name": "methods-" + section["name"], "title": methods_title(section["title"]),
+                  "back": section["name"], "subs": items}
+
+
+def _page_html(ctx: Context, env, variables: dict, templates: Path, sections: list, appendix: list,
+               provenance: dict) -> str:
+    """The report's HTML page: the sections, the findings, the appendix (glossary, methods) and the provenance."""
     findings = render_answer(env, "findings.md", variables)
     glossary = (render_answer(env, GLOSSARY, variables)
                 if (Path(templates) / "answers" / GLOSSARY).exists() else "")
-    html = render_page(templates, cache=ctx.build / "cache" / "templates", sections=sections, appendix=appendix, findings=findings,
-                       glossary=glossary, glossary_title=methods_title(GLOSSARY_TITLE),
-                       provenance=numbers["provenance"],
+    return render_page(templates, cache=ctx.build / "cache" / "templates", sections=sections, appendix=appendix,
+                       findings=findings, glossary=glossary, glossary_title=methods_title(GLOSSARY_TITLE),
+                       provenance=provenance,
                        css=(Path(templates) / "report.css").read_text("utf-8"),
                        profile=ctx.cfg.profile, dataset=ctx.listing.root,
                        created=_dt.datetime.now().strftime("%Y-%m-%d %H:%M"),   # the provenance appendix
                        created_day=_dt.date.today().isoformat(),    # the title page: its PDF part changes once a day
                        n_images=len(ctx.listing.records), references=load_references(templates),
                        explorer=explorer.links(ctx.build))
+
+
+def _write_report(ctx: Context, html: str, renderer, *, pdf: bool) -> Path:
+    """report.html and, when ``pdf``, report.pdf (laid out first, so that a failed layout writes neither)."""
     html_path = ctx.build / "report.html"
     pdf_bytes = None
     if pdf:

@@ -148,57 +148,92 @@ def panel_grid(rows: Sequence[Sequence[Panel]], *, col_titles: Sequence[str] = (
     if not rows or not any(rows):
         raise ValueError("panel_grid expects at least one panel, got none")
     nrows, ncols = len(rows), max(len(r) for r in rows)
-    lh = lambda pt: pt * 1.25 / 72      # noqa: E731  line height in inches
     col_t = [_fit(t, cell + 0.6 * GAP_IN, COL_TITLE_PT) for t in col_titles]
     row_t = [_fit(t, ncols * cell + (ncols - 1) * GAP_IN, ROW_TITLE_PT, bold=True) for t in row_titles]
-    panel_t = []                         # per row: (column, span, wrapped title)
-    for row in rows:
-        ts = []
-        for j, p in enumerate(row):
-            if p.title:
-                span = 1
-                while j + span < len(row) and not row[j + span].title:
-                    span += 1
-                ts.append((j, span, _fit(p.title, span * cell + (span - 0.4) * GAP_IN, TITLE_PT)))
-        panel_t.append(ts)
-    heads = []
-    for i in range(nrows):
-        h = (lh(ROW_TITLE_PT) * _lines(row_t[i]) if i < len(row_t) else 0.0) \
-            + lh(TITLE_PT) * max([_lines(t) for _, _, t in panel_t[i]], default=0) \
-            + (lh(COL_TITLE_PT) * max([_lines(t) for t in col_t], default=0) if i == 0 else 0.0)
-        heads.append(h + (0.04 if h else 0.0))
+    panel_t = [_panel_titles(row, cell) for row in rows]    # per row: (column, span, wrapped title)
+    heads = [_head_in(i, col_t, row_t, panel_t[i]) for i in range(nrows)]
     bars = _bar_places(rows, ncols) if colorbars else []
     width = 2 * MARGIN_IN + ncols * cell + (ncols - 1) * GAP_IN
     height = 2 * MARGIN_IN + sum(heads) + nrows * cell + (nrows - 1) * ROW_GAP_IN + (BAR_BLOCK_IN if bars else 0)
     fig = Figure(figsize=(width, height))
-    fx = lambda x: x / width             # noqa: E731
-    fy = lambda y: 1 - y / height        # noqa: E731  y measured down from the top
-    x0 = lambda j: MARGIN_IN + j * (cell + GAP_IN)   # noqa: E731
+    at = _GridPlace(width, height, cell)
     top = MARGIN_IN
     for i, row in enumerate(rows):
-        y = top
-        if i == 0 and col_t:
-            for j, t in enumerate(col_t[:ncols]):
-                fig.text(fx(x0(j) + cell / 2), fy(y), t, ha="center", va="top", fontsize=COL_TITLE_PT)
-            y += lh(COL_TITLE_PT) * max(_lines(t) for t in col_t)
-        if i < len(row_t) and row_t[i]:
-            fig.text(fx(x0(0)), fy(y), row_t[i], ha="left", va="top", fontsize=ROW_TITLE_PT, fontweight="bold")
-            y += lh(ROW_TITLE_PT) * _lines(row_t[i])
-        for j, span, t in panel_t[i]:
-            if span == 1:
-                fig.text(fx(x0(j) + cell / 2), fy(y), t, ha="center", va="top", fontsize=TITLE_PT)
-            else:
-                fig.text(fx(x0(j)), fy(y), t, ha="left", va="top", fontsize=TITLE_PT)
+        _draw_titles(fig, at, top, col_t if i == 0 else [], row_t[i] if i < len(row_t) else "", panel_t[i], ncols)
         top += heads[i]
         for j, p in enumerate(row):
-            ax = fig.add_axes((fx(x0(j)), fy(top + cell), fx(cell), cell / height))
+            ax = fig.add_axes((at.fx(at.x0(j)), at.fy(top + cell), at.fx(cell), cell / height))
             _show(ax, p, title=False)
             ax.set_gid("panel")
         top += cell + ROW_GAP_IN
     if bars:
-        _colorbars(fig, bars, lambda j: (fx(x0(j) + 0.1 * cell), fy(top - ROW_GAP_IN + 0.14),
-                                         fx(0.8 * cell), 0.09 / height))
+        _colorbars(fig, bars, lambda j: (at.fx(at.x0(j) + 0.1 * cell), at.fy(top - ROW_GAP_IN + 0.14),
+                                         at.fx(0.8 * cell), 0.09 / height))
     return fig
+
+
+def _line_in(pt: float) -> float:
+    """Line height in inches of text set at ``pt``."""
+    return pt * 1.25 / 72
+
+
+def _panel_titles(row: Sequence[Panel], cell: float) -> list[tuple[int, int, str]]:
+    """(column, span, wrapped title) of each titled panel of a row: it spans the untitled panels after it."""
+    ts = []
+    for j, p in enumerate(row):
+        if p.title:
+            span = 1
+            while j + span < len(row) and not row[j + span].title:
+                span += 1
+            ts.append((j, span, _fit(p.title, span * cell + (span - 0.4) * GAP_IN, TITLE_PT)))
+    return ts
+
+
+def _head_in(i: int, col_t: list[str], row_t: list[str], panel_t: list) -> float:
+    """Height in inches of the titles above row ``i`` (column titles, its row title, its panels' titles)."""
+    h = (_line_in(ROW_TITLE_PT) * _lines(row_t[i]) if i < len(row_t) else 0.0) \
+        + _line_in(TITLE_PT) * max([_lines(t) for _, _, t in panel_t], default=0) \
+        + (_line_in(COL_TITLE_PT) * max([_lines(t) for t in col_t], default=0) if i == 0 else 0.0)
+    return h + (0.04 if h else 0.0)
+
+
+@dataclass(frozen=True)
+class _GridPlace:
+    """Inches on a panel grid (x from the left, y down from the top) as figure fractions."""
+
+    width: float
+    height: float
+    cell: float
+
+    def fx(self, x: float) -> float:
+        """``x`` inches from the left (or a width) as a share of the figure's width."""
+        return x / self.width
+
+    def fy(self, y: float) -> float:
+        """``y`` inches down from the top as a figure coordinate (up from the bottom)."""
+        return 1 - y / self.height
+
+    def x0(self, j: int) -> float:
+        """Left edge of column ``j``."""
+        return MARGIN_IN + j * (self.cell + GAP_IN)
+
+
+def _draw_titles(fig: Figure, at: _GridPlace, y: float, col_t: list[str], row_t: str, panel_t: list,
+                 ncols: int) -> None:
+    """The titles above a row, from ``y`` down: column titles (given for the first row), its row title, its panels'."""
+    cell = at.cell
+    if col_t:
+        for j, t in enumerate(col_t[:ncols]):
+            fig.text(at.fx(at.x0(j) + cell / 2), at.fy(y), t, ha="center", va="top", fontsize=COL_TITLE_PT)
+        y += _line_in(COL_TITLE_PT) * max(_lines(t) for t in col_t)
+    if row_t:
+        fig.text(at.fx(at.x0(0)), at.fy(y), row_t, ha="left", va="top", fontsize=ROW_TITLE_PT, fontweight="bold")
+        y += _line_in(ROW_TITLE_PT) * _lines(row_t)
+    for j, span, t in panel_t:
+        if span == 1:
+            fig.text(at.fx(at.x0(j) + cell / 2), at.fy(y), t, ha="center", va="top", fontsize=TITLE_PT)
+        else:
+            fig.text(at.fx(at.x0(j)), at.fy(y), t, ha="left", va="top", fontsize=TITLE_PT)
 
 
 def _bar_places(rows, ncols: int) -> list[tuple[int, tuple[str, str]]]:
