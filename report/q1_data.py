@@ -18,15 +18,26 @@ from .words import says
 
 
 def run(ctx: Context) -> Result:
-    cfg, p, listing = ctx.cfg, ctx.prepared(), ctx.listing
+    cfg, p = ctx.cfg, ctx.prepared()
     res = Result()
     n = res.numbers
+    n.update(_label_distribution(res, cfg, p, ctx.listing))       # Q1.1
+    _examples(res, cfg, p)
+    n["visible"] = _visible(res, cfg, p)                          # Q1.2
+    n["bias"] = _bias(res, ctx, p, n["counts"], n["visible"])     # Q1.3
+    n["preprocessing"] = _preprocessing(cfg, p)                   # Q1.4
+    return res
+
+
+def _label_distribution(res: Result, cfg, p, listing) -> dict:
+    """Q1.1's numbers on the label distribution (counts per split and class, files left out), table and figure q1_counts."""
     splits = [s for s in ("train", "val", "test") if len(p.idx(s))]
     counts = {s: {c: int(np.sum((p.split == s) & (p.labels == k))) for k, c in enumerate(CLASSES)}
               for s in splits}
     on_disk = {s: {c: int(sum(1 for r in listing.records if r.split == s and r.label == k))
                    for k, c in enumerate(CLASSES)}
                for s in ("train", "val", "test") if any(r.split == s for r in listing.records)}
+    n = {}
     n["counts"] = counts
     n["on_disk"] = on_disk
     n["total"] = int(len(p.labels))
@@ -45,7 +56,11 @@ def run(ctx: Context) -> Result:
     res.table("q1_counts", pd.DataFrame(rows),
               "Images per split and class as used (validation carved out of train/ by patient).")
     res.figure("q1_counts", plots.bar_counts(counts), "Images per split and class.")
+    return n
 
+
+def _examples(res: Result, cfg, p) -> None:
+    """Q1.1's figure q1_examples: random training images per class (seeded by data.seed)."""
     rng = np.random.default_rng(cfg["data.seed"])
     per = plots.MAX_COLS   # one row of full-size panels per class
     grid = []
@@ -58,49 +73,25 @@ def run(ctx: Context) -> Result:
                f"Random training images (seed {cfg['data.seed']}), top row NORMAL, bottom row "
                "PNEUMONIA, with file names.")
 
-    train = p.idx("train")
+
+def _visible(res: Result, cfg, p) -> dict:
+    """Q1.2's numbers (numbers["visible"]) and figures q1_means, q1_hist and q1_sharp: how the classes differ."""
+    train, test = p.idx("train"), p.idx("test")
     x = p.images[train].astype(np.float64) / 255.0
     y = p.labels[train]
-    means = [x[y == k].mean(0) for k in (0, 1)]
-    diff = means[1] - means[0]
-    res.figure("q1_means", plots.panel_grid([[
-        plots.Panel(means[0], "gray", "mean NORMAL"), plots.Panel(means[1], "gray", "mean PNEUMONIA"),
-        plots.Panel(diff, "signed", "PNEUMONIA - NORMAL")]], cell=2.1),
-        "Per-class mean training image and their difference (red: brighter in PNEUMONIA).")
+    diff = _mean_images(res, x, y)
     intensity = {c: x[y == k].mean(axis=(1, 2)) for k, c in enumerate(CLASSES)}
     res.figure("q1_hist", plots.histograms({c: x[y == k][:, ::4, ::4] for k, c in enumerate(CLASSES)},
                                            xlabel="pixel intensity (0-1)"),
                "Pixel intensity histograms per class (training images).")
     sharp = eda.sharpness(p.images[train])
-    test = p.idx("test")
     sharp_test = eda.sharpness(p.images[test])
-    h, w = diff.shape
-    center = _central_half(np.abs(diff))
-    # every direction the text states is decided by an interval over training images (#24), fixed here:
-    # brightness (mean intensity, PNEUMONIA - NORMAL), sharpness (log ratio of medians, NORMAL / PNEUMONIA)
-    # and whether the mean images differ more in the central half than overall (on 4 x 4 block means,
-    # so that each bootstrap draw stays cheap; the point values below are at full resolution)
-    boot = dict(n_boot=cfg["attribution.bootstrap"], seed=cfg["data.seed"], level=1 - cfg["verdicts.alpha"])
-    bright = intervals.two_sample(lambda a, b: b.mean() - a.mean(), intensity["NORMAL"], intensity["PNEUMONIA"], **boot)
-    sharp_lr = intervals.two_sample(lambda a, b: np.log(max(np.median(a), 1e-9) / max(np.median(b), 1e-9)),
-                                    sharp[y == 0], sharp[y == 1], **boot)
-    hb, wb = (h // 4) * 4, (w // 4) * 4
-    blocks = x[:, :hb, :wb].reshape(len(x), hb // 4, 4, wb // 4, 4).mean((2, 4)).astype(np.float32)
-    contrast = intervals.two_sample(_center_contrast, blocks[y == 0], blocks[y == 1], **boot)
-    n["visible"] = {
+    visible = {
         "mean_intensity": {c: float(v.mean()) for c, v in intensity.items()},
         "std_intensity": {c: float(v.std()) for c, v in intensity.items()},
-        "diff_center": float(center), "diff_all": float(np.abs(diff).mean()),
+        "diff_center": float(_central_half(np.abs(diff))), "diff_all": float(np.abs(diff).mean()),
         "diff_max": float(diff.max()), "diff_min": float(diff.min()),
-        # the figures' sentences: where the mean images differ most, which class is brighter and sharper
-        "center_contrast": contrast.as_dict(), "center_stronger": bool(contrast.lo > 0),
-        "center_weaker": bool(contrast.hi < 0),
-        "brightness_diff": bright.as_dict(), "sharpness_log_ratio": sharp_lr.as_dict(),
-        "sharpness_ratio": {k: float(np.exp(v)) if k != "n" else v for k, v in sharp_lr.as_dict().items()},
-        "brighter_class": intervals.sign_of(bright, "PNEUMONIA", "NORMAL"),     # None: cannot tell
-        "sharper_class": intervals.sign_of(sharp_lr, "NORMAL", "PNEUMONIA"),
-        "brightness_differs": intervals.sign_of(bright, "PNEUMONIA", "NORMAL") is not None,
-        "sharpness_differs": intervals.sign_of(sharp_lr, "NORMAL", "PNEUMONIA") is not None,
+        **_directions(cfg, x, y, intensity, sharp),
         "sharpness_train": {c: float(np.median(sharp[y == k])) for k, c in enumerate(CLASSES)},
         "sharpness_test": {c: float(np.median(sharp_test[p.labels[test] == k]))
                            for k, c in enumerate(CLASSES)},
@@ -112,20 +103,55 @@ def run(ctx: Context) -> Result:
          (("train", sharp, y), ("test", sharp_test, p.labels[test])) for k, c in enumerate(CLASSES)},
         xlabel="log10(1 + variance of the Laplacian)", bins=40),
         "Image sharpness (variance of the Laplacian) per split and class.")
+    return visible
 
-    dup = eda.duplicates(listing.records)
+
+def _mean_images(res: Result, x: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """Q1.2's figure q1_means: the per-class mean training images; returns their difference (PNEUMONIA - NORMAL)."""
+    means = [x[y == k].mean(0) for k in (0, 1)]
+    diff = means[1] - means[0]
+    res.figure("q1_means", plots.panel_grid([[
+        plots.Panel(means[0], "gray", "mean NORMAL"), plots.Panel(means[1], "gray", "mean PNEUMONIA"),
+        plots.Panel(diff, "signed", "PNEUMONIA - NORMAL")]], cell=2.1),
+        "Per-class mean training image and their difference (red: brighter in PNEUMONIA).")
+    return diff
+
+
+def _directions(cfg, x: np.ndarray, y: np.ndarray, intensity: dict, sharp: np.ndarray) -> dict:
+    """Q1.2's directions (brighter class, sharper class, where the mean images differ most), each by an interval."""
+    # every direction the text states is decided by an interval over training images (#24), fixed here:
+    # brightness (mean intensity, PNEUMONIA - NORMAL), sharpness (log ratio of medians, NORMAL / PNEUMONIA)
+    # and whether the mean images differ more in the central half than overall (on 4 x 4 block means,
+    # so that each bootstrap draw stays cheap; the point values in numbers["visible"] are at full resolution)
+    h, w = x.shape[1:]
+    boot = dict(n_boot=cfg["attribution.bootstrap"], seed=cfg["data.seed"], level=1 - cfg["verdicts.alpha"])
+    bright = intervals.two_sample(lambda a, b: b.mean() - a.mean(), intensity["NORMAL"], intensity["PNEUMONIA"], **boot)
+    sharp_lr = intervals.two_sample(lambda a, b: np.log(max(np.median(a), 1e-9) / max(np.median(b), 1e-9)),
+                                    sharp[y == 0], sharp[y == 1], **boot)
+    hb, wb = (h // 4) * 4, (w // 4) * 4
+    blocks = x[:, :hb, :wb].reshape(len(x), hb // 4, 4, wb // 4, 4).mean((2, 4)).astype(np.float32)
+    contrast = intervals.two_sample(_center_contrast, blocks[y == 0], blocks[y == 1], **boot)
+    # the figures' sentences: where the mean images differ most, which class is brighter and sharper
+    return {
+        "center_contrast": contrast.as_dict(), "center_stronger": bool(contrast.lo > 0),
+        "center_weaker": bool(contrast.hi < 0),
+        "brightness_diff": bright.as_dict(), "sharpness_log_ratio": sharp_lr.as_dict(),
+        "sharpness_ratio": {k: float(np.exp(v)) if k != "n" else v for k, v in sharp_lr.as_dict().items()},
+        "brighter_class": intervals.sign_of(bright, "PNEUMONIA", "NORMAL"),     # None: cannot tell
+        "sharper_class": intervals.sign_of(sharp_lr, "NORMAL", "PNEUMONIA"),
+        "brightness_differs": intervals.sign_of(bright, "PNEUMONIA", "NORMAL") is not None,
+        "sharpness_differs": intervals.sign_of(sharp_lr, "NORMAL", "PNEUMONIA") is not None,
+    }
+
+
+def _bias(res: Result, ctx: Context, p, counts: dict, visible: dict) -> dict:
+    """Q1.3's numbers (numbers["bias"]), table q1_bias and figure q1_sizes: duplicates, patients, sizes."""
+    dup = eda.duplicates(ctx.listing.records)
     split_of = {str(name): str(s) for name, s in zip(p.names, p.split)}
-    pat = eda.patients(listing.records, split_of)
+    pat = eda.patients(ctx.listing.records, split_of)
     wd, ht = p.width.astype(float), p.height.astype(float)
-    aspect = wd / np.maximum(ht, 1)
-    sizes = {c: {"median_width": float(np.median(wd[p.labels == k])),
-                 "median_height": float(np.median(ht[p.labels == k])),
-                 "median_aspect": float(np.median(aspect[p.labels == k])),
-                 "iqr_aspect": float(np.subtract(*np.percentile(aspect[p.labels == k], [75, 25]))),
-                 "distinct_sizes": int(len(set(zip(wd[p.labels == k], ht[p.labels == k])))),
-                 "rgb_share": float(np.mean([m != "L" for m, lab in zip(_modes(ctx, p), p.labels) if lab == k]))}
-             for k, c in enumerate(CLASSES)}
-    n["bias"] = {
+    sizes = _sizes(ctx, p, wd, ht)
+    bias = {
         "duplicate_groups_within": dup.groups_within, "duplicate_files_within": dup.files_within,
         "duplicate_groups_across": dup.groups_across, "duplicate_groups_cross_class": dup.groups_cross_class,
         "duplicate_examples": [list(g) for g in dup.examples[:3]],
@@ -134,32 +160,54 @@ def run(ctx: Context) -> Result:
         "patient_overlap_text": ", ".join(f"{k}: {v}" for k, v in pat.overlap.items()),
         "sizes": sizes,
         "size_differs": bool(any(sizes["NORMAL"][k] != sizes["PNEUMONIA"][k] for k in ("median_width", "median_height"))),
-        "sharpness_ratio": n["visible"]["sharpness_train"]["NORMAL"] /
-        max(1e-9, n["visible"]["sharpness_train"]["PNEUMONIA"]),
+        "sharpness_ratio": visible["sharpness_train"]["NORMAL"] /
+        max(1e-9, visible["sharpness_train"]["PNEUMONIA"]),
     }
-    bias_rows = [
+    res.table("q1_bias", pd.DataFrame(_bias_rows(counts, pat, sizes, visible)),
+              "Per-class measures behind the bias discussion.")
+    res.figure("q1_sizes", plots.scatter_groups(
+        {c: (wd[p.labels == k], ht[p.labels == k]) for k, c in enumerate(CLASSES)},
+        xlabel="original width (px)", ylabel="original height (px)"),
+        "Original image sizes per class (all splits).")
+    return bias
+
+
+def _sizes(ctx: Context, p, wd: np.ndarray, ht: np.ndarray) -> dict:
+    """Q1.3's per-class original sizes, aspect ratios and share of non-grayscale files (numbers["bias"]["sizes"])."""
+    aspect = wd / np.maximum(ht, 1)
+    modes = _modes(ctx, p)
+    return {c: {"median_width": float(np.median(wd[p.labels == k])),
+                "median_height": float(np.median(ht[p.labels == k])),
+                "median_aspect": float(np.median(aspect[p.labels == k])),
+                "iqr_aspect": float(np.subtract(*np.percentile(aspect[p.labels == k], [75, 25]))),
+                "distinct_sizes": int(len(set(zip(wd[p.labels == k], ht[p.labels == k])))),
+                "rgb_share": float(np.mean([m != "L" for m, lab in zip(modes, p.labels) if lab == k]))}
+            for k, c in enumerate(CLASSES)}
+
+
+def _bias_rows(counts: dict, pat, sizes: dict, visible: dict) -> list[dict]:
+    """Q1.3's table q1_bias: one row per per-class measure, formatted (integers without decimals)."""
+    rows = [
         {"measure": "images (train)", "NORMAL": counts["train"]["NORMAL"], "PNEUMONIA": counts["train"]["PNEUMONIA"]},
         {"measure": "images per patient id (train)", **{c: pat.images_per_patient.get(c, 0.0) for c in CLASSES}},
         {"measure": "median original width (px)", **{c: sizes[c]["median_width"] for c in CLASSES}},
         {"measure": "median original height (px)", **{c: sizes[c]["median_height"] for c in CLASSES}},
         {"measure": "median aspect ratio (w/h)", **{c: sizes[c]["median_aspect"] for c in CLASSES}},
         {"measure": "share of non-grayscale files", **{c: sizes[c]["rgb_share"] for c in CLASSES}},
-        {"measure": "mean intensity (train)", **n["visible"]["mean_intensity"]},
-        {"measure": "median sharpness (train)", **n["visible"]["sharpness_train"]},
-        {"measure": "median sharpness (test)", **n["visible"]["sharpness_test"]},
+        {"measure": "mean intensity (train)", **visible["mean_intensity"]},
+        {"measure": "median sharpness (train)", **visible["sharpness_train"]},
+        {"measure": "median sharpness (test)", **visible["sharpness_test"]},
     ]
-    for row in bias_rows:
+    for row in rows:
         for c in CLASSES:
             v = float(row[c])
             row[c] = f"{v:.0f}" if v.is_integer() else f"{v:.3f}"
-    res.table("q1_bias", pd.DataFrame(bias_rows),
-              "Per-class measures behind the bias discussion.")
-    res.figure("q1_sizes", plots.scatter_groups(
-        {c: (wd[p.labels == k], ht[p.labels == k]) for k, c in enumerate(CLASSES)},
-        xlabel="original width (px)", ylabel="original height (px)"),
-        "Original image sizes per class (all splits).")
+    return rows
 
-    n["preprocessing"] = {
+
+def _preprocessing(cfg, p) -> dict:
+    """Q1.4's numbers (numbers["preprocessing"]): the preprocessing and augmentation settings, class weights."""
+    out = {
         "image_size": cfg["data.image_size"], "val_fraction": cfg["data.val_fraction"],
         "seed": cfg["data.seed"], "use_kaggle_val": cfg["data.use_kaggle_val"],
         "max_per_class": cfg["data.max_per_class"], "augment": cfg["train.augment"],
@@ -172,9 +220,9 @@ def run(ctx: Context) -> Result:
     # the per-sample weights training uses (xaikit.train), one value per class
     yt = p.y("train")
     w = class_weight_vector(yt, cfg["train.class_weights"])
-    n["preprocessing"]["class_weight_values"] = {c: float(w[yt == k][0]) for k, c in enumerate(CLASSES)}
-    n["preprocessing"]["weighted"] = cfg["train.class_weights"] != "none"   # equal weights when the split is balanced
-    return res
+    out["class_weight_values"] = {c: float(w[yt == k][0]) for k, c in enumerate(CLASSES)}
+    out["weighted"] = cfg["train.class_weights"] != "none"   # equal weights when the split is balanced
+    return out
 
 
 def kaggle_val_numbers(source, split, names, used: bool) -> dict:

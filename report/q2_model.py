@@ -127,6 +127,19 @@ def run(ctx: Context) -> Result:
     model, card = ctx.model("main")
     p = ctx.prepared()
     res = Result()
+    _architecture(res, ctx, model, card)                          # Q2.1
+    p_test = predict_probs(model, p.x("test"))
+    p_val = predict_probs(model, p.x("val"))
+    _performance(res, ctx, card, p, p_val, p_test)                # Q2.2
+    _metric_tables(res, ctx, card)
+    _performance_figures(res, card, p, p_val, p_test)
+    _sharpness_shift(res, ctx, model, card, p)                    # Q2.2: is the dominant error a sharpness shift?
+    q2_errors.run(ctx, model, card, res)                          # Q2.3
+    return res
+
+
+def _architecture(res: Result, ctx: Context, model, card: dict) -> None:
+    """Q2.1's numbers (model, params, train) and table q2_arch: the architecture in use and its training."""
     n = res.numbers
     arch = architecture_table(model)
     desc = n["model"] = architecture.describe(ctx, model)      # Q2.1's words come from the model in use
@@ -144,35 +157,18 @@ def run(ctx: Context) -> Result:
                   "seconds": card["seconds"], "minutes": card["seconds"] / 60,
                   "n_train": card["n_train"], "n_val": card["n_val"], "n_test": card["n_test"],
                   "best_is_last": card["best_epoch"] == card["epochs_run"]}   # the curves' sentence (Q2.1)
+
+
+def _performance(res: Result, ctx: Context, card: dict, p, p_val, p_test) -> None:
+    """Q2.2's numbers: test metrics at both thresholds, their intervals, and the verdicts drawn from them."""
+    n = res.numbers
     n["val_threshold"] = card["val_threshold"]
     n["val"] = card["val"]
     test05, testv = card["test"]["at_0.5"], card["test"]["at_val_threshold"]
     n["test"] = {"at_05": test05, "at_val": testv}
     n["kermany"] = KERMANY
-    level = 1 - ctx.cfg["verdicts.alpha"]
-    n_boot = ctx.cfg["verdicts.performance_bootstrap"]
-    p_test = predict_probs(model, p.x("test"))
-    p_val = predict_probs(model, p.x("val"))
-    # the primary intervals at the validation threshold: patients resampled, threshold re-selected
-    cl = intervals.clustered_threshold_bootstrap(
-        p.y("val"), p_val, groups(p.y("val"), p.names[p.idx("val")]),
-        p.y("test"), p_test, groups(p.y("test"), p.names[p.idx("test")]),
-        n_boot=n_boot, seed=ctx.cfg["data.seed"], level=level)
-    if not np.isclose(cl.threshold.value, card["val_threshold"]):
-        raise ValueError(f"the Youden threshold of the cached model's validation scores expects "
-                         f"{card['val_threshold']}, got {cl.threshold.value}: the model card is stale")
-    n["test_auc_below_val"] = bool(cl.auc.hi < card["val"]["auc"])    # the ROC figure's sentence (Q2.2)
-    # secondary: images independent, threshold fixed (Wilson; AUC resampled within each class)
-    simple = _fixed_threshold(p.y("test"), p_test, card["val_threshold"], n_boot, ctx.cfg["data.seed"], level)
-    ci = {"at_val": {k: v.as_dict() for k, v in cl.metrics().items()}, "at_05": simple["at_05"],
-          "at_val_fixed": simple["at_val"], "level": level, "n_boot": n_boot,
-          "method": CLUSTERED_METHOD.format(n=n_boot),
-          "method_at_05": "Wilson for accuracy, sensitivity and specificity, bootstrap within each class for "
-                          "AUC; images independent, threshold fixed",
-          "threshold": cl.threshold.as_dict(), "patients": cl.patients, "largest_cluster": cl.largest}
-    ci["clustered_wider"] = {m: bool(ci["at_val"][m]["hi"] - ci["at_val"][m]["lo"] >
-                                     simple["at_val"][m]["hi"] - simple["at_val"][m]["lo"]) for m in CI_METRICS}
-    n["test_ci"] = ci
+    n["test_auc_below_val"], n["test_ci"] = _test_intervals(ctx, card, p, p_val, p_test)
+    ci = n["test_ci"]
     # Q2.2: specificity is the weak side when its interval lies wholly below sensitivity's
     n["specificity_weak"] = bool(ci["at_val"]["specificity"]["hi"] < ci["at_val"]["sensitivity"]["lo"])
     # Kermany et al. report point values; ours carry intervals: where does theirs lie?
@@ -183,6 +179,63 @@ def run(ctx: Context) -> Result:
     n["dominant_error"] = ("false positives (NORMAL images called PNEUMONIA)" if testv["fp"] > testv["fn"]
                            else "false negatives (PNEUMONIA images called NORMAL)")
     n["fp"], n["fn"] = testv["fp"], testv["fn"]
+
+
+def _test_intervals(ctx: Context, card: dict, p, p_val, p_test) -> tuple[bool, dict]:
+    """Q2.2's intervals (numbers["test_ci"]) and whether the test AUC lies below the validation AUC (the ROC sentence)."""
+    level = 1 - ctx.cfg["verdicts.alpha"]
+    n_boot = ctx.cfg["verdicts.performance_bootstrap"]
+    # the primary intervals at the validation threshold: patients resampled, threshold re-selected
+    cl = intervals.clustered_threshold_bootstrap(
+        p.y("val"), p_val, groups(p.y("val"), p.names[p.idx("val")]),
+        p.y("test"), p_test, groups(p.y("test"), p.names[p.idx("test")]),
+        n_boot=n_boot, seed=ctx.cfg["data.seed"], level=level)
+    if not np.isclose(cl.threshold.value, card["val_threshold"]):
+        raise ValueError(f"the Youden threshold of the cached model's validation scores expects "
+                         f"{card['val_threshold']}, got {cl.threshold.value}: the model card is stale")
+    auc_below_val = bool(cl.auc.hi < card["val"]["auc"])    # the ROC figure's sentence (Q2.2)
+    # secondary: images independent, threshold fixed (Wilson; AUC resampled within each class)
+    simple = _fixed_threshold(p.y("test"), p_test, card["val_threshold"], n_boot, ctx.cfg["data.seed"], level)
+    ci = {"at_val": {k: v.as_dict() for k, v in cl.metrics().items()}, "at_05": simple["at_05"],
+          "at_val_fixed": simple["at_val"], "level": level, "n_boot": n_boot,
+          "method": CLUSTERED_METHOD.format(n=n_boot),
+          "method_at_05": "Wilson for accuracy, sensitivity and specificity, bootstrap within each class for "
+                          "AUC; images independent, threshold fixed",
+          "threshold": cl.threshold.as_dict(), "patients": cl.patients, "largest_cluster": cl.largest}
+    ci["clustered_wider"] = {m: bool(ci["at_val"][m]["hi"] - ci["at_val"][m]["lo"] >
+                                     simple["at_val"][m]["hi"] - simple["at_val"][m]["lo"]) for m in CI_METRICS}
+    return auc_below_val, ci
+
+
+def _metric_tables(res: Result, ctx: Context, card: dict) -> None:
+    """Q2.2's numbers["replicates"] and tables q2_seeds and q2_metrics: test performance with intervals and seeds."""
+    ci = res.numbers["test_ci"]
+    seeds = _replicates(ctx, card)
+    res.numbers["replicates"] = seeds
+    rows = _metric_rows(card, ci, seeds)
+    # one row per seed of the main recipe (a single row when train.replicates = 1)
+    res.table("q2_seeds", pd.DataFrame([
+        {"model": m, "seed": sd, "validation AUC": f"{va:.3f}", "threshold": f"{th:.3f}",
+         **{k: f"{seeds[k]['values'][i]:.3f}" for k in SEED_METRICS}}
+        for i, (m, sd, va, th) in enumerate(zip(seeds["models"], seeds["seeds"], seeds["val_auc"],
+                                                seeds["thresholds"]))]),
+        f"Test metrics of each of the {seeds['n']} seeds of the main recipe, each at its own validation "
+        "threshold (point values; the intervals over patients of the main model are in the table above).")
+    pt, lg = ci["patients"]["test"], ci["largest_cluster"]["test"]
+    res.table("q2_metrics", pd.DataFrame(rows).fillna("-"),
+              f"Test-set performance ({card['n_test']} images of {pt['NORMAL']} NORMAL and {pt['PNEUMONIA']} "
+              f"PNEUMONIA patient ids; at most {lg['NORMAL']} and {lg['PNEUMONIA']} images per id) with "
+              f"{ci['level']:.0%} intervals. First row: {ci['method']}, so the interval carries the test patients' "
+              "and the threshold's uncertainty; the point values use the build's threshold. Second and third "
+              "rows: Wilson intervals for accuracy, sensitivity and specificity and a bootstrap of the test "
+              f"images within each class for AUC ({ci['n_boot']:,} resamples), images treated as independent and "
+              "the threshold as fixed. Sensitivity = recall of PNEUMONIA, specificity = recall of NORMAL. "
+              "Kermany et al. report point values only.")
+
+
+def _metric_rows(card: dict, ci: dict, seeds: dict) -> list[dict]:
+    """Q2.2's rows of table q2_metrics: this CNN at both thresholds, its seeds (if several) and Kermany et al."""
+    test05, testv = card["test"]["at_0.5"], card["test"]["at_val_threshold"]
 
     def cell(tag, m):
         e = ci[tag][m]
@@ -199,31 +252,17 @@ def run(ctx: Context) -> Result:
          "precision": test05["precision"], "F1": test05["f1"]},
         {"model": KERMANY["model"], **{m: KERMANY[m] for m in CI_METRICS}, "precision": np.nan, "F1": np.nan},
     ]
-    seeds = _replicates(ctx, card)
-    n["replicates"] = seeds
     if seeds["several"]:
         rows.insert(3, {"model": f"this recipe, {seeds['n']} seeds (mean [min, max]), validation thresholds",
                         **{m: f"{seeds[m]['mean']:.3f} [{seeds[m]['min']:.3f}, {seeds[m]['max']:.3f}]"
                            for m in CI_METRICS},
                         "precision": seeds["precision"]["mean"], "F1": seeds["f1"]["mean"]})
-    # one row per seed of the main recipe (a single row when train.replicates = 1)
-    res.table("q2_seeds", pd.DataFrame([
-        {"model": m, "seed": sd, "validation AUC": f"{va:.3f}", "threshold": f"{th:.3f}",
-         **{k: f"{seeds[k]['values'][i]:.3f}" for k in SEED_METRICS}}
-        for i, (m, sd, va, th) in enumerate(zip(seeds["models"], seeds["seeds"], seeds["val_auc"],
-                                                seeds["thresholds"]))]),
-        f"Test metrics of each of the {seeds['n']} seeds of the main recipe, each at its own validation "
-        "threshold (point values; the intervals over patients of the main model are in the table above).")
-    pt, lg = ci["patients"]["test"], ci["largest_cluster"]["test"]
-    res.table("q2_metrics", pd.DataFrame(rows).fillna("-"),
-              f"Test-set performance ({card['n_test']} images of {pt['NORMAL']} NORMAL and {pt['PNEUMONIA']} "
-              f"PNEUMONIA patient ids; at most {lg['NORMAL']} and {lg['PNEUMONIA']} images per id) with "
-              f"{level:.0%} intervals. First row: {ci['method']}, so the interval carries the test patients' "
-              "and the threshold's uncertainty; the point values use the build's threshold. Second and third "
-              "rows: Wilson intervals for accuracy, sensitivity and specificity and a bootstrap of the test "
-              f"images within each class for AUC ({n_boot:,} resamples), images treated as independent and "
-              "the threshold as fixed. Sensitivity = recall of PNEUMONIA, specificity = recall of NORMAL. "
-              "Kermany et al. report point values only.")
+    return rows
+
+
+def _performance_figures(res: Result, card: dict, p, p_val, p_test) -> None:
+    """Q2.1's figure q2_curves and Q2.2's figures q2_cm and q2_roc."""
+    test05, testv = card["test"]["at_0.5"], card["test"]["at_val_threshold"]
     if card["history"]:
         res.figure("q2_curves", plots.training_curves(card["history"]),
                    "Training curves: loss and AUC per epoch on the (augmented) training and the validation split.")
@@ -243,6 +282,15 @@ def run(ctx: Context) -> Result:
     res.figure("q2_roc", plots.roc(curves, {
         "test at validation threshold": (1 - testv["specificity"], testv["sensitivity"])}),
         "ROC curves on the test and validation splits; the dot marks the operating point.")
+
+
+def _sharpness_shift(res: Result, ctx: Context, model, card: dict, p) -> None:
+    """Q2.2's numbers blur and sharpness: how blur moves the model, and what the test split's sharpness predicts."""
+    n = res.numbers
+    labels = ("NORMAL", "PNEUMONIA")
+    level = 1 - ctx.cfg["verdicts.alpha"]
+    n_boot = ctx.cfg["verdicts.performance_bootstrap"]
+    testv = card["test"]["at_val_threshold"]
     sigma = ctx.cfg["attribution.shortcut_blur_sigma"] * ctx.cfg["data.image_size"] / 128
     yv = p.y("val")
     n["blur"] = {"sigma": sigma, "threshold": float(card["val_threshold"]),
@@ -262,8 +310,6 @@ def run(ctx: Context) -> Result:
                       **sharpness_direction(med["train"], med["test"], shift.as_dict())}
     n["sharpness"]["explains_dominant"] = bool(
         n["sharpness"]["predicts_more_fp"] if testv["fp"] > testv["fn"] else n["sharpness"]["predicts_more_fn"])
-    q2_errors.run(ctx, model, card, res)
-    return res
 
 
 SECTION = Section(

@@ -15,9 +15,9 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 MAX_LINES = 60
-LONGER = {   # "file:function" -> its length when the rule came in (2026-12-04); to be refactored
-    "report/q1_data.py:run": 158, "report/q2_model.py:run": 141,
-}
+# "file:function" -> its length when the rule came in (2026-12-04), to be refactored: empty since every function
+# was split (2026-12-05); kept so that an exception, if one is ever needed, is written here and only shrinks
+LONGER: dict[str, int] = {}
 
 
 def lengths(source: str, name: str) -> dict[str, int]:
