@@ -110,12 +110,12 @@ def retire_report(build: Path) -> None:
         (build / name).unlink(missing_ok=True)
 
 
-def section_key(ctx: Context, section, keys: dict) -> str:
+def section_key(ctx: Context, section) -> str:
     from . import models
     return artifacts.digest(section.name, ctx.data_key, ctx.cfg.digest(section.config),
                             artifacts.source_digest(list(section.sources) + [Path(figures.__file__)]),
                             [models.key(ctx, m) for m in models.expand_all(ctx, section.models)],
-                            [keys[a] for a in section.after], ctx.cfg.profile)
+                            ctx.cfg.profile)
 
 
 def _save_result(ctx: Context, section, result, key: str, seconds: float) -> None:
@@ -202,7 +202,7 @@ def run_sections(ctx: Context, force: tuple[str, ...] = (), until: str | None = 
     names = [s.name for s in SECTIONS]
     last = names.index(until) + 1 if until else len(names)
     for section in SECTIONS[:last]:     # every key from the sources as they are now, before any stage
-        keys[section.name] = section_key(ctx, section, keys)   # runs: an edit during the build stales them
+        keys[section.name] = section_key(ctx, section)   # runs: an edit during the build stales them
     stored = {s.name: None if (force_all or s.name in force) else load_result(ctx, s.name, keys[s.name])
               for s in SECTIONS[:last]}
     stale = [s for s in SECTIONS[:last] if stored[s.name] is None]

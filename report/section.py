@@ -37,7 +37,8 @@ class Section:
 
     ``sources`` are the files whose content decides staleness (the module itself and the
     xaikit modules it calls); ``config`` the key prefixes it reads; ``models`` the cached
-    models it needs; ``after`` sections whose outputs (numbers or saved maps) it reads.
+    models it needs. A section reads no other section's output: maps come from the map store
+    (report/maps.py), so no key holds another's and the order of the registry is only the report's.
     """
 
     name: str                   # "q1"
@@ -47,7 +48,6 @@ class Section:
     config: tuple[str, ...]
     subs: tuple[Sub, ...]
     models: tuple[str, ...] = ()
-    after: tuple[str, ...] = ()
 
 
 @dataclass

@@ -16,7 +16,7 @@ def keys(root, build, overrides=()):
     out = {m: models.key(ctx, m) for m in models.names(ctx)}
     done = {}
     for s in SECTIONS:
-        done[s.name] = section_key(ctx, s, done)
+        done[s.name] = section_key(ctx, s)
     out.update(done)
     return out
 
@@ -71,11 +71,11 @@ def test_source_change_invalidates_the_section(tmp_path):
     src = tmp_path / "module.py"
     src.write_text("x = 1\n")
     section = dataclasses.replace(SECTIONS[0], sources=(src,))
-    k1 = section_key(ctx, section, {})
+    k1 = section_key(ctx, section)
     os.utime(src, (time.time() + 50, time.time() + 50))
-    assert section_key(ctx, section, {}) == k1
+    assert section_key(ctx, section) == k1
     src.write_text("x = 2\n")
-    assert section_key(ctx, section, {}) != k1
+    assert section_key(ctx, section) != k1
 
 
 def test_the_config_schema_is_read_by_value_not_by_source(tmp_path, monkeypatch):
