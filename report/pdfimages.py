@@ -39,10 +39,9 @@ def pass_png_through() -> None:
     docstring); every other image is encoded by WeasyPrint as before. Idempotent."""
     from weasyprint.images import RasterImage
 
-    original = RasterImage.__dict__["_get_png_data"]
-    if getattr(original, "passes_png_through", False):
+    encode = RasterImage.__dict__["_get_png_data"].__func__      # a staticmethod's function
+    if getattr(encode, "passes_png_through", False):              # installed already
         return
-    encode = original.__func__
 
     def get_png_data(pillow_image):
         fp = getattr(pillow_image, "fp", None)

@@ -143,3 +143,52 @@ def test_a_domain_check_can_fail_at_both_ends():
         key.check("0.3")
     with pytest.raises(ConfigError, match="empty"):
         schema_of("[s]\nk = 1   # [2, 1]\n")
+
+
+def test_a_keys_bounds_read_as_written_and_a_closed_end_is_inside():
+    # catches: an end's openness defaulting to open, a bound printed with the wrong sign or end
+    assert Key("s.k", int, 1, high=2).check(2) == 2 and Key("s.k", int, 1, low=-3).check(-3) == -3
+    assert Key("s.k", int, 1).bounds() == "" and Key("s.k", int, 1, low=1).bounds() == ">= 1"
+    assert Key("s.k", int, 1, high=2).bounds() == "<= 2" and Key("s.k", int, 1, low=-2).bounds() == ">= -2"
+    assert Key("s.k", float, 0.5, low=0, high=1, low_open=True).bounds() == "in (0, 1]"
+    assert Key("s.k", float, 0.5, high=1, high_open=True).bounds() == "< 1"
+    with pytest.raises(ConfigError, match=r"expects a value <= 2 \(xaikit.toml\), got 3"):
+        Key("s.k", int, 1, high=2).check(3)
+
+
+def test_a_bad_domain_is_named_with_its_text():
+    # catches: an error that quotes the wrong part of the comment
+    with pytest.raises(ConfigError, match=r"the domain of 's.k' is empty \(\[2, 1\]\)"):
+        schema_of("[s]\nk = 1   # [2, 1]\n")
+    with pytest.raises(ConfigError, match=r"the choices of 's.k' are not TOML values \(\{a, b\}\)"):
+        schema_of('[s]\nk = "a"   # {a, b}\n')
+    assert schema_of("[s]\nk = 1   # [1, 1] one point\n")["s.k"].check(1) == 1    # a one-point domain is not empty
+    # a table that is not a [section] (a profile) ends the section before it: its keys are not the section's
+    assert set(schema_of("[s]\nk = 1\n[profile.quick]\nz = 2\n")) == {"s.k"}
+
+
+def test_config_values_are_frozen_and_read_by_section():
+    # catches: a Config or Key that can be changed after it was checked, a section() that misreads its prefix,
+    # or a digest of another length (every cache key holds it)
+    import dataclasses
+    cfg = load_config(TEXT)
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        cfg.profile = "quick"
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        schema_of(TEXT)["data.seed"].low = 0
+    assert cfg.section("data")["image_size"] == 128 and "seed" in cfg.section("data")
+    assert len(cfg.digest()) == 16 and cfg.digest(("data.",)) != cfg.digest(("train.",))
+
+
+@pytest.mark.parametrize("override, ok", [
+    ("model.architecture=examples.mine:build", True), ("model.architecture=batchnorm", True),
+    ("model.architecture=examples.mine", False), ("model.architecture=a-b:build", False),
+    ("model.path=elsewhere/m.keras", True), ("model.path=m.h5", False),
+])
+def test_model_architecture_and_path(override, ok):
+    # catches: a builder spec without its function accepted, or a valid one / a .keras path refused
+    if ok:
+        load_config(TEXT, overrides=[override])
+    else:
+        with pytest.raises(ConfigError, match=override.split("=")[0]):
+            load_config(TEXT, overrides=[override])

@@ -59,3 +59,47 @@ def test_only_8_bit_grey_or_rgb_non_interlaced_pngs_pass():
     interlaced = bytearray(rgb)
     interlaced[28] = 1                        # IHDR's interlace byte (the CRC is not read)
     assert pdfimages.idat(bytes(interlaced)) is None
+
+
+def _pdf_stream(png: bytes) -> bytes:
+    """The raw (still compressed) data of the one image stream of a PDF made of ``png``."""
+    import pypdf
+    weasyprint = import_weasyprint()
+    src = "data:image/png;base64," + base64.b64encode(png).decode()
+    pdf = weasyprint.HTML(string=f'<img src="{src}" style="width: 40px">').write_pdf()
+    xobjects = pypdf.PdfReader(io.BytesIO(pdf)).pages[0]["/Resources"]["/XObject"]
+    (stream,) = [xobjects[k].get_object() for k in xobjects]
+    return stream._data
+
+
+@pytest.mark.parametrize("mode, passed", [("RGB", True), ("L", True), ("RGBA", False)])
+def test_the_pdf_stream_is_the_pngs_own_idat_data(mode, passed):
+    # catches: a pass-through that never happens (WeasyPrint encodes again: same pixels, none of the speed),
+    # or one that takes a PNG whose stream the PDF cannot hold as it is
+    png, _ = _png(mode)
+    assert (_pdf_stream(png) == pdfimages.idat(png)) == passed
+
+
+def test_a_png_of_several_idat_chunks_is_joined_exactly():
+    # catches: each chunk's data cut one byte long or short (a single-chunk PNG hides it: zlib ignores a tail)
+    rng = np.random.default_rng(2)
+    pixels = rng.integers(0, 256, (200, 200, 3), dtype=np.uint8)
+    buf = io.BytesIO()
+    Image.fromarray(pixels, "RGB").save(buf, format="PNG", compress_level=0)
+    png = buf.getvalue()
+    assert png.count(b"IDAT") > 1
+    got = _pdf_pixels(png)
+    assert np.array_equal(got, pixels)
+
+
+def test_a_broken_signature_does_not_pass_and_the_patch_is_installed_once():
+    # catches: a PNG check that needs every field wrong to refuse (a corrupt file passed through), a second
+    # patch that wraps the first, or a header cut short read past its end
+    rgb, _ = _png("RGB")
+    assert pdfimages.idat(b"\x00" + rgb[1:]) is None
+    assert pdfimages.idat(rgb[:28]) is None
+    from weasyprint.images import RasterImage
+    import_weasyprint()
+    first = RasterImage.__dict__["_get_png_data"]
+    pdfimages.pass_png_through()
+    assert RasterImage.__dict__["_get_png_data"] is first
