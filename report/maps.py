@@ -163,8 +163,8 @@ def ig_boundary(ctx: Context, model) -> PathGradients:
     return held[id(model)][1]
 
 
-def explain_ig(ctx: Context, model, x: np.ndarray, target: np.ndarray, baseline: str,
-               adaptive: bool = True, b: np.ndarray | None = None):
+def explain_ig(ctx: Context, model, x: np.ndarray, target: np.ndarray, baseline: str, *,
+               adaptive: bool, b: np.ndarray | None = None):
     """IG of the trained ``model``'s explained score (the logit margin of ``target``) with the
     named baseline (steps doubled where the completeness gap exceeds the tolerance, unless
     ``adaptive`` is False). ``b``: the baseline images when the caller already made them."""

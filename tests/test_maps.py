@@ -119,3 +119,37 @@ def test_prune_keeps_only_the_map_sets_this_build_asked_for(tmp_path, zoo):
     (left,) = (tmp_path / "cache" / "maps").glob("*.npz")
     assert left.stem == maps.map_key(ctx, "main", "ig", "white", x, target, False)
     assert kept.setting == "white"
+
+
+def test_each_named_baseline_is_the_librarys_with_the_configs_settings(tmp_path, zoo):
+    # catches: one baseline name answered with another's images, the blur's sigma not scaled to the image size,
+    # noise with another number of draws, or the training mean taken from other images than the training split
+    from xaikit import baselines as xb
+    keys, x, _ = zoo
+    ctx = _store_ctx(tmp_path, keys)
+    train = np.random.default_rng(1).integers(0, 255, (4, 32, 32, 1), dtype=np.uint8)
+    ctx.prepared = lambda: SimpleNamespace(x=lambda split: train if split == "train" else None)
+    a = ctx.cfg.section("attribution")
+    expected = {"black": xb.black(x), "white": xb.white(x), "blurred": xb.blurred(x, a["blur_sigma"] * 32 / 128),
+                "noise": xb.uniform_noise(x, a["noise_draws"], a["seed"]),
+                "train_mean": xb.train_mean(x, (train / 255.0).mean(0))}
+    for name, want in expected.items():
+        np.testing.assert_allclose(maps.baseline_images(name, x, ctx), want, rtol=1e-6, err_msg=name)
+    assert maps.baseline_images("noise", x, ctx).shape == (a["noise_draws"], *x.shape)
+    with pytest.raises(ValueError, match="baseline expects one of"):
+        maps.baseline_images("grey", x, ctx)
+
+
+def test_a_map_set_is_frozen_and_ig_doubles_its_steps_unless_told_not_to(tmp_path, zoo):
+    # catches: a stored map set that a caller can change for every later reader, or the store's IG fixed at its
+    # first step count by default (the completeness gaps of Q3.1 would exceed the tolerance unreported)
+    import dataclasses
+    keys, x, target = zoo
+    ctx = _store_ctx(tmp_path, keys, ["attribution.ig_tolerance=0.0000001", "attribution.ig_max_steps=16"])
+    doubled = maps.get(ctx, "main", "ig", "black", x, target)
+    fixed = maps.get(ctx, "main", "ig", "black", x, target, adaptive=False)
+    assert doubled.steps == 16 and fixed.steps == 4      # the largest step count used
+    assert not np.array_equal(doubled.maps, fixed.maps)
+    assert np.all(doubled.gap <= fixed.gap + 1e-12)
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        doubled.maps = fixed.maps
