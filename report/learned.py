@@ -131,9 +131,9 @@ def numbers(ref: Reference) -> dict:
     return {"models": list(ref.models), "n": k, "any": k > 0, "not_counted": list(ref.not_counted),
             "some_not_counted": left > 0, "models_text": _names_text(ref.models),
             "not_counted_text": _names_text(ref.not_counted),
-            "phrase": ("the one random-label model counted in Q5.1" if k == 1 else
+            "phrase": ("" if not k else "the one random-label model counted in Q5.1" if k == 1 else
                        f"the {k} random-label models counted in Q5.1") + (f", {_names_text(ref.models)}" if k else ""),
-            "reason": ("" if k else f"none of the {total} random-label models of the seeded subsets is as intended on "
-                       "validation (Q5.1), so none is counted"),
+            "reason": ("" if k else f"Q5.1 counts none of the {total} random-label models of the seeded subsets: none "
+                       "is as intended on validation"),
             "rule": "per image, the mean over the counted random-label models of their |map| scaled to unit mass, "
                     "on the main model's explained images and targets"}
