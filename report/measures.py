@@ -137,13 +137,19 @@ def per_image_shares(maps: np.ndarray, masks: np.ndarray, border_frac: float) ->
     return {"lung_share": regions.image_shares(maps2, masks), "border_share": regions.image_shares(maps2, border)}
 
 
+def unit_mass(maps: np.ndarray) -> np.ndarray:
+    """|maps| (channels summed first, :func:`xaikit.similarity.to_2d`) each scaled to total mass 1, so that every
+    image weighs the same in a mean of maps; a map without mass stays all zero."""
+    u = np.abs(similarity.to_2d(maps)).astype(np.float64)
+    mass = u.reshape(len(u), -1).sum(1)
+    return u / np.where(mass > 0, mass, 1.0)[:, None, None]
+
+
 def prior_maps(maps: np.ndarray, labels: np.ndarray) -> np.ndarray:
     """The spatial-prior null: for each image, the mean |map| of the OTHER images of its class
     (leave-one-out), each map first scaled to unit mass so every image weighs the same. An image
     alone in its class gets an all-zero prior (no other image to average)."""
-    u = np.abs(similarity.to_2d(maps)).astype(np.float64)
-    mass = u.reshape(len(u), -1).sum(1)
-    u = u / np.where(mass > 0, mass, 1.0)[:, None, None]
+    u = unit_mass(maps)
     out = np.zeros_like(u)
     for k in np.unique(labels):
         sel = np.flatnonzero(labels == k)
@@ -169,60 +175,74 @@ def by_class(words: dict) -> tuple[bool, str]:
 NOT_SHARED = "cannot tell (one mask for every image: the prior's mean lung share equals the maps' own by construction)"
 
 
+COMPARED = ("input", "prior", "learned")   # the null references a map is compared with, image by image (paired)
+POOLED = (("lung", "lung_word"), ("border", "border_word"), ("input", "beyond_input"), ("prior", "beyond_prior"),
+          ("learned", "beyond_learned"))
+
+
 def region_numbers(maps: np.ndarray, masks: np.ndarray, labels: np.ndarray, nulls: dict, s: dict) -> dict:
     """Lung and border ratios (share of |map| inside / share of area) per class with intervals,
     the same for each null reference map and for the spatial prior (:func:`prior_maps`), the paired
-    differences map - input alone and map - prior (difference of ratios: (share_map - share_null) /
-    lung area), and per-class verdict words; a pooled word only where both classes agree.
+    differences map - input alone, map - prior and map - learned nothing (``nulls["learned"]``: per image
+    the mean unit-mass |map| of the random-label models, report/learned.py), each a difference of ratios
+    (share_map - share_null) / lung area, and per-class verdict words; a pooled word only where both
+    classes agree. ``has_learned`` says whether the learned-nothing reference is there.
 
     The map - prior comparison is only informative with a mask per image: with one mask for every
     image (an atlas) the mean of the leave-one-out priors' shares equals the maps' mean share
     exactly, and its word is "cannot tell" (:data:`NOT_SHARED`)."""
     border = regions.border_zone(masks.shape[1:], s["border_frac"])
-    ci = dict(n_boot=s["n_boot"], seed=s["seed"], level=s["level"])
-    cut = 1 + s["lung_margin"]
     shared = bool(np.all(masks == masks[:1]))
     nulls = {**nulls, "prior": prior_maps(maps, labels)}
-    out = {"margin": s["lung_margin"], "border_frac": s["border_frac"], "level": s["level"], "lung_cut": cut,
-           "shared_mask": shared, "prior_rule": "leave-one-out mean of the unit-mass |maps| of the other "
-                                                 "images of the same class"}
-    ratio = lambda sh, ar: np.mean(sh) / np.mean(ar)
-    diff = lambda a, b, ar: (np.mean(a) - np.mean(b)) / np.mean(ar)
+    out = {"margin": s["lung_margin"], "border_frac": s["border_frac"], "level": s["level"],
+           "lung_cut": 1 + s["lung_margin"], "shared_mask": shared, "has_learned": "learned" in nulls,
+           "prior_rule": "leave-one-out mean of the unit-mass |maps| of the other images of the same class"}
     for g, sel in groups(labels):
-        area = masks[sel].reshape(int(sel.sum()), -1).mean(1)
-        barea = np.full(int(sel.sum()), border.mean())
-        row = {"n": int(sel.sum()), "lung_area": float(area.mean()), "border_area": float(border.mean())}
-        shares = {}
-        for name, m in (("map", maps), *nulls.items()):
-            ls, bs = regions.image_shares(m[sel], masks[sel]), regions.image_shares(m[sel], border)
-            shares[name] = ls
-            row[name] = {"lung_share": float(ls.mean()), "border_share": float(bs.mean()),
-                         "lung_ratio": intervals.bootstrap(ratio, ls, area, **ci).as_dict(),
-                         "border_ratio": intervals.bootstrap(ratio, bs, barea, **ci).as_dict()}
-        lr, br = row["map"]["lung_ratio"], row["map"]["border_ratio"]
-        row["lung_word"] = ("concentrated in the lung fields" if lr["lo"] >= cut else
-                            "not concentrated in the lung fields" if lr["hi"] < cut else
-                            "not clearly concentrated in the lung fields (the interval contains the cut-off)")
-        row["border_word"] = interval_word(br, 1, "over-represented in the image border",
-                                           "under-represented in the image border",
-                                           "neither over- nor under-represented in the image border")
-        for null in ("input", "prior"):
-            if null in shares:
-                d = row[f"vs_{null}"] = intervals.bootstrap(diff, shares["map"], shares[null], area, **ci).as_dict()
-                row[f"beyond_{null}"] = interval_word(d, 0, "more", "less", "no more and no less")
+        out[g] = _region_row(maps, masks, border, sel, nulls, s)
         if shared:
-            row["beyond_prior"] = NOT_SHARED
-        out[g] = row
-    for key, word in (("lung", "lung_word"), ("border", "border_word"), ("input", "beyond_input"),
-                      ("prior", "beyond_prior")):
+            out[g]["beyond_prior"] = NOT_SHARED
+    for key, word in POOLED:
         if all(word in out[c] for c in CLASSES):
             out[f"{key}_agree"], out[f"{key}_by_class"] = by_class({c: out[c][word] for c in CLASSES})
     out["lung_verdict"], out["border_verdict"] = out["lung_by_class"], out["border_by_class"]
-    if "input_by_class" in out:
-        out["beyond_input"] = out["input_by_class"]
+    for null in ("input", "learned"):
+        if f"{null}_by_class" in out:
+            out[f"beyond_{null}"] = out[f"{null}_by_class"]
     out["beyond_prior"] = out["prior_by_class"]
     out["answer"] = region_answer(out)
     return out
+
+
+def _region_row(maps: np.ndarray, masks: np.ndarray, border: np.ndarray, sel: np.ndarray, nulls: dict,
+                s: dict) -> dict:
+    """:func:`region_numbers` for the images ``sel``: the ratios of the map and of every null, the paired
+    differences with the nulls of :data:`COMPARED`, and the words."""
+    ci = dict(n_boot=s["n_boot"], seed=s["seed"], level=s["level"])
+    cut = 1 + s["lung_margin"]
+    ratio = lambda sh, ar: np.mean(sh) / np.mean(ar)
+    diff = lambda a, b, ar: (np.mean(a) - np.mean(b)) / np.mean(ar)
+    area = masks[sel].reshape(int(sel.sum()), -1).mean(1)
+    barea = np.full(int(sel.sum()), border.mean())
+    row = {"n": int(sel.sum()), "lung_area": float(area.mean()), "border_area": float(border.mean())}
+    shares = {}
+    for name, m in (("map", maps), *nulls.items()):
+        ls, bs = regions.image_shares(m[sel], masks[sel]), regions.image_shares(m[sel], border)
+        shares[name] = ls
+        row[name] = {"lung_share": float(ls.mean()), "border_share": float(bs.mean()),
+                     "lung_ratio": intervals.bootstrap(ratio, ls, area, **ci).as_dict(),
+                     "border_ratio": intervals.bootstrap(ratio, bs, barea, **ci).as_dict()}
+    lr, br = row["map"]["lung_ratio"], row["map"]["border_ratio"]
+    row["lung_word"] = ("concentrated in the lung fields" if lr["lo"] >= cut else
+                        "not concentrated in the lung fields" if lr["hi"] < cut else
+                        "not clearly concentrated in the lung fields (the interval contains the cut-off)")
+    row["border_word"] = interval_word(br, 1, "over-represented in the image border",
+                                       "under-represented in the image border",
+                                       "neither over- nor under-represented in the image border")
+    for null in COMPARED:
+        if null in shares:
+            d = row[f"vs_{null}"] = intervals.bootstrap(diff, shares["map"], shares[null], area, **ci).as_dict()
+            row[f"beyond_{null}"] = interval_word(d, 0, "more", "less", "no more and no less")
+    return row
 
 
 ZONE_WHERE = {   # the zones as places in a sentence ("puts 38% of its mass <where>")
@@ -367,13 +387,23 @@ def zone_figure(image: np.ndarray, lungs: np.ndarray, border_frac: float, title:
 
 
 def region_answer(r: dict) -> str:
-    """The one-word answer to "do the maps highlight sensible regions?": "Yes" when in every class the
-    map is concentrated in the lungs, not over-represented in the border, and puts more mass in the
-    lungs than the input alone and than the spatial prior; "No" when in every class it is not
-    concentrated in the lungs or over-represented in the border; "Partly" otherwise."""
+    """The one-word answer to "do the maps highlight sensible regions?" from a :func:`region_numbers` result.
+
+    "Yes" when in every class the map is concentrated in the lungs, not over-represented in the border,
+    puts more mass in the lungs than the input alone and than a model that learned nothing
+    (``beyond_learned``: the random-label models' maps of the same images). The spatial prior keeps a
+    say only where it can tell something: with a mask per image it must be beaten too; with one mask
+    for every image (``shared_mask``) its difference is zero by construction and the learned-nothing
+    reference decides alone. Without that reference (no random-label model counted) the rule is the
+    spatial prior's alone, which a shared mask never passes.
+    "No" when in every class the map is not concentrated in the lungs or over-represented in the border;
+    "Partly" otherwise."""
     rows = [r[c] for c in CLASSES]
+    learned = all("beyond_learned" in w for w in rows)
+    prior_decides = not (learned and r.get("shared_mask", False))
     if all(w["lung_word"] == "concentrated in the lung fields" and not w["border_word"].startswith("over")
-           and w.get("beyond_input", "more") == "more" and w["beyond_prior"] == "more" for w in rows):
+           and w.get("beyond_input", "more") == "more" and w.get("beyond_learned", "more") == "more"
+           and (w["beyond_prior"] == "more" or not prior_decides) for w in rows):
         return "Yes"
     if all(w["lung_word"] == "not concentrated in the lung fields" or w["border_word"].startswith("over")
            for w in rows):
@@ -381,7 +411,7 @@ def region_answer(r: dict) -> str:
     return "Partly"
 
 
-REGION_KEYS = ("lung_word", "border_word", "beyond_input", "beyond_prior")
+REGION_KEYS = ("lung_word", "border_word", "beyond_input", "beyond_prior", "beyond_learned")
 UNDECIDED = ("not clearly concentrated in the lung fields (the interval contains the cut-off)",
              "neither over- nor under-represented in the image border", "no more and no less")
 
@@ -467,8 +497,10 @@ def negative_delta_numbers(delta: np.ndarray, targets: np.ndarray, maps: np.ndar
         out["verdicts_hold"], out["verdicts"] = None, "cannot be recomputed (fewer than two images of a class remain)"
     else:
         r = region_numbers(maps[keep], masks[keep], labels[keep], {k: v[keep] for k, v in nulls.items()}, s)
-        out["regions"] = {k: r[k] for k in ("lung_verdict", "border_verdict", "beyond_input", "answer") if k in r}
-        out["regions"].update({c: {k: r[c][k] for k in ("n", "lung_word", "border_word", "beyond_input")
+        out["regions"] = {k: r[k] for k in ("lung_verdict", "border_verdict", "beyond_input", "beyond_learned",
+                                            "answer") if k in r}
+        out["regions"].update({c: {k: r[c][k] for k in ("n", "lung_word", "border_word", "beyond_input",
+                                                        "beyond_learned")
                                    if k in r[c]} | {"lung_ratio": r[c]["map"]["lung_ratio"]} for c in CLASSES})
         out["verdicts_hold"] = verdicts_hold(full, r)
         out["verdicts"] = verdict_change(full, r)
@@ -488,10 +520,11 @@ def winner(diff: dict, a: str, b: str, higher_is_better: bool) -> str | None:
 def region_table(r: dict, method: str) -> pd.DataFrame:
     """The ratios of :func:`region_numbers`, one row per image group and map."""
     label = {"map": method, "input": "|x - baseline| (input alone)", "random": "random map",
-             "prior": f"spatial prior (mean {method} of the other images of the class)"}
+             "prior": f"spatial prior (mean {method} of the other images of the class)",
+             "learned": f"a model that learned nothing (mean {method} of the random-label models counted in Q5.1)"}
     rows = []
     for g in GROUPS:
-        for name in [k for k in ("map", "prior", "input", "random") if k in r[g]]:
+        for name in [k for k in ("map", "learned", "prior", "input", "random") if k in r[g]]:
             e, b = r[g][name]["lung_ratio"], r[g][name]["border_ratio"]
             rows.append({"images": g, "n": r[g]["n"], "map": label[name],
                          "lung share": r[g][name]["lung_share"], "lung area": r[g]["lung_area"],

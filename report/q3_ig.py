@@ -11,7 +11,7 @@ from xaikit import intervals, plots, similarity
 from xaikit.data import CLASSES
 from xaikit.train import predict_probs
 
-from . import explained, measures, samples, seeds, sources
+from . import explained, learned, measures, samples, seeds, sources
 from . import maps as store
 from .context import Context, log
 from .explained import Explained
@@ -30,15 +30,17 @@ def run(ctx: Context) -> Result:
     n["rule"] = samples.rule(ctx)
     _gap_numbers(ctx, e, rp, n)
     _map_figures(ctx, e, rp, res)
-    _region_numbers(ctx, e, rp, st, res)
+    nothing = _region_numbers(ctx, e, rp, st, res)
     base_maps = _baselines(ctx, model, e.x, e.target, rp, res, st, labels=e.y,
                            image_names=e.names)
     res.table("q3_regions", measures.region_table(n["regions"], "|IG|"),
               f"Share of |IG| in the lung mask and the border zone against their area share (ratio; "
-              f"{st['level']:.0%} bootstrap intervals over images), beside the same ratios for the spatial prior (the "
-              "mean |IG| of the other images of the class), the input alone (|x - baseline|) and a random map.")
+              f"{st['level']:.0%} bootstrap intervals over images), beside the same ratios for a model that learned "
+              "nothing (per image the mean unit-mass |IG| of the random-label models counted in Q5.1, same images and "
+              "targets; when any counts), the spatial prior (the mean |IG| of the other images of the class), the input "
+              "alone (|x - baseline|) and a random map.")
     _seeds(ctx, e.x, e.y, e.names, e.masks, e.nulls["input"], e.nulls["random"], e.ig.attributions, e.target,
-           base_maps, st, res)
+           base_maps, st, res, nothing)
     return res
 
 
@@ -104,15 +106,20 @@ def _map_figures(ctx: Context, e: Explained, rp: np.ndarray, res: Result) -> Non
             "completeness gap; F(x)<F(b) marks a baseline that scores higher than the image.")
 
 
-def _region_numbers(ctx: Context, e: Explained, rp: np.ndarray, st: dict, res: Result) -> None:
-    """Q3.2 and Q3.3: masks, regions, zones, the images whose baseline scores higher, consistency."""
+def _region_numbers(ctx: Context, e: Explained, rp: np.ndarray, st: dict, res: Result) -> learned.Reference:
+    """Q3.2 and Q3.3: masks, regions (against the learned-nothing reference too, which it returns), zones, the
+    images whose baseline scores higher, consistency."""
     n, x, y, masks, nulls, attr = res.numbers, e.x, e.y, e.masks, e.nulls, e.ig.attributions
     delta = e.ig.f_image - e.ig.f_baseline
     n["masks"] = measures.mask_numbers(masks, e.fallback, y)
     n["hand_masks"] = measures.hand_mask_dice(ctx, st)
     n["has_hand_masks"] = n["hand_masks"] is not None
-    n["regions"] = measures.region_numbers(attr, masks, y, nulls, st)
-    n["negative_delta"] = measures.negative_delta_numbers(delta, e.target, attr, masks, y, nulls, st, n["regions"])
+    ref = learned.reference(ctx, "ig", x, e.target)     # decided on validation before any map is compared
+    n["learned"] = learned.numbers(ref)
+    with_ref = learned.with_reference(nulls, ref.maps)
+    n["regions"] = measures.region_numbers(attr, masks, y, with_ref, st)
+    n["negative_delta"] = measures.negative_delta_numbers(delta, e.target, attr, masks, y, with_ref, st,
+                                                          n["regions"])
     n["zones"] = measures.zone_numbers(attr, masks[0], y, nulls, st)    # anatomy in words (Q3.2)
     res.figure("q3_zones", measures.zone_figure(x.mean(0), masks[0], st["border_frac"]),
                f"The named zones of Q3.2 and Q4.2 over the mean of the {len(x)} explained test images, with each "
@@ -131,6 +138,7 @@ def _region_numbers(ctx: Context, e: Explained, rp: np.ndarray, st: dict, res: R
                                                          drop=delta < 0)
     res.figure("q3_mean", measures.mean_map_figure(attr, e.target, x, "|IG|"),
                f"Mean image and mean |IG| map per explained target (the decided class) over {len(x)} test images.")
+    return ref
 
 
 def baseline_spearman(maps: dict[str, np.ndarray], cells: int, kept=None) -> np.ndarray:
@@ -180,8 +188,9 @@ def _seed_row(name: str, card: dict, attr, target, labels, masks, nulls: dict, b
 
 
 def _seeds(ctx: Context, x, y, image_names, masks, input_alone, rand, main_attr, main_target, base_maps: dict,
-           st: dict, res: Result) -> None:
-    """Q3's headline verdicts for every seed of the main recipe, on the same images (report.seeds)."""
+           st: dict, res: Result, nothing: learned.Reference) -> None:
+    """Q3's headline verdicts for every seed of the main recipe, on the same images (report.seeds), each seed's
+    regions against the learned-nothing reference ``nothing`` of the same images at its own decisions."""
     pos = seeds.positions(ctx, y)
     xs, ys, ms = x[pos], y[pos], masks[pos]
     nulls = {"input": input_alone[pos], "random": rand[pos]}
@@ -195,7 +204,8 @@ def _seeds(ctx: Context, x, y, image_names, masks, input_alone, rand, main_attr,
             base = {b: np.abs(similarity.to_2d(store.get(ctx, name, "ig", b, xs, target, adaptive=False).maps))
                     for b in xb.BASELINES}
         saved[f"attr_{name}".replace("-", "_")], saved[f"target_{name}".replace("-", "_")] = attr, target
-        rows.append(_seed_row(name, card, attr, target, ys, ms, nulls, base, st, res.numbers["baselines_kept"]))
+        with_ref = learned.with_reference(nulls, learned.on_subset(ctx, nothing, pos, xs, target))
+        rows.append(_seed_row(name, card, attr, target, ys, ms, with_ref, base, st, res.numbers["baselines_kept"]))
     ctx.save_arrays("ig_seeds", names=image_names[pos], positions=pos, **saved)   # names: the explorer's rows
     n = res.numbers
     ref = {**seeds.shared_reference(n), "baseline_dependence": n["baseline_dependence"]}
@@ -313,8 +323,9 @@ def _baseline_numbers(ctx: Context, n: dict, rows: list[dict], per: dict, maps: 
 SECTION = Section(
     name="q3", title="Q3 Integrated Gradients", run=run,
     sources=sources.of(__file__, measures.HAND_MASKS),
-    config=("data.", "attribution.", "verdicts.", "sanity.images_per_class", "train.replicates"),
-    models=("main", "replicates"),
+    config=("data.", "attribution.", "verdicts.", "sanity.images_per_class", "train.replicates",
+            "random_labels.target_accuracy"),
+    models=("main", "replicates", "random"),     # random: the learned-nothing reference of Q3.2 (report/learned.py)
     subs=(
         Sub("Q3.1", "IG maps of 5 NORMAL and 5 PNEUMONIA test images", "q3_1.md",
             figures=("q3_maps_normal", "q3_maps_pneumonia")),

@@ -10,7 +10,7 @@ from xaikit.data import CLASSES
 from xaikit.faithfulness import deletion_insertion, road_imputer, sign_flip_p
 from xaikit.sanity import holm
 
-from . import explained, measures, samples, seeds, sources
+from . import explained, learned, measures, samples, seeds, sources
 from . import maps as store
 from .context import Context, log
 from .explained import Explained
@@ -69,17 +69,7 @@ def run(ctx: Context) -> Result:
     caps = measures.caption_rows(names[rp], y[rp], probs[rp], target[rp], thr)
     _map_figures(e, cam, early, rp, caps, n, res)
     nulls = {"input": e.nulls["input"], "random": measures.random_maps(cam.shape, g, a["seed"])}
-    n["regions"] = measures.region_numbers(cam, e.masks, y, nulls, st)   # the masks of Q3
-    res.table("q4_regions", measures.region_table(n["regions"], "Grad-CAM"),
-              f"Share of Grad-CAM mass in the lung mask and the border zone against their area share "
-              f"({st['level']:.0%} bootstrap intervals over images), beside the spatial prior (the mean Grad-CAM of the "
-              f"other images of the class), the input alone (|x - baseline|) "
-              f"and a random map drawn at {g}x{g} and upsampled.")
-    n["zones"] = measures.zone_numbers(cam, e.masks[0], y, nulls, st)    # anatomy in words (Q4.2)
-    res.table("q4_zones", measures.zone_table(n["zones"], "Grad-CAM"),
-              f"Grad-CAM by zone (the zones of Q3.2): share of the mass and ratio share / area per true class "
-              f"({st['level']:.0%} bootstrap intervals over images), the ratio of the input alone, and the difference "
-              "of ratios between classes (two-sample interval).")
+    nothing = _regions(ctx, e, cam, nulls, g, st, res)
     n["consistency"] = measures.consistency_numbers(cam, nulls, st, labels=y, targets=target)
     res.figure("q4_mean", measures.mean_map_figure(cam, target, x, "Grad-CAM"),
                f"Mean image and mean Grad-CAM map per explained target (the decided class) over {len(x)} test images.")
@@ -87,8 +77,30 @@ def run(ctx: Context) -> Result:
     rand_pixels = measures.random_maps(cam.shape, 0, a["seed"] + 1)
     _faithfulness(ctx, model, x, target, {"IG": similarity.to_2d(e.ig.maps), "Grad-CAM": cam,
                                           "random": rand_pixels}, st, res)
-    _seeds(ctx, e, cam, nulls, rand_pixels, g, st, res)
+    _seeds(ctx, e, cam, nulls, rand_pixels, g, st, res, nothing)
     return res
+
+
+def _regions(ctx: Context, e: Explained, cam: np.ndarray, nulls: dict, g: int, st: dict,
+             res: Result) -> learned.Reference:
+    """Q4.2's numbers and tables: regions with the masks of Q3 (against the learned-nothing reference too, which it
+    returns: the counted random-label models' Grad-CAM of the same images and targets) and zones."""
+    n, y = res.numbers, e.y
+    nothing = learned.reference(ctx, "gradcam", e.x, e.target)     # decided on validation before any map is compared
+    n["learned"] = learned.numbers(nothing)
+    n["regions"] = measures.region_numbers(cam, e.masks, y, learned.with_reference(nulls, nothing.maps), st)
+    res.table("q4_regions", measures.region_table(n["regions"], "Grad-CAM"),
+              f"Share of Grad-CAM mass in the lung mask and the border zone against their area share "
+              f"({st['level']:.0%} bootstrap intervals over images), beside a model that learned nothing (per image the "
+              "mean unit-mass Grad-CAM of the random-label models counted in Q5.1, same images and targets; when any "
+              "counts), the spatial prior (the mean Grad-CAM of the other images of the class), the input alone "
+              f"(|x - baseline|) and a random map drawn at {g}x{g} and upsampled.")
+    n["zones"] = measures.zone_numbers(cam, e.masks[0], y, nulls, st)    # anatomy in words (Q4.2)
+    res.table("q4_zones", measures.zone_table(n["zones"], "Grad-CAM"),
+              f"Grad-CAM by zone (the zones of Q3.2): share of the mass and ratio share / area per true class "
+              f"({st['level']:.0%} bootstrap intervals over images), the ratio of the input alone, and the difference "
+              "of ratios between classes (two-sample interval).")
+    return nothing
 
 
 def _map_figures(e: Explained, cam: np.ndarray, early: np.ndarray | None, rp: np.ndarray, caps: list[str], n: dict,
@@ -171,8 +183,9 @@ def seed_specs() -> dict:
 
 
 def _seeds(ctx: Context, e: Explained, cam: np.ndarray, nulls: dict, rand_pixels: np.ndarray, g: int, st: dict,
-           res: Result) -> None:
-    """Q4's headline verdicts for every seed of the main recipe, on the images and IG maps of Q3.5."""
+           res: Result, nothing: learned.Reference) -> None:
+    """Q4's headline verdicts for every seed of the main recipe, on the images and IG maps of Q3.5, each seed's
+    regions against the learned-nothing reference ``nothing`` of the same images at its own decisions."""
     a = ctx.cfg.section("attribution")
     pos = seeds.positions(ctx, e.y)
     xs, ys, ms = e.x[pos], e.y[pos], e.masks[pos]
@@ -187,7 +200,8 @@ def _seeds(ctx: Context, e: Explained, cam: np.ndarray, nulls: dict, rand_pixels
             attr, target = explained.seed_ig(ctx, name, model, card, xs)
             c_s = store.get(ctx, name, "gradcam", res.numbers["layer"], xs, target).maps
         ig_abs = np.abs(similarity.to_2d(attr))
-        r = measures.region_numbers(c_s, ms, ys, nul, st)
+        r = measures.region_numbers(c_s, ms, ys, learned.with_reference(
+            nul, learned.on_subset(ctx, nothing, pos, xs, target)), st)
         cw = seeds.consistency_words(c_s, nul["input"], st, labels=ys, targets=target)
         grid = intervals.mean_ci(similarity.pairwise(similarity.pool(ig_abs, g), similarity.pool(c_s, g),
                                                      similarity.spearman), **ci).as_dict()
@@ -512,8 +526,9 @@ def _fmt(e: dict) -> str:
 SECTION = Section(
     name="q4", title="Q4 Grad-CAM", run=run,
     sources=sources.of(__file__, measures.HAND_MASKS),
-    config=("data.", "attribution.", "verdicts.", "sanity.images_per_class", "train.replicates"),
-    models=("main", "replicates"),
+    config=("data.", "attribution.", "verdicts.", "sanity.images_per_class", "train.replicates",
+            "random_labels.target_accuracy"),
+    models=("main", "replicates", "random"),     # random: the learned-nothing reference of Q4.2 (report/learned.py)
     subs=(
         Sub("Q4.1", "Grad-CAM maps of the same 10 test images", "q4_1.md",
             figures=("q4_maps_normal", "q4_maps_pneumonia")),

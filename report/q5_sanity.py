@@ -30,6 +30,7 @@ from xaikit.data import CLASSES
 from . import explained, measures, models, samples, sources
 from . import maps as store
 from .context import Context, log
+from .learned import as_intended, random_auc_band, validation_auc
 from .maps import baseline_images, cam_layers
 from .section import Appendix, Result, Section, Sub
 
@@ -39,10 +40,10 @@ METHODS = (("ig", "IG"), ("gradcam", "Grad-CAM"))
 METHOD_METRICS = {"ig": METRICS, "gradcam": tuple(m for m in METRICS if m != "spearman_signed")}
 DESIGNS = (("subset", "seeded subsets"), ("whole", "whole split"))
 CASCADE_METRICS = ("spearman_abs", "spearman_signed", "ssim")
-# The "as intended" check of Q5.1 reads verdicts.random_auc_band (a random-label model's test AUC lies within
-# CHANCE_AUC +- this) and verdicts.control_fit (a control's training accuracy); numbers.json q5.random_auc_band,
-# q5.control_fit; printed in q5_1.md beside the verdict.
-CHANCE_AUC = 0.5                 # the AUC of a score that does not depend on the label (not a tuned cut-off)
+# The "as intended" check of Q5.1 (report/learned.py: as_intended, shared with Q3.2 and Q4.2) reads
+# verdicts.random_auc_band (a random-label model's validation AUC lies within learned.CHANCE_AUC +- this) and
+# verdicts.control_fit (a control's training accuracy); numbers.json q5.random_auc_band, q5.control_fit; printed in
+# q5_1.md beside the verdict.
 CUTS = np.round(np.linspace(0.0, 1.0, 101), 2)   # the cut sweep of the verdict figure
 
 
@@ -364,34 +365,6 @@ def _sentences(n: dict, meths) -> None:
     n["sign_says"] = measures.says("adds" if adds else "same" if sig["holm_outcome"] == ab["outcome"] else "other",
                                    ("adds", "same", "other"))
     n["gradcam_is_skipped"] = bool(n["gradcam_skipped"])
-
-
-def random_auc_band(cfg) -> tuple[float, float]:
-    """(low, high) of the test AUC a random-label model should reach: chance +- ``verdicts.random_auc_band``."""
-    half = cfg["verdicts.random_auc_band"]
-    return CHANCE_AUC - half, CHANCE_AUC + half
-
-
-def as_intended(kind: str, train_accuracy: float, val_auc: float, cfg) -> bool:
-    """Q5.1: a random-label model memorised its permuted labels (``random_labels.target_accuracy``) and
-    scores at chance on the true labels of the *validation* split (:func:`random_auc_band`): decided
-    before any map is compared, without the test labels; a control fits its true labels
-    (``verdicts.control_fit``)."""
-    if kind == "random":
-        low, high = random_auc_band(cfg)
-        return bool(train_accuracy >= cfg["random_labels.target_accuracy"] and low <= val_auc <= high)
-    return bool(train_accuracy >= cfg["verdicts.control_fit"])
-
-
-def validation_auc(ctx: Context, name: str) -> float:
-    """A model's AUC on the true labels of the validation split."""
-    from sklearn.metrics import roc_auc_score
-    from xaikit.train import predict_probs
-    p = ctx.prepared()
-    y = p.y("val")
-    if len(np.unique(y)) < 2:             # one class only: no AUC (the rule then counts no random-label model)
-        return float("nan")
-    return float(roc_auc_score(y, predict_probs(ctx.model(name)[0], p.x("val"))))
 
 
 def _model_row(ctx: Context, name: str, card: dict, kind: str) -> dict:

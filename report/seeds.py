@@ -166,7 +166,8 @@ def shared_specs(method: str, question: str) -> dict[str, Spec]:
     beyond = ("lung share of the map minus that of the input alone, over the lung area: \"more\" when its interval "
               "lies above {null}, \"less\" when below, else \"no more and no less\"")
     specs = {"answer": Spec(f"the answer to {question}.2 (sensible regions)",
-                            "derived from each class's lung, border, input-alone and prior words", lambda st: {},
+                            f"derived from each class's lung, border, input-alone, learned-nothing and prior words by "
+                            f"the rule of {question}.2", lambda st: {},
                             _none, _none, derived=True)}
     for k in CLASSES:
         specs[f"lung_{k}"] = Spec(f"{method} in the lung fields, {k} images", lung,

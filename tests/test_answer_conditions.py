@@ -31,3 +31,36 @@ def test_the_check_finds_a_condition_that_decides_nothing(tmp_path):
     problems = unflippable(fx["numbers"], fx["config"], fx["profile"], templates=tmp_path)
     assert problems == ["bad.md: q3.consistency.class_specific = "
                         f"{fx['numbers']['q3']['consistency']['class_specific']!r}"]
+
+
+@pytest.mark.parametrize("q, template", [("q3", "q3_2.md"), ("q4", "q4_2.md")])
+def test_the_region_answer_prints_the_learned_nothing_reference(q, template):
+    """A build whose counted random-label models put their mass off the lungs while the main model's maps sit in
+    them: the answer is "Yes", and the text names the reference, prints its lung ratio per class with its interval
+    and the word. Catches: a template that still reads the spatial prior as the deciding reference, or prints the
+    reference's ratio without its interval (the fixture's quick build counts no random-label model, so this branch
+    is only rendered here)."""
+    import copy
+
+    import numpy as np
+
+    from report import learned, measures
+    from report.render import answer_env, answer_variables
+    from tests.answer_conditions import render
+    from tests.test_measures import S, setup
+    fx = json.loads(FIXTURE.read_text())
+    masks, labels, rng = setup()
+    lungs = np.where(masks, 1.0, 0.0) + 0.01 * rng.uniform(size=masks.shape)
+    nothing = rng.uniform(size=masks.shape)
+    numbers = copy.deepcopy(fx["numbers"])
+    r = measures.region_numbers(lungs, masks, labels, {"input": nothing, "random": nothing, "learned": nothing}, S)
+    numbers[q]["regions"] = r
+    numbers[q]["learned"] = learned.numbers(learned.Reference(q, ("random-1", "random-2"), (), nothing, labels))
+    if "negative_delta" in numbers[q]:
+        numbers[q]["negative_delta"].setdefault("regions", {})["beyond_learned"] = r["beyond_learned"]
+    text = render(answer_env(), template, answer_variables(numbers, fx["config"], fx["profile"]))
+    assert text.startswith("**Yes.**")
+    assert ("beyond a model that learned nothing (the 2 random-label models counted in Q5.1, random-1 and random-2; "
+            "same images and targets): **more**") in " ".join(text.split())
+    e = r["NORMAL"]["learned"]["lung_ratio"]
+    assert f"{e['value']:.2f} [{e['lo']:.2f}, {e['hi']:.2f}] on NORMAL" in " ".join(text.split())

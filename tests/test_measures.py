@@ -253,3 +253,45 @@ def test_upsampling_numbers_compare_centre_and_corner_alignment():
     assert r["border_share"]["corner"] != r["border_share"]["centre"]
     assert r["border_share"]["centre_minus_corner"]["value"] == pytest.approx(
         r["border_share"]["centre"] - r["border_share"]["corner"])
+
+
+def test_a_map_beyond_what_a_model_that_learned_nothing_shows_answers_yes():
+    """The main model's maps sit in the lungs, the learned-nothing reference's (the random-label models' mean map)
+    spread over the image: with one mask for every image, "Yes". Catches: region_answer still demanding
+    ``beyond_prior == "more"`` with a shared mask (the one-line bug that forced "Partly": the prior's difference is
+    zero by construction), or "learned" left out of the paired comparison loop (no ``beyond_learned`` to decide)."""
+    masks, labels, rng = setup()
+    lungs = np.where(masks, 1.0, 0.0) + 0.01 * rng.uniform(size=masks.shape)
+    nothing = rng.uniform(size=masks.shape)                 # a model that learned nothing: mass where area is
+    r = measures.region_numbers(lungs, masks, labels, {"input": nothing, "learned": nothing}, S)
+    assert r["shared_mask"] and r["has_learned"] and r["beyond_prior"] == measures.NOT_SHARED
+    assert r["learned_agree"] and r["beyond_learned"] == "more" and r["NORMAL"]["vs_learned"]["lo"] > 0
+    assert r["NORMAL"]["learned"]["lung_ratio"]["hi"] < r["NORMAL"]["map"]["lung_ratio"]["lo"]
+    assert r["answer"] == "Yes"
+    assert measures.region_answer({**r, "shared_mask": False}) == "Partly"     # a per-image mask: the prior counts
+
+
+def test_a_map_no_different_from_a_model_that_learned_nothing_is_not_yes():
+    """The same lung maps, and a model that learned nothing that shows the same maps: not "Yes" (every other word
+    would allow it). Catches: region_answer ignoring ``beyond_learned`` (the one-line bug of dropping
+    ``w.get("beyond_learned", "more") == "more"``), which would call a map the architecture makes anyway sensible."""
+    masks, labels, rng = setup()
+    lungs = np.where(masks, 1.0, 0.0) + 0.01 * rng.uniform(size=masks.shape)
+    r = measures.region_numbers(lungs, masks, labels, {"input": rng.uniform(size=masks.shape), "learned": lungs}, S)
+    assert r["beyond_input"] == "more" and r["lung_verdict"] == "concentrated in the lung fields"
+    assert r["beyond_learned"] == "no more and no less" and r["NORMAL"]["vs_learned"]["value"] == pytest.approx(0)
+    assert r["answer"] == "Partly"
+    without = measures.region_numbers(lungs, masks, labels, {"input": rng.uniform(size=masks.shape)}, S)
+    assert not without["has_learned"] and "beyond_learned" not in without and without["answer"] == "Partly"
+    changed = {c: dict(r[c]) for c in ("NORMAL", "PNEUMONIA")}
+    changed["NORMAL"]["beyond_learned"] = "more"
+    assert not measures.verdicts_hold(r, changed)        # the learned-nothing word is one of the region verdicts
+
+
+def test_unit_mass_weighs_every_map_the_same():
+    """Catches: the learned-nothing mean weighted by each model's scale (a model with larger gradients would decide
+    the reference alone), or a map without mass divided by zero."""
+    maps = np.stack([np.ones((4, 4)), 10 * np.eye(4), np.zeros((4, 4))])[..., None]
+    u = measures.unit_mass(maps)
+    np.testing.assert_allclose(u.reshape(3, -1).sum(1), [1, 1, 0])
+    np.testing.assert_allclose(u[1], np.eye(4) / 4)

@@ -182,7 +182,7 @@ NEW_KEYS = {
     "verdicts.target_specificity": ("0.8", ("q2",)),
     "verdicts.performance_bootstrap": ("1000", ("q2",)),
     "verdicts.family_min_train": ("5", ("q2",)),
-    "verdicts.random_auc_band": ("0.05", ("q5",)),
+    "verdicts.random_auc_band": ("0.05", ("q3", "q4", "q5")),    # Q5.1's rule counts Q3.2's and Q4.2's reference too
     "verdicts.control_fit": ("0.8", ("q5",)),
     "attribution.road_steps": ("4", ("q4",)),
     "attribution.errors_per_class": ("20", ("q2",)),

@@ -1,0 +1,139 @@
+"""What a model that learned nothing shows: the reference that decides Q3.2 and Q4.2 (issue #32, item 3).
+
+The random-label models of Q5 (``random-1`` .. ``random-k``, each trained on permuted labels of its
+seeded subset) are explained on the same images and targets as the main model, through the map store
+(report/maps.py); per image, the mean over them of their unit-mass |maps| is where a model of this
+recipe puts its attribution when it learned nothing about the label. A lung ratio above that
+reference is the model's own, not the architecture's or the films'.
+
+Which random-label models count is Q5.1's rule (:func:`as_intended`), decided on validation before
+any map is compared; it lives here so that Q3, Q4 and Q5 read one rule without importing each other.
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import numpy as np
+
+from . import maps, measures, models
+from .context import Context, log
+
+CHANCE_AUC = 0.5                 # the AUC of a score that does not depend on the label (not a tuned cut-off)
+
+
+def random_auc_band(cfg) -> tuple[float, float]:
+    """(low, high) of the test AUC a random-label model should reach: chance +- ``verdicts.random_auc_band``."""
+    half = cfg["verdicts.random_auc_band"]
+    return CHANCE_AUC - half, CHANCE_AUC + half
+
+
+def as_intended(kind: str, train_accuracy: float, val_auc: float, cfg) -> bool:
+    """Q5.1: a random-label model memorised its permuted labels (``random_labels.target_accuracy``) and
+    scores at chance on the true labels of the *validation* split (:func:`random_auc_band`): decided
+    before any map is compared, without the test labels; a control fits its true labels
+    (``verdicts.control_fit``)."""
+    if kind == "random":
+        low, high = random_auc_band(cfg)
+        return bool(train_accuracy >= cfg["random_labels.target_accuracy"] and low <= val_auc <= high)
+    return bool(train_accuracy >= cfg["verdicts.control_fit"])
+
+
+def validation_auc(ctx: Context, name: str) -> float:
+    """A model's AUC on the true labels of the validation split (computed once per build and model)."""
+    held = vars(ctx).setdefault("_validation_auc", {})
+    if name not in held:
+        from sklearn.metrics import roc_auc_score
+        from xaikit.train import predict_probs
+        p = ctx.prepared()
+        y = p.y("val")
+        # one class only: no AUC (the rule then counts no random-label model)
+        held[name] = (float("nan") if len(np.unique(y)) < 2 else
+                      float(roc_auc_score(y, predict_probs(ctx.model(name)[0], p.x("val")))))
+    return held[name]
+
+
+def counted(ctx: Context) -> tuple[str, ...]:
+    """The seeded-subset random-label models as intended on validation (Q5.1's rule), in order."""
+    return tuple(m for m in models.subset_arm(ctx, "random")
+                 if as_intended("random", ctx.model(m)[1]["train_accuracy"], validation_auc(ctx, m), ctx.cfg))
+
+
+class Reference(NamedTuple):
+    """The learned-nothing reference of one method on the main model's explained images."""
+
+    method: str                      # "ig" or "gradcam"
+    models: tuple[str, ...]          # the counted random-label models it averages
+    not_counted: tuple[str, ...]     # the seeded-subset random-label models left out by Q5.1's rule
+    maps: np.ndarray | None          # N x H x W, per image the mean unit-mass |map|; None when no model counts
+    target: np.ndarray               # the explained classes (the main model's decisions)
+
+
+def setting(ctx: Context, method: str, model) -> str:
+    """The map setting of a random-label model: IG's main baseline, or Grad-CAM's layer resolved on that model."""
+    if method == "ig":
+        return ctx.cfg["attribution.ig_baseline"]
+    layer = maps.cam_layers(ctx, model).layer
+    if layer is None:
+        raise ValueError(f"Grad-CAM expects a convolutional layer in every random-label model, got none: "
+                         f"{maps.cam_layers(ctx, model).reason}")
+    return layer
+
+
+def mean_map(ctx: Context, method: str, names, x: np.ndarray, target: np.ndarray) -> np.ndarray:
+    """Per image, the mean over the models ``names`` of their unit-mass |maps| of ``x`` explained at ``target``
+    (IG: the main baseline, steps as adaptive as the main model's; Grad-CAM: each model's own layer)."""
+    per = []
+    for name in names:
+        model = ctx.model(name)[0]
+        per.append(measures.unit_mass(maps.get(ctx, name, method, setting(ctx, method, model), x, target).maps))
+    return np.mean(per, axis=0)
+
+
+def reference(ctx: Context, method: str, x: np.ndarray, target: np.ndarray) -> Reference:
+    """The learned-nothing reference of ``method`` for images ``x`` explained at ``target``."""
+    names = counted(ctx)
+    left = tuple(m for m in models.subset_arm(ctx, "random") if m not in names)
+    if not names:
+        return Reference(method, names, left, None, np.asarray(target))
+    log(f"{'IG' if method == 'ig' else 'Grad-CAM'} of the {len(names)} counted random-label models for {len(x)} "
+        "test images (the learned-nothing reference)")
+    return Reference(method, names, left, mean_map(ctx, method, names, x, target), np.asarray(target))
+
+
+def on_subset(ctx: Context, ref: Reference, pos: np.ndarray, x: np.ndarray, target: np.ndarray) -> np.ndarray | None:
+    """The reference for the images ``x`` at positions ``pos`` of the explained sample, explained at ``target``
+    (a seed's own decisions): the sample's rows where the target is the main model's, the others made the
+    same way. None when no model counts."""
+    if ref.maps is None:
+        return None
+    out = ref.maps[pos].copy()
+    other = np.asarray(target) != ref.target[pos]
+    if other.any():
+        out[other] = mean_map(ctx, ref.method, ref.models, x[other], np.asarray(target)[other])
+    return out
+
+
+def with_reference(nulls: dict, learned: np.ndarray | None) -> dict:
+    """The null references of :func:`report.measures.region_numbers`, with ``learned`` when there is one."""
+    return nulls if learned is None else {**nulls, "learned": learned}
+
+
+def _names_text(names) -> str:
+    names = list(names)
+    return names[0] if len(names) == 1 else f"{', '.join(names[:-1])} and {names[-1]}" if names else ""
+
+
+def numbers(ref: Reference) -> dict:
+    """What Q3.2 / Q4.2 say about the reference: the models it averages, the ones left out, and the phrases."""
+    k, left = len(ref.models), len(ref.not_counted)
+    total = k + left
+    return {"models": list(ref.models), "n": k, "any": k > 0, "not_counted": list(ref.not_counted),
+            "some_not_counted": left > 0, "models_text": _names_text(ref.models),
+            "not_counted_text": _names_text(ref.not_counted),
+            "phrase": ("" if not k else "the one random-label model counted in Q5.1" if k == 1 else
+                       f"the {k} random-label models counted in Q5.1") + (f", {_names_text(ref.models)}" if k else ""),
+            "reason": ("" if k else f"Q5.1 counts none of the {total} random-label models of the seeded subsets: none "
+                       "is as intended on validation"),
+            "rule": "per image, the mean over the counted random-label models of their |map| scaled to unit mass, "
+                    "on the main model's explained images and targets"}
