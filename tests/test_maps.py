@@ -89,6 +89,9 @@ def test_gradcam_from_the_store_is_the_explainers(tmp_path, zoo):
     got = maps.get(ctx, "main", "gradcam", layer, x, target)
     np.testing.assert_array_equal(got.maps, GradcamExplainer(keys["main"][0], layer)(x, target))
     assert got.gap is None and got.steps is None
+    again = maps.get(_store_ctx(tmp_path, keys), "main", "gradcam", layer, x, target)     # read back from disk
+    assert again.gap is None and again.steps is None and again.f_image is None
+    np.testing.assert_array_equal(again.maps, got.maps)
     assert maps.explainer(ctx, keys["main"][0], layer) is maps.explainer(ctx, keys["main"][0], layer)
     assert maps.explainer(ctx, keys["main"][0], layer) is not maps.explainer(ctx, keys["main-2"][0], layer)
     with pytest.raises(ValueError, match="method in"):
