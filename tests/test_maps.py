@@ -156,3 +156,21 @@ def test_a_map_set_is_frozen_and_ig_doubles_its_steps_unless_told_not_to(tmp_pat
     assert np.all(doubled.gap <= fixed.gap + 1e-12)
     with pytest.raises(dataclasses.FrozenInstanceError):
         doubled.maps = fixed.maps
+
+
+@pytest.mark.parametrize("baseline, draws", [("black", 1), ("noise", 2)])
+def test_the_ig_progress_bar_counts_every_path_point(tmp_path, zoo, monkeypatch, baseline, draws):
+    # catches: a bar whose total is not draws x images x (steps + 1) (it stops short or runs past 100%)
+    from contextlib import contextmanager
+    keys, x, target = zoo
+    totals = []
+
+    @contextmanager
+    def fake_bar(label, total, unit):
+        totals.append(total)
+        yield lambda n=1: None
+
+    monkeypatch.setattr(maps, "bar", fake_bar)
+    ctx = _store_ctx(tmp_path, keys, [f"attribution.noise_draws={draws}"])
+    maps.get(ctx, "main", "ig", baseline, x, target, adaptive=False)
+    assert totals == [draws * len(x) * (ctx.cfg["attribution.ig_steps"] + 1)]
