@@ -99,16 +99,31 @@ LEVELLED = {
 }
 
 
+def _literal_keys(v: ast.AST) -> set | None:
+    """The keys of a ``dict(k=...)`` call or a ``{"k": ...}`` literal, else None."""
+    if isinstance(v, ast.Call) and isinstance(v.func, ast.Name) and v.func.id == "dict":
+        return {k.arg for k in v.keywords if k.arg}
+    if isinstance(v, ast.Dict):
+        return {k.value for k in v.keys if isinstance(k, ast.Constant)}
+    return None
+
+
 def _dict_keys(tree: ast.AST) -> dict[str, set]:
-    """name -> keys of every ``name = dict(k=...)`` or ``name = {"k": ...}`` in the module."""
+    """name -> keys of every ``name = dict(k=...)``, ``name = {"k": ...}`` or ``name = f(...)`` in the module,
+    where ``f`` is a function of the module that returns such a dict."""
+    makers: dict[str, set] = {}
+    for node in ast.walk(tree):
+        if isinstance(node, ast.FunctionDef):
+            for r in ast.walk(node):
+                if isinstance(r, ast.Return) and _literal_keys(r.value) is not None:
+                    makers.setdefault(node.name, set()).update(_literal_keys(r.value))
     out: dict[str, set] = {}
     for node in ast.walk(tree):
         if isinstance(node, ast.Assign) and len(node.targets) == 1 and isinstance(node.targets[0], ast.Name):
-            v, keys = node.value, None
-            if isinstance(v, ast.Call) and isinstance(v.func, ast.Name) and v.func.id == "dict":
-                keys = {k.arg for k in v.keywords if k.arg}
-            elif isinstance(v, ast.Dict):
-                keys = {k.value for k in v.keys if isinstance(k, ast.Constant)}
+            v = node.value
+            keys = _literal_keys(v)
+            if keys is None and isinstance(v, ast.Call) and isinstance(v.func, ast.Name):
+                keys = makers.get(v.func.id)
             if keys is not None:
                 out.setdefault(node.targets[0].id, set()).update(keys)
     return out
@@ -157,9 +172,12 @@ def test_the_level_scan_finds_a_call_without_level():
            "ci = dict(n_boot=10, level=0.9)\nboot = dict(n_boot=10)\n"
            "intervals.mean_ci(v, **ci)\nintervals.mean_ci(v, **boot)\nwilson(1, 2)\nwilson(1, 2, 0.9)\n"
            "sanity.bootstrap_mean(v, alpha=0.1)\nsanity.bootstrap_mean(v, level=0.9)\n"
-           "stats.bootstrap(v)\n")
+           "stats.bootstrap(v)\n"
+           "def made():\n    return dict(n_boot=3, alpha=0.1)\ndef bare():\n    return dict(n_boot=3)\n"
+           "b1 = made()\nb2 = bare()\nsanity.bootstrap_mean(v, **b1)\nsanity.bootstrap_mean(v, **b2)\n")
     assert missing_levels(src) == ["line 6: intervals.mean_ci without level", "line 7: intervals.wilson without level",
-                                   "line 10: sanity.bootstrap_mean without alpha"]
+                                   "line 10: sanity.bootstrap_mean without alpha",
+                                   "line 19: sanity.bootstrap_mean without alpha"]
 
 
 # --- no numeric literal in a template's verdict condition -------------------------------------
