@@ -7,7 +7,8 @@ import pandas as pd
 
 from xaikit import forward, intervals, plots, similarity
 from xaikit.data import CLASSES
-from xaikit.faithfulness import deletion_insertion, road_imputer, sign_flip_p
+from xaikit.faithfulness import deletion_insertion, ranking_cells, road_imputer, same_class_donors, sign_flip_p
+from xaikit.pipeline import to_float
 from xaikit.sanity import holm
 
 from . import explained, learned, measures, samples, seeds, sources
@@ -76,7 +77,7 @@ def run(ctx: Context) -> Result:
     _compare(e, cam, g, rp, st, res, caps, y)
     rand_pixels = measures.random_maps(cam.shape, 0, a["seed"] + 1)
     _faithfulness(ctx, model, x, target, {"IG": similarity.to_2d(e.ig.maps), "Grad-CAM": cam,
-                                          "random": rand_pixels}, st, res)
+                                          "random": rand_pixels}, st, res, g)
     _seeds(ctx, e, cam, nulls, rand_pixels, g, st, res, nothing)
     return res
 
@@ -122,10 +123,16 @@ def _map_figures(e: Explained, cam: np.ndarray, early: np.ndarray | None, rp: np
                                         if early_layer else " (this model has no layer at least 4 times finer)."))
 
 
+def voting_verdicts(fills: list[dict]) -> set[str]:
+    """The per-fill verdicts that vote on the pooled one: those of fills with an informative comparison (a fill
+    whose curves are all saturated says nothing about which map is more faithful); none votes: {"uninformative"}."""
+    return {f["summary"]["verdict"] for f in fills if f["summary"]["any_informative"]} or {"uninformative"}
+
+
 def faithfulness_word(fills: list[dict]) -> str:
-    """The faithfulness verdict of Q4.4's first sentence: the winner when every fill names the same
-    one (IG, Grad-CAM, neither, uninformative), else "depends on the fill"."""
-    verdicts = {f["summary"]["verdict"] for f in fills}
+    """The faithfulness verdict of Q4.4's first sentence: the winner when every fill with an informative
+    comparison names the same one (IG, Grad-CAM, neither; uninformative when none has one), else "depends on the fill"."""
+    verdicts = voting_verdicts(fills)
     return verdicts.pop() if len(verdicts) == 1 else "depends on the fill"
 
 
@@ -134,16 +141,12 @@ def agreement_word(grid: dict, cut: float) -> str:
             "agree only partly (the interval contains the cut-off)")
 
 
-def seed_faithfulness(ctx: Context, model, x, target, maps: dict, st: dict) -> list[dict]:
-    """The seeds' lighter Q4.4: every fill of the main design, ranked at cells only, the maps IG,
-    Grad-CAM and random; gates, paired intervals, one Holm family and per-fill summaries."""
-    a = ctx.cfg.section("attribution")
-    fill_name = "blurred" if a["ig_baseline"] == "train_mean" else "train_mean"
-    fill = baseline_images(fill_name, x, ctx)
-    cells, rname = a["faithfulness_cells"], "cells"
-    designs = {fill_name: (a["faithfulness_steps"], dict(fill=fill, start=fill)),
-               ROAD_FILL: (a["road_steps"], dict(impute=road_imputer(baseline_images("train_mean", x[:1], ctx)[0]),
-                                            seed=a["seed"]))}
+def seed_faithfulness(ctx: Context, model, x, target, maps: dict, st: dict, grid: int) -> list[dict]:
+    """The seeds' lighter Q4.4: every fill of the main design, ranked at its cells (no finer than Grad-CAM's
+    ``grid``), the maps IG, Grad-CAM and random; gates, paired intervals, one Holm family and per-fill summaries."""
+    _, cells = faith_cells(ctx, grid)
+    rname = "cells"
+    _, designs = _fill_designs(ctx, x, target, _fixed_fill(ctx))
     p_image = forward.predict(model, x)[np.arange(len(x)), target]
     fills, all_cells = [], []
     for fname, (steps, kw) in designs.items():
@@ -176,8 +179,8 @@ def seed_specs() -> dict:
                 lambda st: {"cut": st["agree"]}, lambda r: r["spearman_grid"], lambda n: n["compare"]["spearman_grid"]),
             "faithfulness": seeds.Spec(
                 "the more faithful method (Q4.4)",
-                "the method that wins the deletion/insertion comparisons under every fill (paired intervals, one Holm "
-                "family, alpha {alpha}), else \"depends on the fill\"", lambda st: {"alpha": st["alpha"]},
+                "the method that wins most informative deletion/insertion comparisons under every fill that has one "
+                "(paired intervals, one Holm family, alpha {alpha}), else \"depends on the fill\"", lambda st: {"alpha": st["alpha"]},
                 lambda r: r["faithfulness"],
                 lambda n: {f["name"]: f["summary"] for f in n["faithfulness"]["fills"]})}
 
@@ -186,7 +189,6 @@ def _seeds(ctx: Context, e: Explained, cam: np.ndarray, nulls: dict, rand_pixels
            res: Result, nothing: learned.Reference) -> None:
     """Q4's headline verdicts for every seed of the main recipe, on the images and IG maps of Q3.5, each seed's
     regions against the learned-nothing reference ``nothing`` of the same images at its own decisions."""
-    a = ctx.cfg.section("attribution")
     pos = seeds.positions(ctx, e.y)
     xs, ys, ms = e.x[pos], e.y[pos], e.masks[pos]
     nul = {k: v[pos] for k, v in nulls.items()}
@@ -206,7 +208,7 @@ def _seeds(ctx: Context, e: Explained, cam: np.ndarray, nulls: dict, rand_pixels
         grid = intervals.mean_ci(similarity.pairwise(similarity.pool(ig_abs, g), similarity.pool(c_s, g),
                                                      similarity.spearman), **ci).as_dict()
         fills = seed_faithfulness(ctx, model, xs, target, {"IG": similarity.to_2d(attr), "Grad-CAM": c_s,
-                                                           "random": rand_pixels[pos]}, st)
+                                                           "random": rand_pixels[pos]}, st, g)
         words = {**seeds.shared_words(r, cw.level, cw.specific), "agreement": agreement_word(grid, st["agree"]),
                  "faithfulness": faithfulness_word(fills)}
         rows.append({"model": name, "seed": int(card.get("seed", 1)), "threshold": float(card["val_threshold"]),
@@ -231,7 +233,7 @@ def _seeds(ctx: Context, e: Explained, cam: np.ndarray, nulls: dict, rand_pixels
         "faithfulness verdict": lambda r: r["words"]["faithfulness"]}),
         f"Q4's headline numbers for each of the {out['n']} seeds of the main recipe, on {out['rule']} "
         f"({st['level']:.0%} bootstrap intervals over images). Faithfulness here ranks at "
-        f"{a['faithfulness_cells']}x{a['faithfulness_cells']} cells only (no pixel ranking, no crossed design), "
+        f"{faith_cells(ctx, g)[0]} as in Q4.4 (no crossed design), "
         "one Holm family per seed. The report's verdicts come from the main model on all explained images; a "
         "verdict holds for the recipe when every seed reaches, on these images, the main model's word on them.")
 
@@ -270,8 +272,9 @@ def _compare(e: Explained, cam: np.ndarray, g: int, rp: np.ndarray, st: dict, re
 # Q4.4's saturation gate reads verdicts.saturation_span and ROAD's step count attribution.road_steps
 # (xaikit.toml says why ROAD uses fewer steps than attribution.faithfulness_steps).
 ROAD_FILL = "road"
+DONOR_FILL = "same_class"   # per image, a training image whose label is the explained target (same_class_donors)
 FILL_LABELS = {"train_mean": "training-mean image", "blurred": "blurred image",
-               ROAD_FILL: "ROAD noisy linear imputation"}
+               ROAD_FILL: "ROAD noisy linear imputation", DONOR_FILL: "training image of the same class"}
 MATCHED = "IG, fill as baseline"   # the crossed design's IG: its baseline equals the fixed fill
 
 
@@ -315,10 +318,10 @@ FAITH_DEPENDS = "which of them ranks the image's parts more faithfully depends o
 
 
 def pooled_summary(cells: list[dict], fills: list[dict]) -> dict:
-    """:func:`winner_counts` over every fill's cells; its words and claim only when every fill names
-    the same winner (else the claim is that it depends on the fill)."""
+    """:func:`winner_counts` over every fill's cells; its words and claim only when every fill with an
+    informative comparison names the same winner (else the claim is that it depends on the fill)."""
     out = winner_counts(cells)
-    out["same_verdict"] = same = len({f["summary"]["verdict"] for f in fills}) == 1
+    out["same_verdict"] = same = len(voting_verdicts(fills)) == 1
     out["says"] = {w: same and said for w, said in out["says"].items()}
     if not same:
         out["claim"] = FAITH_DEPENDS
@@ -363,16 +366,19 @@ def _cell(curves: dict, kind: str, rname: str, sel: np.ndarray, maps: tuple, st:
     return cell
 
 
-def _faithfulness(ctx: Context, model, x, target, maps: dict, st: dict, res: Result) -> None:
-    """Deletion and insertion per fill (the training mean, ROAD's imputation), ranking resolution
-    and target class, with paired intervals, a saturation gate and one Holm family."""
+def _faithfulness(ctx: Context, model, x, target, maps: dict, st: dict, res: Result, grid: int) -> None:
+    """Deletion and insertion per fill (a low-pass image, ROAD's imputation, a training image of the
+    explained target's class) and target class, ranked at cells no finer than Grad-CAM's ``grid``,
+    with paired intervals, a saturation gate and one Holm family."""
     a = ctx.cfg.section("attribution")
-    fill_name = "blurred" if a["ig_baseline"] == "train_mean" else "train_mean"
-    fill, maps, resolutions, designs = _faith_designs(ctx, x, target, maps, fill_name)
+    fill_name = _fixed_fill(ctx)
+    fill, maps, resolutions, designs = _faith_designs(ctx, x, target, maps, fill_name, grid)
     cells_res = next(iter(resolutions))
     out = {"fill": fill_name, "resolutions": list(resolutions), "level": st["level"], "min_span": st["saturation_span"],
            "alpha": st["alpha"], "road_steps": a["road_steps"], "steps": a["faithfulness_steps"],
            "matched_baseline": fill_name, "ig_baseline": a["ig_baseline"], "crossed_at": cells_res,
+           "cells": resolutions[cells_res], "requested_cells": a["faithfulness_cells"], "grid": grid,
+           "capped": resolutions[cells_res] < a["faithfulness_cells"], "donor_label": FILL_LABELS[DONOR_FILL],
            "p_fill": float(np.mean(forward.predict(model, fill)[:, 1])), "fills": []}
     p_image = forward.predict(model, x)[np.arange(len(x)), target]
     all_cells = []
@@ -390,7 +396,7 @@ def _faithfulness(ctx: Context, model, x, target, maps: dict, st: dict, res: Res
     res.numbers["faithfulness"] = out
     res.table("q4_faith", pd.DataFrame(rows),
               f"Areas under the deletion (lower is better) and insertion (higher is better) curves "
-              f"(Petsiuk et al. 2018) per fill, mean [{st['level']:.0%} interval] over images, the paired "
+              f"(Petsiuk et al. 2018) per fill, ranked at {cells_res}, mean [{st['level']:.0%} interval] over images, the paired "
               f"IG - Grad-CAM difference and its sign-flip p-value after Holm's adjustment over the informative "
               f"cells; a cell is informative when P(target | image) - P(target | fully removed) lies wholly "
               f"above {st['saturation_span']} (column 6).")
@@ -400,19 +406,50 @@ def _faithfulness(ctx: Context, model, x, target, maps: dict, st: dict, res: Res
               f"paired differences, mean [{st['level']:.0%} interval] over images.")
 
 
-def _faith_designs(ctx: Context, x, target, maps: dict, fill_name: str) -> tuple[np.ndarray, dict, dict, dict]:
-    """Q4.4's designs: the fill, the maps with the crossed design's IG (from the store), resolutions, per-fill setup."""
+def _fixed_fill(ctx: Context) -> str:
+    """Q4.4's low-pass fixed fill: the training mean, or the blurred image when IG's baseline is the training mean."""
+    return "blurred" if ctx.cfg["attribution.ig_baseline"] == "train_mean" else "train_mean"
+
+
+def faith_cells(ctx: Context, grid: int) -> tuple[str, int]:
+    """Q4.4's one ranking resolution (name, cells per side): attribution.faithfulness_cells, or Grad-CAM's
+    ``grid`` when that is coarser; never pixels, where IG's own resolution would favour it."""
+    cells = ranking_cells(ctx.cfg["attribution.faithfulness_cells"], grid)
+    return f"{cells}x{cells} cells", cells
+
+
+def donor_images(ctx: Context, x: np.ndarray, target: np.ndarray) -> np.ndarray:
+    """Per explained image, a training image (seeded by attribution.seed) whose label is the image's explained
+    target: the model's decision, not the test label, which may describe the test images but not choose for them."""
+    p = ctx.prepared()
+    donors = to_float(p.x("train")[same_class_donors(p.y("train"), target, ctx.cfg["attribution.seed"])])
+    if donors.shape != np.shape(x):
+        raise ValueError(f"training images expect the explained images' shape {np.shape(x)}, got {donors.shape}")
+    return donors
+
+
+def _fill_designs(ctx: Context, x, target, fill_name: str) -> tuple[np.ndarray, dict]:
+    """Q4.4's fills in order (the fixed low-pass ``fill_name``, ROAD, the same-class training image):
+    the fixed fill's images and fill -> (steps, keywords of deletion_insertion)."""
     a = ctx.cfg.section("attribution")
-    fill = baseline_images(fill_name, x, ctx)
+    fill, donors = baseline_images(fill_name, x, ctx), donor_images(ctx, x, target)
+    return fill, {fill_name: (a["faithfulness_steps"], dict(fill=fill, start=fill)),
+                  ROAD_FILL: (a["road_steps"], dict(impute=road_imputer(baseline_images("train_mean", x[:1], ctx)[0]),
+                                                    seed=a["seed"])),
+                  DONOR_FILL: (a["faithfulness_steps"], dict(fill=donors, start=donors))}
+
+
+def _faith_designs(ctx: Context, x, target, maps: dict, fill_name: str,
+                   grid: int) -> tuple[np.ndarray, dict, dict, dict]:
+    """Q4.4's designs: the fill, the maps with the crossed design's IG (from the store), the one resolution (no
+    finer than Grad-CAM's ``grid``), per-fill setup (the crossed design under the fixed fill only)."""
     matched = store.get(ctx, "main", "ig", fill_name, x, target, adaptive=False)
     maps = {**maps, MATCHED: similarity.to_2d(matched.attributions)}
-    cells_res = f"{a['faithfulness_cells']}x{a['faithfulness_cells']} cells"
-    resolutions = {cells_res: a["faithfulness_cells"], "pixels": 0}
-    designs = {   # fill -> (steps, {resolution: maps}, fill keywords)
-        fill_name: (a["faithfulness_steps"], {cells_res: MAPS + (MATCHED,), "pixels": MAPS}, dict(fill=fill, start=fill)),
-        ROAD_FILL: (a["road_steps"], {cells_res: MAPS},
-                    dict(impute=road_imputer(baseline_images("train_mean", x[:1], ctx)[0]), seed=a["seed"]))}
-    return fill, maps, resolutions, designs
+    cells_res, cells = faith_cells(ctx, grid)
+    fill, fills = _fill_designs(ctx, x, target, fill_name)
+    designs = {f: (steps, {cells_res: MAPS + ((MATCHED,) if f == fill_name else ())}, kw)   # fill -> (steps, {res: maps}, kw)
+               for f, (steps, kw) in fills.items()}
+    return fill, maps, {cells_res: cells}, designs
 
 
 def _faith_curves(model, x, target, maps: dict, fname: str, steps: int, rmaps: dict, resolutions: dict,
@@ -449,9 +486,17 @@ def _faith_cells(curves: dict, fname: str, steps: int, rmaps: dict, target, p_im
 
 
 def _faith_figures(res: Result, curves: dict, panels: dict, fname: str, steps: int, cells_res: str) -> None:
-    """Q4.4's curve figures of one fill: q4_road for ROAD, else q4_deletion and q4_insertion."""
+    """Q4.4's curve figures of one fill: q4_road for ROAD, q4_same_class for the training image of the same class,
+    else q4_deletion and q4_insertion."""
     fr = next(iter(curves.values())).fractions
-    if fname == ROAD_FILL:
+    if fname == DONOR_FILL:
+        res.figure("q4_same_class", plots.curve_panels(fr, {f"{kind}, {t}": v for kind, p in panels.items()
+                                                            for t, v in p.items()},
+                                                       xlabel="share of the image deleted (deletion) / inserted (insertion)"),
+                   f"Deletion and insertion curves (mean ± std over images), ranked at {cells_res}, {steps} steps, "
+                   f"where removed cells take the pixels of a {FILL_LABELS[fname]} (the explained target's; seeded), "
+                   "which is also where insertion starts.")
+    elif fname == ROAD_FILL:
         res.figure("q4_road", plots.curve_panels(fr, {f"{kind}, {t}": v for kind, p in panels.items()
                                                       for t, v in p.items()},
                                                  xlabel="share of the image removed (deletion) / kept (insertion)"),
@@ -462,7 +507,7 @@ def _faith_figures(res: Result, curves: dict, panels: dict, fname: str, steps: i
         for kind in ("deletion", "insertion"):
             res.figure(f"q4_{kind}", plots.curve_panels(fr, panels[kind],
                                                         xlabel=f"share of the image {kind.replace('ion', 'ed')}"),
-                       f"{kind.capitalize()} curves (mean ± std over images) per ranking resolution and target "
+                       f"{kind.capitalize()} curves (mean ± std over images) ranked at {cells_res}, per target "
                        f"class; removed pixels take the {FILL_LABELS[fname]}"
                        f"{'' if kind == 'deletion' else ', which is also where insertion starts'}.")
 
@@ -535,7 +580,8 @@ SECTION = Section(
         Sub("Q4.2", "Do the maps highlight sensible regions?", "q4_2.md", tables=(Appendix("q4_regions"), Appendix("q4_zones"))),
         Sub("Q4.3", "Are the maps consistent across samples?", "q4_3.md", figures=("q4_mean",)),
         Sub("Q4.4", "Grad-CAM compared with IG", "q4_4.md",
-            figures=(Appendix("q4_side"), Appendix("q4_deletion"), Appendix("q4_insertion"), Appendix("q4_road")),
+            figures=(Appendix("q4_side"), Appendix("q4_deletion"), Appendix("q4_insertion"), Appendix("q4_road"),
+                     Appendix("q4_same_class")),
             tables=(Appendix("q4_faith"), Appendix("q4_faith_crossed"))),
         Sub("Q4.5", "Do the answers hold for other training seeds?", "q4_5.md", tables=(Appendix("q4_seeds"),)),
     ))

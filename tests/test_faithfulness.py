@@ -234,3 +234,80 @@ def test_the_pooled_claim_needs_every_fill_to_name_the_same_winner():
     assert pooled["claim"] == FAITH_DEPENDS and not any(pooled["says"].values())
     agree = pooled_summary(ig_fill, [{"summary": winner_counts(ig_fill)}] * 2)
     assert agree["says"]["IG"] and agree["claim"].startswith("IG ranks")
+
+
+# ---- the fill that keeps fine detail and the ranking resolution (#32 item 6) ---------------
+
+
+def test_same_class_donors_are_seeded_and_of_the_wanted_class():
+    # catches: a donor drawn from the whole pool (`rng.choice(len(labels))`, any class), or an unseeded draw
+    from xaikit.faithfulness import same_class_donors
+    labels = np.array([0, 1, 1, 0, 1, 0, 0, 1, 1])
+    wanted = np.array([1, 0, 1, 1, 0, 0, 1])
+    got = same_class_donors(labels, wanted, seed=3)
+    assert (labels[got] == wanted).all()
+    np.testing.assert_array_equal(got, same_class_donors(labels, wanted, seed=3))
+    assert any(not np.array_equal(got, same_class_donors(labels, wanted, seed=s)) for s in range(4, 10))
+    with pytest.raises(ValueError, match="class 2"):
+        same_class_donors(labels, np.array([2]), seed=3)
+
+
+def test_deleted_cells_take_the_other_images_pixels():
+    # catches: the per-image fill broadcast from the first donor (`fill[0]` for every image), or deletion
+    # and insertion swapping fill and start: at deletion 1/2 the top-ranked left half is the donor's and
+    # the right half the image's; insertion at 1/2 is the reverse
+    from xaikit.faithfulness import same_class_donors
+    rng = np.random.default_rng(2)
+    x = rng.uniform(0.4, 0.6, size=(2, 8, 8, 1)).astype(np.float32)
+    pool = rng.uniform(0.0, 1.0, size=(5, 8, 8, 1)).astype(np.float32)
+    donors = pool[same_class_donors(np.array([0, 1, 0, 1, 1]), np.array([1, 0]), seed=0)]
+    left_first = np.tile(np.tile(np.arange(8)[::-1].astype(float), (8, 1))[None], (2, 1, 1))
+    seen = []
+
+    class Spy:   # a model that keeps what it is shown and scores the mean
+        def predict_on_batch(self, batch):
+            seen.append(np.array(batch))
+            s = batch.reshape(len(batch), -1).mean(1)
+            return np.stack([1 - s, s], 1)
+
+    deletion_insertion(Spy(), x, left_first, 1, fill=donors, start=donors, steps=2, cells=2)
+    for i in range(2):
+        batch = seen[i]                                 # 3 deletion then 3 insertion images of image i
+        np.testing.assert_array_equal(batch[1][:, :4], donors[i][:, :4])
+        np.testing.assert_array_equal(batch[1][:, 4:], x[i][:, 4:])
+        np.testing.assert_array_equal(batch[2], donors[i])                       # fully deleted: the donor
+        np.testing.assert_array_equal(batch[4][:, :4], x[i][:, :4])
+        np.testing.assert_array_equal(batch[4][:, 4:], donors[i][:, 4:])
+        np.testing.assert_array_equal(batch[3], donors[i])                       # insertion starts from it
+
+
+def test_grad_cam_is_never_ranked_finer_than_its_grid():
+    # catches: Q4.4 ranking at attribution.faithfulness_cells whatever Grad-CAM's grid (`cells = requested`),
+    # or a pixel-level (cells 0) resolution left in the IG - Grad-CAM designs
+    from types import SimpleNamespace
+
+    from report import q4_gradcam
+    from xaikit.faithfulness import ranking_cells
+    for requested in (1, 2, 4, 7, 8, 16, 64):
+        for grid in (1, 2, 4, 7, 8, 14):
+            assert 1 <= ranking_cells(requested, grid) <= grid
+            assert ranking_cells(requested, grid) == min(requested, grid)
+            ctx = SimpleNamespace(cfg={"attribution.faithfulness_cells": requested})
+            name, cells = q4_gradcam.faith_cells(ctx, grid)
+            assert name == f"{cells}x{cells} cells" and 1 <= cells <= grid
+    with pytest.raises(ValueError):
+        ranking_cells(8, 0)
+
+
+def test_a_fill_without_an_informative_comparison_does_not_vote():
+    # catches: the pooled claim turned into "depends on the fill" by a fill whose curves are all saturated
+    # (the same-class fill often is: the other image of the class scores as high as the image)
+    from report.q4_gradcam import faithfulness_word, holm_family, pooled_summary, winner_counts
+    ig_fill = [_cell(0.001, -0.3), _cell(0.001, -0.3)]
+    saturated = [_cell(0.001, 0.3, informative=False)]
+    holm_family(ig_fill + saturated, 0.05)
+    fills = [{"summary": winner_counts(ig_fill)}, {"summary": winner_counts(saturated)}]
+    pooled = pooled_summary(ig_fill + saturated, fills)
+    assert pooled["says"]["IG"] and pooled["claim"].startswith("IG ranks")
+    assert faithfulness_word(fills) == "IG"
+    assert faithfulness_word(fills[1:]) == "uninformative"

@@ -6,7 +6,9 @@ for the image insertion begins from) or an imputer such as ROAD's noisy linear i
 (``road_imputer``; Rong et al. 2022), for which deletion at fraction f imputes the top-f units
 and insertion keeps the top-f units and imputes all others (ROAD's LeRF complement). Rong et
 al. show that a fixed fill can favour a method whose own reference image it matches, so the
-report ranks under more than one fill, and ranks every map at the same resolution.
+report ranks under more than one fill, among them one that keeps fine detail: per image, another
+image of the same class (``same_class_donors`` picks it; pass the donors as ``fill`` and ``start``),
+and ranks every map at the same resolution, no finer than the coarsest map's grid (``ranking_cells``).
 """
 
 from __future__ import annotations
@@ -31,6 +33,32 @@ def road_imputer(fallback: np.ndarray | float, noise: float = NOISE) -> Imputer:
     def impute(images: np.ndarray, removed: np.ndarray, seed: int) -> np.ndarray:
         return noisy_linear_impute(images, removed, seed=seed, noise=noise, fallback=fallback)
     return impute
+
+
+def same_class_donors(labels: np.ndarray, wanted: np.ndarray, seed: int) -> np.ndarray:
+    """Indices into a pool of images with class ``labels``: for each entry of ``wanted`` (a class per
+    explained image) one member of the pool of that class, drawn at random from ``seed`` (with
+    replacement, independently per image). Their images, as ``fill`` and ``start`` of
+    :func:`deletion_insertion`, make deleted cells take another image's pixels of the same class."""
+    labels, wanted = np.asarray(labels).ravel(), np.asarray(wanted).ravel()
+    rng = np.random.default_rng(seed)
+    out = np.empty(len(wanted), int)
+    for k in np.unique(wanted):
+        members = np.flatnonzero(labels == k)
+        if not len(members):
+            raise ValueError(f"same_class_donors expects a pool image of class {k}, got none")
+        at = np.flatnonzero(wanted == k)
+        out[at] = rng.choice(members, size=len(at))
+    return out
+
+
+def ranking_cells(requested: int, grid: int) -> int:
+    """Cells per side at which to rank maps, one of them made on a ``grid`` x ``grid`` feature map
+    (Grad-CAM): ``requested``, or the grid when that is coarser, so no map is ranked finer than it
+    is made (a finer ranking splits each of its cells by upsampling alone)."""
+    if requested < 1 or grid < 1:
+        raise ValueError(f"ranking_cells expects requested >= 1 and grid >= 1, got {requested} and {grid}")
+    return min(int(requested), int(grid))
 
 
 @dataclass(frozen=True)
