@@ -16,6 +16,8 @@ from typing import NamedTuple
 
 import numpy as np
 
+from xaikit import similarity
+
 from . import maps, measures, models
 from .context import Context, log
 
@@ -88,6 +90,18 @@ def mean_map(ctx: Context, method: str, names, x: np.ndarray, target: np.ndarray
         model = ctx.model(name)[0]
         per.append(measures.unit_mass(maps.get(ctx, name, method, setting(ctx, method, model), x, target).maps))
     return np.mean(per, axis=0)
+
+
+def own_maps(ctx: Context, ref: Reference, x: np.ndarray, cells: int) -> dict[str, np.ndarray]:
+    """Each counted model's own |maps| of ``x`` explained at the reference's targets (the main model's decisions),
+    average-pooled to ``cells`` x ``cells`` (the resolution of Q3.3 / Q4.3): name -> N x cells x cells. The same
+    map sets as :func:`mean_map` (the store keeps them), compared model by model, not averaged (Q3.3 / Q4.3)."""
+    out = {}
+    for name in ref.models:
+        model = ctx.model(name)[0]
+        m = maps.get(ctx, name, ref.method, setting(ctx, ref.method, model), x, ref.target).maps
+        out[name] = similarity.pool(np.abs(similarity.to_2d(m)), cells)
+    return out
 
 
 def reference(ctx: Context, method: str, x: np.ndarray, target: np.ndarray) -> Reference:
