@@ -4,7 +4,9 @@ The random-label models of Q5 (``random-1`` .. ``random-k``, each trained on per
 seeded subset) are explained on the same images and targets as the main model, through the map store
 (report/maps.py); per image, the mean over them of their unit-mass |maps| is where a model of this
 recipe puts its attribution when it learned nothing about the label. A lung ratio above that
-reference is the model's own, not the architecture's or the films'.
+reference is the model's own, not the architecture's or the films'. Q3.3 and Q4.3 compare the class specificity
+of the main maps with each counted model's own maps of the same images and targets (:func:`own_maps`,
+:func:`report.measures.learned_specificity`): a verdict those models reach as strongly is the method's.
 
 Which random-label models count is Q5.1's rule (:func:`as_intended`), decided on validation before
 any map is compared; it lives here so that Q3, Q4 and Q5 read one rule without importing each other.

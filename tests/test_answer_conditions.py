@@ -95,6 +95,7 @@ def test_class_specificity_prints_the_learned_nothing_reference(q, template, met
     assert "cannot be told (" not in text and "Not measured" not in text
     assert f"{t(r['reference_models'])} for them" in text and t(r["difference"]) in text
     assert r["per_model_text"] in text
+    assert (f"so is {method}'s above" in text) == same and (f"{method}'s above is not such a verdict" in text) != same
     if same:
         assert (f"reach this class-specificity as strongly, so it is a property of {method}, not of the "
                 "classifier") in text
