@@ -4,7 +4,9 @@ The random-label models of Q5 (``random-1`` .. ``random-k``, each trained on per
 seeded subset) are explained on the same images and targets as the main model, through the map store
 (report/maps.py); per image, the mean over them of their unit-mass |maps| is where a model of this
 recipe puts its attribution when it learned nothing about the label. A lung ratio above that
-reference is the model's own, not the architecture's or the films'.
+reference is the model's own, not the architecture's or the films'. Q3.3 and Q4.3 compare the class specificity
+of the main maps with each counted model's own maps of the same images and targets (:func:`own_maps`,
+:func:`report.measures.learned_specificity`): a verdict those models reach as strongly is the method's.
 
 Which random-label models count is Q5.1's rule (:func:`as_intended`), decided on validation before
 any map is compared; it lives here so that Q3, Q4 and Q5 read one rule without importing each other.
@@ -15,6 +17,8 @@ from __future__ import annotations
 from typing import NamedTuple
 
 import numpy as np
+
+from xaikit import similarity
 
 from . import maps, measures, models
 from .context import Context, log
@@ -88,6 +92,18 @@ def mean_map(ctx: Context, method: str, names, x: np.ndarray, target: np.ndarray
         model = ctx.model(name)[0]
         per.append(measures.unit_mass(maps.get(ctx, name, method, setting(ctx, method, model), x, target).maps))
     return np.mean(per, axis=0)
+
+
+def own_maps(ctx: Context, ref: Reference, x: np.ndarray, cells: int) -> dict[str, np.ndarray]:
+    """Each counted model's own |maps| of ``x`` explained at the reference's targets (the main model's decisions),
+    average-pooled to ``cells`` x ``cells`` (the resolution of Q3.3 / Q4.3): name -> N x cells x cells. The same
+    map sets as :func:`mean_map` (the store keeps them), compared model by model, not averaged (Q3.3 / Q4.3)."""
+    out = {}
+    for name in ref.models:
+        model = ctx.model(name)[0]
+        m = maps.get(ctx, name, ref.method, setting(ctx, ref.method, model), x, ref.target).maps
+        out[name] = similarity.pool(np.abs(similarity.to_2d(m)), cells)
+    return out
 
 
 def reference(ctx: Context, method: str, x: np.ndarray, target: np.ndarray) -> Reference:

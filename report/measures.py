@@ -622,6 +622,71 @@ def _vs_input(maps: np.ndarray, input_alone: np.ndarray, groups: np.ndarray, s: 
             "specific_beyond_input": bool(pc.specificity.lo > 0), "told": True}
 
 
+LEARNED_WORDS = {"more": "more class-specific than a model that learned nothing",
+                 "no_more": "no more class-specific than a model that learned nothing",
+                 "cannot_tell": CANNOT_TELL}
+NO_MODEL = "no random-label model is counted in Q5.1"
+
+
+def _learned_cannot_tell(reason: str, names: list) -> dict:
+    """The numbers of :func:`learned_specificity` when there is no reference to compare with: the words say why."""
+    return {"per_model": [{"model": m, "diff": dict(_NAN)} for m in names], "per_model_text": "",
+            "reference": dict(_NAN), "reference_models": dict(_NAN), "difference": dict(_NAN), "vs_input": dict(_NAN),
+            "vs_input_word": f"{CANNOT_TELL} ({reason})", "word": f"{CANNOT_TELL} ({reason})",
+            "says": says("cannot_tell", LEARNED_WORDS), "told": False, "reason": reason,
+            "learned_specific": False, "learned_beyond_input": False, "method_property": False}
+
+
+def _per_model_text(names: list, r) -> str:
+    """Each model's within - across with its interval over images; with several, their mean over images and
+    over images and models ("random-1 0.612 [0.501, 0.733]; random-2 ...; mean ... over images, [lo, hi] over
+    images and models")."""
+    t = lambda e: f"{e.value:.3f} [{e.lo:.3f}, {e.hi:.3f}]"
+    text = "; ".join(f"{m} {t(e)}" for m, e in zip(names, r.per_stack))
+    if len(names) > 1:
+        text += (f"; mean {t(r.reference)} over images, [{r.reference_models.lo:.3f}, {r.reference_models.hi:.3f}] "
+                 "over images and models")
+    return text
+
+
+def learned_specificity(maps: np.ndarray, input_alone: np.ndarray, references: dict, groups: np.ndarray, s: dict,
+                        main: dict, *, none_reason: str = NO_MODEL) -> dict:
+    """Class specificity against a model that learned nothing (Q3.3 / Q4.3; issue #32, item 3): within - across of
+    each counted random-label model's own maps (``references``: name -> maps of the main model's images explained
+    at its targets, grouped by ``groups`` as the main maps are), their mean with intervals over images and, with
+    several models, over models too; the paired difference main - reference (one shared resample) and the
+    reference - input alone. ``word``: "more" when the interval of main - reference lies above 0, else "no more";
+    "cannot tell" without a counted model (``none_reason``) or with fewer than 2 maps of a group.
+
+    ``method_property``: a verdict of class specificity of the main maps (``main``, from :func:`consistency_numbers`:
+    the maps separate the groups, or more than the input alone) that the models that learned nothing reach too
+    (their interval of the same measure above 0) and that the main maps do not exceed: a property of the method,
+    not of the classifier."""
+    names = list(references)
+    out = {"models": names, "n": len(names), "any": bool(names), "several": len(names) > 1,
+           "rule": "within minus across of each counted random-label model's own maps of the main model's images, "
+                   "explained at its targets and grouped by them",
+           "ci_text": f"{s['level']:.0%} bootstrap intervals, the images resampled within each target"}
+    reason = too_few(groups, " targets") if names else none_reason
+    if reason is not None:
+        return {**out, **_learned_cannot_tell(reason, names)}
+    cells = s["cells"]
+    r = similarity.specificity_against(_pooled_abs(maps, cells), [_pooled_abs(m, cells) for m in references.values()],
+                                       groups, input_alone=_pooled_abs(input_alone, cells), n_boot=s["n_boot"],
+                                       seed=s["seed"], level=s["level"])
+    word = "more" if r.difference.lo > 0 else "no_more"
+    ref, vs_input = r.reference_models.as_dict(), r.vs_input.as_dict()
+    out.update(per_model=[{"model": m, "diff": e.as_dict()} for m, e in zip(names, r.per_stack)],
+               per_model_text=_per_model_text(names, r), reference=r.reference.as_dict(), reference_models=ref,
+               difference=r.difference.as_dict(), vs_input=vs_input, vs_input_word=more_or_less(vs_input),
+               word=LEARNED_WORDS[word], says=says(word, LEARNED_WORDS), told=True, reason="",
+               learned_specific=bool(ref["lo"] > 0), learned_beyond_input=bool(vs_input["lo"] > 0))
+    reached = ((main["class_specific"] and out["learned_specific"]) or
+               (bool(_get(main, ("vs_input", "specific_beyond_input"))) and out["learned_beyond_input"]))
+    out["method_property"] = bool(reached and word == "no_more")
+    return out
+
+
 def consistency_numbers(maps: np.ndarray, nulls: dict, s: dict, *, labels: np.ndarray, targets: np.ndarray,
                         by: str = "target") -> dict:
     """Consistency of pooled |maps| with maps grouped ``by`` the explained target (the decided

@@ -108,7 +108,7 @@ def _map_figures(ctx: Context, e: Explained, rp: np.ndarray, res: Result) -> Non
 
 def _region_numbers(ctx: Context, e: Explained, rp: np.ndarray, st: dict, res: Result) -> learned.Reference:
     """Q3.2 and Q3.3: masks, regions (against the learned-nothing reference too, which it returns), zones, the
-    images whose baseline scores higher, consistency."""
+    images whose baseline scores higher, consistency (its class specificity against the same models' own maps)."""
     n, x, y, masks, nulls, attr = res.numbers, e.x, e.y, e.masks, e.nulls, e.ig.attributions
     delta = e.ig.f_image - e.ig.f_baseline
     n["masks"] = measures.mask_numbers(masks, e.fallback, y)
@@ -136,6 +136,8 @@ def _region_numbers(ctx: Context, e: Explained, rp: np.ndarray, st: dict, res: R
     n["consistency"] = c = measures.consistency_numbers(attr, nulls, st, labels=y, targets=e.target)
     c["without_negative"] = measures.consistency_without(attr, nulls, st, c, labels=y, targets=e.target,
                                                          drop=delta < 0)
+    c["learned"] = measures.learned_specificity(attr, nulls["input"], learned.own_maps(ctx, ref, x, st["cells"]),
+                                                e.target, st, c, none_reason=n["learned"]["reason"])
     res.figure("q3_mean", measures.mean_map_figure(attr, e.target, x, "|IG|"),
                f"Mean image and mean |IG| map per explained target (the decided class) over {len(x)} test images.")
     return ref

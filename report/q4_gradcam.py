@@ -71,7 +71,9 @@ def run(ctx: Context) -> Result:
     _map_figures(e, cam, early, rp, caps, n, res)
     nulls = {"input": e.nulls["input"], "random": measures.random_maps(cam.shape, g, a["seed"])}
     nothing = _regions(ctx, e, cam, nulls, g, st, res)
-    n["consistency"] = measures.consistency_numbers(cam, nulls, st, labels=y, targets=target)
+    n["consistency"] = c = measures.consistency_numbers(cam, nulls, st, labels=y, targets=target)
+    c["learned"] = measures.learned_specificity(cam, nulls["input"], learned.own_maps(ctx, nothing, x, st["cells"]),
+                                                target, st, c, none_reason=n["learned"]["reason"])
     res.figure("q4_mean", measures.mean_map_figure(cam, target, x, "Grad-CAM"),
                f"Mean image and mean Grad-CAM map per explained target (the decided class) over {len(x)} test images.")
     _compare(e, cam, g, rp, st, res, caps, y)

@@ -64,3 +64,41 @@ def test_the_region_answer_prints_the_learned_nothing_reference(q, template):
             "same images and targets): **more**") in " ".join(text.split())
     e = r["NORMAL"]["learned"]["lung_ratio"]
     assert f"{e['value']:.2f} [{e['lo']:.2f}, {e['hi']:.2f}] on NORMAL" in " ".join(text.split())
+
+
+@pytest.mark.parametrize("q, template, method", [("q3", "q3_3.md", "IG"), ("q4", "q4_3.md", "Grad-CAM")])
+@pytest.mark.parametrize("same", [True, False])
+def test_class_specificity_prints_the_learned_nothing_reference(q, template, method, same):
+    """Counted random-label models whose own maps are as class-specific as the main model's (``same``): the answer
+    says the class-specificity is a property of the method and prints their within minus across beside the main
+    model's; maps of one shared anatomy instead: "more class-specific than a model that learned nothing" with the
+    paired difference. Catches: a template that keeps the quick build's "cannot be told" sentence when a reference
+    exists, or prints the word without the reference's interval (the fixture's quick build counts no random-label
+    model, so these branches are only rendered here)."""
+    import copy
+
+    from report import learned, measures
+    from report.render import answer_env, answer_variables
+    from tests.answer_conditions import render
+    from tests.test_consistency import S, _two_prototypes, anatomy
+    fx = json.loads(FIXTURE.read_text())
+    maps, labels, _ = _two_prototypes()
+    inp = anatomy(seed=9)[0]
+    refs = {"random-1": maps.copy()} if same else {f"random-{k}": anatomy(seed=k)[0] for k in (1, 2)}
+    c = measures.consistency_numbers(maps, {"input": inp}, S, labels=labels, targets=labels)
+    c["learned"] = r = measures.learned_specificity(maps, inp, refs, labels, S, c)
+    numbers = copy.deepcopy(fx["numbers"])
+    numbers[q]["consistency"].update({k: c[k] for k in ("diff", "learned")})
+    numbers[q]["learned"] = learned.numbers(learned.Reference(q, tuple(refs), (), maps, labels))
+    text = " ".join(render(answer_env(), template, answer_variables(numbers, fx["config"], fx["profile"])).split())
+    t = lambda e: f"{e['value']:.3f} [{e['lo']:.3f}, {e['hi']:.3f}]"
+    assert "cannot be told (" not in text and "Not measured" not in text
+    assert f"{t(r['reference_models'])} for them" in text and t(r["difference"]) in text
+    assert r["per_model_text"] in text
+    assert (f"so is {method}'s above" in text) == same and (f"{method}'s above is not such a verdict" in text) != same
+    if same:
+        assert (f"reach this class-specificity as strongly, so it is a property of {method}, not of the "
+                "classifier") in text
+    else:
+        assert f"{method} maps are **more class-specific than a model that learned nothing**" in text
+        assert "over images and models" in text

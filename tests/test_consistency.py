@@ -162,3 +162,88 @@ def test_one_decided_class_says_cannot_tell_with_its_counts():
     assert "cannot tell" not in c["by_label"]["level"]             # grouped by label, both classes are there
     told = measures.consistency_numbers(maps, {"input": maps}, S, labels=labels, targets=labels)
     assert told["told"] is True and told["vs_input"]["told"] is True and told["reason"] == ""
+
+
+def _two_prototypes(n=24, size=16, seed=0, noise=0.3):
+    """Maps of two class prototypes (group 0 / group 1, alternating) plus per-image noise: class-specific."""
+    rng = np.random.default_rng(seed)
+    protos = rng.uniform(size=(2, size, size))
+    labels = np.arange(n) % 2
+    return protos[labels] + rng.normal(0, noise, (n, size, size)), labels, rng
+
+
+def test_maps_more_class_specific_than_a_model_that_learned_nothing():
+    """The main maps separate the targets, the learned-nothing models' maps share one anatomy and do not: "more
+    class-specific than a model that learned nothing", not a property of the method. Catches: the difference taken
+    the other way round (reference minus main; the one-line sign swap), or the word read from the reference's own
+    interval instead of the paired difference's."""
+    maps, labels, rng = _two_prototypes()
+    nothing = {f"random-{k}": anatomy(seed=k + 1)[0] for k in range(2)}
+    c = measures.consistency_numbers(maps, {"input": anatomy(seed=9)[0]}, S, labels=labels, targets=labels)
+    r = measures.learned_specificity(maps, anatomy(seed=9)[0], nothing, labels, S, c)
+    assert c["class_specific"] and r["told"] and r["several"] and r["n"] == 2
+    assert r["says"] == {"more": True, "no_more": False, "cannot_tell": False}
+    assert r["word"] == "more class-specific than a model that learned nothing"
+    assert r["difference"]["lo"] > 0 and not r["learned_specific"] and not r["method_property"]
+    assert r["difference"]["value"] == pytest.approx(c["diff"]["value"] - r["reference"]["value"])
+    assert [m["model"] for m in r["per_model"]] == ["random-0", "random-1"]
+    assert r["reference"]["value"] == pytest.approx(np.mean([m["diff"]["value"] for m in r["per_model"]]))
+
+
+def test_class_specificity_a_model_that_learned_nothing_reaches_is_the_methods():
+    """Learned-nothing maps equal to the main maps (class-specific by construction, as Grad-CAM's ReLU(S) against
+    ReLU(-S) is): "no more", and the verdict is a property of the method. Catches: ``>=`` for ``>`` on the paired
+    difference (a difference exactly 0 in every draw would read "more"), or ``method_property`` never set."""
+    maps, labels, _ = _two_prototypes()
+    inp = anatomy(seed=9)[0]
+    c = measures.consistency_numbers(maps, {"input": inp}, S, labels=labels, targets=labels)
+    r = measures.learned_specificity(maps, inp, {"random-1": maps.copy()}, labels, S, c)
+    assert c["class_specific"] and c["vs_input"]["specific_beyond_input"]
+    for k in ("value", "lo", "hi"):
+        assert r["difference"][k] == pytest.approx(0, abs=1e-12)
+    assert r["says"]["no_more"] and r["learned_specific"] and r["learned_beyond_input"] and r["method_property"]
+    assert not r["several"] and r["reference_models"] == r["reference"]      # one model: no interval over models
+    # the main maps that separate nothing: no verdict to call the method's
+    flat = anatomy(seed=4)[0]
+    c0 = measures.consistency_numbers(flat, {"input": inp}, S, labels=labels, targets=labels)
+    r0 = measures.learned_specificity(flat, inp, {"random-1": flat.copy()}, labels, S, c0)
+    assert not c0["class_specific"] and r0["says"]["no_more"] and not r0["method_property"]
+
+
+def test_one_learned_nothing_model_is_the_paired_test_of_map_minus_it():
+    """With one stack, the difference is :func:`similarity.paired_consistency`'s (the same draws, the same images for
+    both). Catches: main and reference resampled apart (an interval as wide as the main map's own), or the models
+    drawn from the random stream with one model (the images' draws would shift)."""
+    maps, labels, _ = _two_prototypes()
+    ref = anatomy(seed=2)[0]
+    got = similarity.specificity_against(maps, [ref], labels, input_alone=ref, n_boot=300, seed=0)
+    want = similarity.paired_consistency(maps, ref, labels, n_boot=300, seed=0).specificity
+    assert (got.difference.value, got.difference.lo, got.difference.hi) == pytest.approx((want.value, want.lo, want.hi))
+    assert got.vs_input.value == pytest.approx(0, abs=1e-12) and got.vs_input.hi == pytest.approx(0, abs=1e-12)
+
+
+def test_several_models_widen_the_interval_over_models():
+    """Two learned-nothing models that differ (one class-specific, one not): the interval over images and models is
+    wider than over images alone. Catches: the models never resampled (an interval that ignores how much they
+    differ)."""
+    maps, labels, _ = _two_prototypes(seed=1)
+    got = similarity.specificity_against(maps, [maps + 0, anatomy(seed=3)[0]], labels, n_boot=300, seed=0)
+    assert got.reference_models.value == got.reference.value
+    assert got.reference_models.hi - got.reference_models.lo > 2 * (got.reference.hi - got.reference.lo)
+    assert got.vs_input is None
+
+
+@pytest.mark.parametrize("counted, reason", [(False, "Q5.1 counts none of the 3 random-label models"),
+                                             (True, "1 NORMAL and 23 PNEUMONIA targets")])
+def test_no_counted_model_cannot_tell(counted, reason):
+    """No counted model (the quick build) or a target with one map: "cannot tell" with the reason, and never a
+    property of the method. Catches: a missing reference read as "no more" (which would pass the method verdict)."""
+    maps, labels, _ = _two_prototypes()
+    refs = {}
+    if counted:
+        labels, refs = np.r_[0, np.ones(len(maps) - 1, int)], {"random-1": maps}
+    c = measures.consistency_numbers(maps, {"input": maps}, S, labels=labels, targets=labels)
+    r = measures.learned_specificity(maps, maps, refs, labels, S, c,
+                                     none_reason="Q5.1 counts none of the 3 random-label models")
+    assert r["says"] == {"more": False, "no_more": False, "cannot_tell": True} and not r["told"]
+    assert reason in r["reason"] and r["word"].startswith("cannot tell (") and not r["method_property"]

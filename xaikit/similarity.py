@@ -281,6 +281,62 @@ def paired_consistency(maps: np.ndarray, reference: np.ndarray, labels: np.ndarr
                              Estimate(float(value[1]), float(lo[1]), float(hi[1]), n))
 
 
+@dataclass(frozen=True)
+class ReferenceSpecificity:
+    """Within - across of ``maps`` against reference stacks of the same images (one stack per model that learned
+    nothing), all from one bootstrap whose draws resample the images of each group once for every stack (and,
+    with several stacks, the stacks too: the models are a sample of such models)."""
+
+    per_stack: tuple[Estimate, ...]   # each stack's own within - across, interval over images
+    reference: Estimate               # the mean over the stacks, interval over images (the stacks fixed)
+    reference_models: Estimate        # the same mean, interval over images and stacks (= reference for one stack)
+    difference: Estimate              # maps - the stacks' mean, interval as reference_models
+    vs_input: Estimate | None         # the stacks' mean - ``input_alone``, interval as reference_models
+
+
+def _specificity(c: np.ndarray, ia: np.ndarray, ib: np.ndarray) -> float:
+    w, x = _within_across(c, ia, ib)
+    return w - x
+
+
+def specificity_against(maps: np.ndarray, references, labels: np.ndarray, *, input_alone: np.ndarray | None = None,
+                        n_boot: int = 2000, seed: int = 0, level: float = 0.95) -> ReferenceSpecificity:
+    """Is ``maps`` more group-specific (within - across) than the ``references`` (a list of stacks of the same N
+    images in the same order, e.g. the maps of several models that learned nothing)?
+
+    Each draw resamples the images of each group once and evaluates the maps, every stack and ``input_alone`` on
+    that one resample (what they share, the images, cancels in the differences); with more than one stack it
+    also resamples the stacks with replacement, for the intervals over models. With one stack the draws are those
+    of :func:`paired_consistency` (the same images in the same order)."""
+    references = list(references)
+    if not references:
+        raise ValueError("specificity_against expects at least one reference stack, got none")
+    for r in references + ([input_alone] if input_alone is not None else []):
+        if len(r) != len(maps):
+            raise ValueError(f"maps and references must hold the same images, got {len(maps)} and {len(r)}")
+    a, b = _two_groups(labels)
+    cm, crs = rank_corr_matrix(maps), [rank_corr_matrix(r) for r in references]
+    cx = rank_corr_matrix(input_alone) if input_alone is not None else None
+    k = len(crs)
+
+    def stats_for(ia, ib, pick):
+        per = np.array([_specificity(c, ia, ib) for c in crs])
+        ref = per[pick].mean()
+        vs_input = (ref - _specificity(cx, ia, ib),) if cx is not None else ()
+        return (*per, per.mean(), ref, _specificity(cm, ia, ib) - ref, *vs_input)
+
+    rng = np.random.default_rng(seed)
+    boots = []
+    for _ in range(n_boot):
+        ia, ib = rng.choice(a, len(a)), rng.choice(b, len(b))
+        boots.append(stats_for(ia, ib, rng.integers(0, k, k) if k > 1 else np.zeros(1, int)))
+    lo, hi = _percentiles(boots, level)
+    value, n = stats_for(a, b, np.arange(k)), len(a) + len(b)
+    est = [Estimate(float(v), float(lo[j]), float(hi[j]), n) for j, v in enumerate(value)]
+    return ReferenceSpecificity(tuple(est[:k]), est[k], est[k + 1], est[k + 2],
+                                est[k + 3] if cx is not None else None)
+
+
 def pairwise(maps_a: np.ndarray, maps_b: np.ndarray, measure) -> np.ndarray:
     """``measure`` applied to corresponding 2-D maps of two stacks."""
     a, b = to_2d(maps_a), to_2d(maps_b)
