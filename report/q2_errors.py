@@ -208,6 +208,39 @@ def _figure(res: Result, s: mc.ErrorSample, maps: dict, pos: dict, x, y, probs, 
         "true label, P(PNEUMONIA).")
 
 
+def _statistic_screen(stats_: dict, y, probs, bad, fam_test, st: dict, level: float) -> tuple[dict, list, list]:
+    """Q2.3's screen of the label-free statistics, per true class: whether each sets the errors apart from the
+    correct images of their class within file-name families (:func:`xaikit.misclassified.within_family_auc`,
+    the test that decides what the errors share), beside its Spearman correlation with P(PNEUMONIA) (descriptive)."""
+    corr, shared, rows = {}, [], []
+    for k, c in enumerate(CLASSES):
+        sel = y == k
+        corr[c] = {}
+        for key, label in STATISTICS.items():
+            v = stats_[key][sel]
+            ok = np.isfinite(v)
+            e = mc.rank_correlation(v[ok], probs[sel][ok], n_boot=st["n_boot"], seed=st["seed"], level=level)
+            w = mc.correlation_word(e)
+            a = mc.within_family_auc(v[ok], bad[sel][ok], fam_test[sel][ok], n_boot=st["n_boot"], seed=st["seed"],
+                                     level=level)
+            aw = mc.error_word(a)
+            corr[c][key] = {**e.as_dict(), "word": w, "label": label,
+                            "says": measures.says(w, ("none", "negative", "positive", "cannot tell")),
+                            "errors_vs_correct": {**a.as_dict(), "word": aw},
+                            "median_errors": float(np.nanmedian(v[bad[sel]])) if bad[sel].any() else None,
+                            "median_correct": float(np.nanmedian(v[~bad[sel]])) if (~bad[sel]).any() else None}
+            if aw in ("higher", "lower"):
+                shared.append({"kind": "statistic", "statistic": True, "class": c, "what": label, "direction": aw})
+            me, mc_ = corr[c][key]["median_errors"], corr[c][key]["median_correct"]
+            rows.append({"true class": c, "measure": f"{label}: errors vs correct, within family", "n": a.n,
+                         "value [CI]": _ci(a) if np.isfinite(a.value) else "-", "word": aw,
+                         "median, errors | correct": f"{_g(me)} | {_g(mc_)}"})
+            rows.append({"true class": c, "measure": f"{label}: Spearman with P(PNEUMONIA)", "n": e.n,
+                         "value [CI]": _ci(e) if np.isfinite(e.value) else "-", "word": w,
+                         "median, errors | correct": "-"})
+    return corr, shared, rows
+
+
 def _common(n: dict, res: Result, ctx: Context, test, y, probs, thr, st) -> None:
     """Label-free statistics and file-name families against P(PNEUMONIA) and the errors."""
     p = ctx.prepared()
@@ -223,26 +256,7 @@ def _common(n: dict, res: Result, ctx: Context, test, y, probs, thr, st) -> None
     lvl_fam = 1 - st["alpha"] / max(1, cells)
     n["screen"] = {"alpha": st["alpha"], "n_correlations": m_corr, "level_correlations": lvl_corr, "n_families": cells,
                    "level_families": lvl_fam, "families": list(fams), "families_text": ", ".join(fams)}
-    corr, shared, rows = {}, [], []
-    for k, c in enumerate(CLASSES):
-        sel = y == k
-        corr[c] = {}
-        for key, label in STATISTICS.items():
-            v = stats_[key][sel]
-            ok = np.isfinite(v)
-            e = mc.rank_correlation(v[ok], probs[sel][ok], n_boot=st["n_boot"], seed=st["seed"], level=lvl_corr)
-            w = mc.correlation_word(e)
-            corr[c][key] = {**e.as_dict(), "word": w, "label": label,
-                            "says": measures.says(w, ("none", "negative", "positive", "cannot tell")),
-                            "median_errors": float(np.nanmedian(v[bad[sel]])) if bad[sel].any() else None,
-                            "median_correct": float(np.nanmedian(v[~bad[sel]])) if (~bad[sel]).any() else None}
-            if w in ("positive", "negative"):
-                shared.append({"kind": "statistic", "statistic": True, "class": c, "what": label,
-                               "direction": ("higher" if (w == "positive") == (k == 0) else "lower")})
-            me, mc_ = corr[c][key]["median_errors"], corr[c][key]["median_correct"]
-            rows.append({"true class": c, "measure": f"{label} (Spearman)", "n": e.n,
-                         "value [CI]": _ci(e) if np.isfinite(e.value) else "-", "word": w,
-                         "median, errors | correct": f"{_g(me)} | {_g(mc_)}"})
+    corr, shared, rows = _statistic_screen(stats_, y, probs, bad, fam_test, st, lvl_corr)
     fam = {}
     for k, c in enumerate(CLASSES):
         sel = y == k
@@ -264,7 +278,9 @@ def _common(n: dict, res: Result, ctx: Context, test, y, probs, thr, st) -> None
     n["shares_something"] = bool(shared)
     res.table("q2_errors_common", pd.DataFrame(rows),
               f"What the wrongly called test images share, per true class, from what is known without labels. "
-              f"Value: the Spearman correlation of each image statistic with P(PNEUMONIA) over all test images of the "
-              f"class (bootstrap intervals, simultaneous over {m_corr} correlations, Bonferroni; medians of the "
-              f"statistic on errors and on correct images beside it), or the error rate per file-name family "
+              f"Value: for each image statistic, P(an error's value > a correct image's value of the same file-name "
+              f"family) (Mann-Whitney, pooled over the families that hold both; 0.5 = the statistic does not set the "
+              f"errors apart; this decides what the errors share; medians on errors and on correct images beside it), "
+              f"and its Spearman correlation with P(PNEUMONIA) over all test images of the class (descriptive); bootstrap "
+              f"intervals, simultaneous over {m_corr} statistic cells (Bonferroni); or the error rate per file-name family "
               f"(families from the training names; Wilson intervals, simultaneous over {cells} family cells; the word compares a family with the rest of its class, Newcombe interval).")

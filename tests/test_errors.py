@@ -179,3 +179,32 @@ def test_a_class_with_fewer_errors_than_the_minimum_cannot_tell(tmp_path):
     _mass(n2, mc.ErrorSample(three, three, {0: np.arange(12, 15), 1: np.arange(15, 18)}), maps,
           np.concatenate([three[0], np.arange(12, 15), three[1], np.arange(15, 18)]), ctx, st)
     assert n2["maps_verdict"] == "cannot tell" and n2["maps_compared"] == 0
+
+
+def test_errors_are_told_apart_within_their_family_not_across():
+    # catches: pooling the families (a statistic that only tells the families apart would then "set the errors
+    # apart": file size and the NORMAL2 family are confounded), or the probability read with its sides swapped
+    from xaikit.misclassified import error_word, within_family_auc
+    rng = np.random.default_rng(0)
+    fam = np.array(["a"] * 100 + ["b"] * 100)
+    err = np.r_[rng.random(100) < 0.5, rng.random(100) < 0.05]          # family a is wrong more often ...
+    v = np.r_[rng.normal(3, 1, 100), rng.normal(0, 1, 100)]             # ... and has larger values
+    confounded = within_family_auc(v, err, fam, n_boot=300, seed=1, level=0.95)
+    assert error_word(confounded) == "no different"
+    higher = within_family_auc(v + 2 * err, err, fam, n_boot=300, seed=1, level=0.95)
+    assert error_word(higher) == "higher" and higher.value > 0.8
+    assert error_word(within_family_auc(v - 2 * err, err, fam, n_boot=300, seed=1, level=0.95)) == "lower"
+    none = within_family_auc(v, np.zeros(200, bool), fam, n_boot=10, seed=1, level=0.95)
+    assert np.isnan(none.value) and error_word(none) == "cannot tell"
+
+
+def test_the_pooled_probability_is_mann_whitneys():
+    # catches: ties not counted 1/2, or families weighted by images instead of by pairs
+    from scipy import stats as st
+    from xaikit.misclassified import within_family_auc
+    v = np.array([1, 2, 2, 3, 5, 1, 4, 4, 0.5, 2.0])
+    err = np.array([1, 0, 1, 0, 0, 1, 0, 0, 0, 1], bool)
+    fam = np.array(["a"] * 5 + ["b"] * 5)
+    u = [st.mannwhitneyu(v[(fam == f) & err], v[(fam == f) & ~err]).statistic for f in "ab"]
+    pairs = [((fam == f) & err).sum() * ((fam == f) & ~err).sum() for f in "ab"]
+    assert within_family_auc(v, err, fam, n_boot=10, seed=0, level=0.9).value == pytest.approx(sum(u) / sum(pairs))

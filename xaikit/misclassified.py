@@ -188,3 +188,41 @@ def family_rates(fams: np.ndarray, errors: np.ndarray, level: float) -> dict:
         out[f] = {"errors": k, "n": n, "rate": wilson(k, n, level).as_dict(),
                   "vs_rest": vs.as_dict() if vs else None, "word": direction(vs)}
     return out
+
+
+def _pooled_auc(groups: list[tuple[np.ndarray, np.ndarray]]) -> float:
+    """Mann-Whitney's P(an error's value > a correct image's value) (ties count 1/2), pooled over the
+    (errors, correct) groups weighted by their pairs; NaN without a pair."""
+    u = pairs = 0.0
+    for err, ok in groups:
+        if len(err) and len(ok):
+            r = stats.rankdata(np.concatenate([err, ok]))
+            u += r[:len(err)].sum() - len(err) * (len(err) + 1) / 2
+            pairs += len(err) * len(ok)
+    return u / pairs if pairs else float("nan")
+
+
+def within_family_auc(values: np.ndarray, errors: np.ndarray, families: np.ndarray, *, n_boot: int, seed: int,
+                      level: float) -> Estimate:
+    """Does a statistic set the errors apart from the correct images of their class, family by family?
+    P(an error's value > a correct image's value of the same file-name family) (Mann-Whitney, ties 1/2),
+    pooled over the families that hold both, weighted by their pairs: 0.5 when the statistic does not set
+    the errors apart within families. The percentile interval resamples errors and correct images within
+    each family; NaN when no family holds both or the values are constant.""" 
+    values, errors, families = np.asarray(values, np.float64), np.asarray(errors, bool), np.asarray(families)
+    groups = [(values[(families == f) & errors], values[(families == f) & ~errors]) for f in sorted(set(families.tolist()))]
+    groups = [(e, c) for e, c in groups if len(e) and len(c)]
+    n = int(sum(len(e) + len(c) for e, c in groups))
+    if not groups or np.ptp(values) == 0:        # no pair, or a statistic constant in this class: nothing to tell
+        return Estimate(float("nan"), float("nan"), float("nan"), n)
+    rng = np.random.default_rng(seed)
+    draws = [_pooled_auc([(rng.choice(e, len(e)), rng.choice(c, len(c))) for e, c in groups]) for _ in range(n_boot)]
+    lo, hi = np.percentile(draws, [100 * (1 - level) / 2, 100 * (1 + level) / 2])
+    return Estimate(float(_pooled_auc(groups)), float(lo), float(hi), n)
+
+
+def error_word(e: Estimate | dict) -> str:
+    """"higher" / "lower" on errors when the interval of :func:`within_family_auc` lies above / below 0.5,
+    "no different" when it contains 0.5, "cannot tell" without an interval."""
+    lo, hi = (e["lo"], e["hi"]) if isinstance(e, dict) else (e.lo, e.hi)
+    return direction({"lo": lo - 0.5, "hi": hi - 0.5}, ("higher", "lower", "no different"))
