@@ -20,7 +20,7 @@ import numpy as np
 
 from xaikit import similarity
 
-from . import maps, measures, models
+from . import maps, measures, models, seeds
 from .context import Context, log
 
 CHANCE_AUC = 0.5                 # the AUC of a score that does not depend on the label (not a tuned cut-off)
@@ -135,20 +135,15 @@ def with_reference(nulls: dict, learned: np.ndarray | None) -> dict:
     return nulls if learned is None else {**nulls, "learned": learned}
 
 
-def _names_text(names) -> str:
-    names = list(names)
-    return names[0] if len(names) == 1 else f"{', '.join(names[:-1])} and {names[-1]}" if names else ""
-
-
 def numbers(ref: Reference) -> dict:
     """What Q3.2 / Q4.2 say about the reference: the models it averages, the ones left out, and the phrases."""
     k, left = len(ref.models), len(ref.not_counted)
     total = k + left
     return {"models": list(ref.models), "n": k, "any": k > 0, "not_counted": list(ref.not_counted),
-            "some_not_counted": left > 0, "models_text": _names_text(ref.models),
-            "not_counted_text": _names_text(ref.not_counted),
+            "some_not_counted": left > 0, "models_text": seeds.names_text(ref.models),
+            "not_counted_text": seeds.names_text(ref.not_counted),
             "phrase": ("" if not k else "the one random-label model counted in Q5.1" if k == 1 else
-                       f"the {k} random-label models counted in Q5.1") + (f", {_names_text(ref.models)}" if k else ""),
+                       f"the {k} random-label models counted in Q5.1") + (f", {seeds.names_text(ref.models)}" if k else ""),
             "reason": ("" if k else f"Q5.1 counts none of the {total} random-label models of the seeded subsets: none "
                        "is as intended on validation"),
             "rule": "per image, the mean over the counted random-label models of their |map| scaled to unit mass, "

@@ -10,6 +10,7 @@ the maps another section made finds them there, whichever ran first, so no stage
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import zipfile
 from dataclasses import dataclass
@@ -64,8 +65,14 @@ def map_key(ctx: Context, name: str, method: str, setting: str, x: np.ndarray, t
     """The content key of one map set: what made the model, what is explained and how, this code."""
     from . import models
     return artifacts.digest("maps", models.key(ctx, name), ctx.data_key, method, setting, bool(adaptive),
-                            _arrays_digest(x, target), ctx.cfg.digest(("attribution.",)),
-                            artifacts.source_digest(list(sources.of(__file__))))
+                            _arrays_digest(x, target), ctx.cfg.digest(("attribution.",)), _code_digest())
+
+
+@functools.lru_cache(maxsize=1)
+def _code_digest() -> str:
+    """The store's code (this module and every project module it imports, as this process read them at start):
+    parsed and hashed once per process, not once per map set."""
+    return artifacts.source_digest(list(sources.of(__file__)))
 
 
 def get(ctx: Context, name: str | None, method: str, setting: str, x: np.ndarray, target: np.ndarray, *,

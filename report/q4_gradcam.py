@@ -491,20 +491,18 @@ def _faith_figures(res: Result, curves: dict, panels: dict, fname: str, steps: i
     """Q4.4's curve figures of one fill: q4_road for ROAD, q4_same_class for the training image of the same class,
     else q4_deletion and q4_insertion."""
     fr = next(iter(curves.values())).fractions
+    both = lambda fid, xlabel, caption: res.figure(fid, plots.curve_panels(   # noqa: E731
+        fr, {f"{kind}, {t}": v for kind, p in panels.items() for t, v in p.items()}, xlabel=xlabel), caption)
     if fname == DONOR_FILL:
-        res.figure("q4_same_class", plots.curve_panels(fr, {f"{kind}, {t}": v for kind, p in panels.items()
-                                                            for t, v in p.items()},
-                                                       xlabel="share of the image deleted (deletion) / inserted (insertion)"),
-                   f"Deletion and insertion curves (mean ± std over images), ranked at {cells_res}, {steps} steps, "
-                   f"where removed cells take the pixels of a {FILL_LABELS[fname]} (the explained target's; seeded), "
-                   "which is also where insertion starts.")
+        both("q4_same_class", "share of the image deleted (deletion) / inserted (insertion)",
+             f"Deletion and insertion curves (mean ± std over images), ranked at {cells_res}, {steps} steps, "
+             f"where removed cells take the pixels of a {FILL_LABELS[fname]} (the explained target's; seeded), "
+             "which is also where insertion starts.")
     elif fname == ROAD_FILL:
-        res.figure("q4_road", plots.curve_panels(fr, {f"{kind}, {t}": v for kind, p in panels.items()
-                                                      for t, v in p.items()},
-                                                 xlabel="share of the image removed (deletion) / kept (insertion)"),
-                   f"Deletion and insertion curves with ROAD's noisy linear imputation (Rong et al. 2022; "
-                   f"mean ± std over images), ranked at {cells_res}, {steps} steps: deletion imputes the "
-                   "top-ranked cells, insertion keeps them and imputes all others.")
+        both("q4_road", "share of the image removed (deletion) / kept (insertion)",
+             f"Deletion and insertion curves with ROAD's noisy linear imputation (Rong et al. 2022; "
+             f"mean ± std over images), ranked at {cells_res}, {steps} steps: deletion imputes the "
+             "top-ranked cells, insertion keeps them and imputes all others.")
     else:
         for kind in ("deletion", "insertion"):
             res.figure(f"q4_{kind}", plots.curve_panels(fr, panels[kind],

@@ -40,8 +40,10 @@ def positions(ctx: Context, labels: np.ndarray) -> np.ndarray:
 
 
 def names_text(names) -> str:
-    """"main", "main and main-3", "main, main-2 and main-3"."""
+    """"main", "main and main-3", "main, main-2 and main-3"; "" for none."""
     names = list(names)
+    if not names:
+        return ""
     return names[0] if len(names) == 1 else f"{', '.join(names[:-1])} and {names[-1]}"
 
 
