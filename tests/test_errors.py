@@ -208,3 +208,22 @@ def test_the_pooled_probability_is_mann_whitneys():
     u = [st.mannwhitneyu(v[(fam == f) & err], v[(fam == f) & ~err]).statistic for f in "ab"]
     pairs = [((fam == f) & err).sum() * ((fam == f) & ~err).sum() for f in "ab"]
     assert within_family_auc(v, err, fam, n_boot=10, seed=0, level=0.9).value == pytest.approx(sum(u) / sum(pairs))
+
+
+def test_the_within_family_interval_and_its_edges():
+    # catches: families with errors only (or correct images only) counted in n, a constant statistic given a
+    # verdict, an interval at other percentiles than (1 -+ level) / 2 of errors and correct images resampled
+    # within family, or a word that moves 0.5 (a modest "higher" whose interval starts below 0.75)
+    from xaikit.misclassified import _pooled_auc, error_word, within_family_auc
+    rng = np.random.default_rng(3)
+    fam = np.array(["a"] * 60 + ["b"] * 60 + ["c"] * 5)
+    err = np.r_[rng.random(120) < 0.3, np.ones(5, bool)]              # family c: errors only
+    v = rng.normal(size=125) + 0.9 * err
+    e = within_family_auc(v, err, fam, n_boot=200, seed=4, level=0.9)
+    assert e.n == 120 and error_word(e) == "higher" and 0.5 < e.lo < 0.75
+    groups = [(v[(fam == f) & err], v[(fam == f) & ~err]) for f in "ab"]
+    g = np.random.default_rng(4)
+    draws = [_pooled_auc([(g.choice(x, len(x)), g.choice(y, len(y))) for x, y in groups]) for _ in range(200)]
+    assert (e.lo, e.hi) == tuple(np.percentile(draws, [5, 95]))
+    flat = within_family_auc(np.ones(125), err, fam, n_boot=10, seed=0, level=0.9)
+    assert np.isnan(flat.value) and error_word(flat) == "cannot tell"

@@ -192,14 +192,13 @@ def family_rates(fams: np.ndarray, errors: np.ndarray, level: float) -> dict:
 
 def _pooled_auc(groups: list[tuple[np.ndarray, np.ndarray]]) -> float:
     """Mann-Whitney's P(an error's value > a correct image's value) (ties count 1/2), pooled over the
-    (errors, correct) groups weighted by their pairs; NaN without a pair."""
+    (errors, correct) groups, each non-empty on both sides, weighted by their pairs."""
     u = pairs = 0.0
     for err, ok in groups:
-        if len(err) and len(ok):
-            r = stats.rankdata(np.concatenate([err, ok]))
-            u += r[:len(err)].sum() - len(err) * (len(err) + 1) / 2
-            pairs += len(err) * len(ok)
-    return u / pairs if pairs else float("nan")
+        r = stats.rankdata(np.concatenate([err, ok]))
+        u += r[:len(err)].sum() - len(err) * (len(err) + 1) / 2
+        pairs += len(err) * len(ok)
+    return u / pairs
 
 
 def within_family_auc(values: np.ndarray, errors: np.ndarray, families: np.ndarray, *, n_boot: int, seed: int,
