@@ -156,10 +156,11 @@ def stale(ctx: Context, name: str) -> bool:
 
 def with_upstream(ctx: Context, names) -> list[str]:
     """``names`` plus what they train from (random-i before control-i), each once, in order."""
+    from . import models
     out: list[str] = []
     for n in names:
-        if n.startswith("control-"):
-            up = n.replace("control-", "random-", 1)
+        up = models.upstream(n)
+        if up is not None:
             if up not in out:
                 out.append(up)
         if n not in out:
@@ -262,8 +263,8 @@ class RayEngine:
             if name in self.refs:
                 continue
             upstream = {}
-            if name.startswith("control-"):
-                up = name.replace("control-", "random-", 1)
+            up = models.upstream(name)
+            if up is not None:
                 upstream = {up: self.refs[up][1] if up in self.refs else artifacts.read_json(models.paths(ctx, up)[1])}
             self.expected[name] = models.key(ctx, name)
             self.done[name] = threading.Event()

@@ -107,7 +107,7 @@ def _rows(arrays: dict) -> int | None:
 def _model_sort(name: str) -> tuple:
     kind, _, rest = name.partition("-")
     k = MODEL_ORDER.index(kind) if kind in MODEL_ORDER else len(MODEL_ORDER)
-    return (k, kind, 1 if rest == "all" else 0, int(rest) if rest.isdigit() else 0, rest)
+    return (k, kind, 1 if rest.startswith("all") else 0, int(rest) if rest.isdigit() else 0, rest)
 
 
 def _map_rows(stem: str, key: str, a: np.ndarray, n: int, arrays: dict) -> list[tuple[str, str, str, str, float, np.ndarray]]:

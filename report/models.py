@@ -8,9 +8,10 @@
   initialisation seeded by i), until it memorises them (Q5).
 - ``control-i``: the matched arm: same subset, recipe and number of epochs as ``random-i``,
   true labels, its own seed (Q5's "same labels" reference and seed-to-seed ceiling).
-- ``random-all`` / ``control-all`` (when ``random_labels.whole_split``): the assignment's literal
-  design, a random-label model on the *whole* training split with every label permuted, and its
-  matched true-label control (same images, recipe and epochs).
+- ``random-all`` / ``control-all`` / ``control-all-2`` (when ``random_labels.whole_split``): the
+  assignment's literal design, a random-label model on the *whole* training split with every label
+  permuted, and two matched true-label controls (same images, recipe and epochs, their own seeds):
+  the design's ceiling compares two models of the same recipe, as the seeded subsets' does.
 
 A model is reused only if its card's key (data listing, config keys, training code, the
 architecture: its name, the user's builder source, the model file's hash) matches and the file
@@ -43,6 +44,7 @@ _ARM_KEYS = tuple(f"random_labels.{k}" for k in (
     "subset_size", "target_accuracy", "max_epochs", "permutation_seed", "train_seed",
     "control_seed", "learning_rate"))       # not random_labels.seeds: adding a seed keeps the others
 WHOLE = "all"                               # the index of the whole-split arm: random-all, control-all
+WHOLE_2 = "all-2"                           # the whole split's second control (its ceiling's partner): control-all-2
 CONFIG = {"main": ("data.", "train.", "augment."),
           "random": ("data.", "train.batch_size") + _ARM_KEYS,
           "control": ("data.", "train.batch_size") + _ARM_KEYS}
@@ -57,11 +59,20 @@ def arm(kind: str, i: int) -> str:
 
 def names(ctx: Context) -> tuple[str, ...]:
     """Every model of this config: main, main-2..r, then random-1..k (and random-all) and
-    control-1..k (and control-all)."""
+    control-1..k (and control-all, control-all-2)."""
     k, r = ctx.cfg["random_labels.seeds"], replicates(ctx)
-    whole = (WHOLE,) if ctx.cfg["random_labels.whole_split"] else ()
+    on = ctx.cfg["random_labels.whole_split"]
+    whole = {"random": (WHOLE,) if on else (), "control": (WHOLE, WHOLE_2) if on else ()}
     return (("main",) + tuple(arm("main", i) for i in range(2, r + 1)) +
-            tuple(arm(kind, i) for kind in ("random", "control") for i in tuple(range(1, k + 1)) + whole))
+            tuple(arm(kind, i) for kind in ("random", "control") for i in tuple(range(1, k + 1)) + whole[kind]))
+
+
+def upstream(name: str) -> str | None:
+    """The random-label model a control trains from (its epoch count): control-i -> random-i,
+    control-all and control-all-2 -> random-all; None for the others."""
+    if not name.startswith("control-"):
+        return None
+    return "random-" + (WHOLE if name.endswith(WHOLE_2) else name.removeprefix("control-"))
 
 
 def replicates(ctx: Context) -> int:
@@ -75,12 +86,14 @@ def subset_arm(ctx: Context, kind: str) -> tuple[str, ...]:
 
 
 def expand(ctx: Context, name: str) -> tuple[str, ...]:
-    """``random`` / ``control`` stand for all seeds of that arm, ``replicates`` for main-2..r;
-    other names for themselves."""
+    """``random`` / ``control`` stand for all seeds of that arm, ``replicates`` for main-2..r,
+    ``second`` for main-2 alone (none with one seed); other names for themselves."""
     if name in ("random", "control"):
         return tuple(n for n in names(ctx) if n.startswith(name + "-"))
     if name == "replicates":
         return tuple(n for n in names(ctx) if n.startswith("main-"))
+    if name == "second":
+        return tuple(n for n in names(ctx) if n == arm("main", 2))
     return (name,)
 
 
@@ -91,7 +104,7 @@ def expand_all(ctx: Context, groups) -> tuple[str, ...]:
 
 def parse(ctx: Context, name: str) -> tuple[str, int]:
     """(kind, seed index) of a model name; index 0 for main and for the whole-split arm
-    (``random-all``, ``control-all``)."""
+    (``random-all``, ``control-all``), -1 for the whole split's second control (``control-all-2``)."""
     kind, _, idx = name.partition("-")
     if name == "main":
         return "main", 0
@@ -100,6 +113,8 @@ def parse(ctx: Context, name: str) -> tuple[str, int]:
         return kind, int(idx)
     if kind in ("random", "control") and idx == WHOLE and ctx.cfg["random_labels.whole_split"]:
         return kind, 0
+    if kind == "control" and idx == WHOLE_2 and ctx.cfg["random_labels.whole_split"]:
+        return kind, -1
     if kind == "main" and idx.isdigit() and 2 <= int(idx) <= replicates(ctx):
         return kind, int(idx)
     raise ValueError(f"model name expects one of {names(ctx)}, got {name!r}")
@@ -107,9 +122,9 @@ def parse(ctx: Context, name: str) -> tuple[str, int]:
 
 def key(ctx: Context, name: str) -> str:
     kind, i = parse(ctx, name)
-    upstream = key(ctx, name.replace("control-", "random-", 1)) if kind == "control" else ""
+    up = key(ctx, upstream(name)) if kind == "control" else ""
     return artifacts.digest(name, ctx.listing.digest(), ctx.cfg.digest(CONFIG[kind], EXCLUDE),
-                            artifacts.source_digest(SOURCES), architecture.digest(ctx), upstream)
+                            artifacts.source_digest(SOURCES), architecture.digest(ctx), up)
 
 
 def paths(ctx: Context, name: str) -> tuple[Path, Path]:
@@ -227,7 +242,7 @@ def _given_main(ctx: Context):
 
 
 def _arm_name(kind: str, i: int) -> str:
-    return arm(kind, WHOLE if i == 0 else i)
+    return arm(kind, {0: WHOLE, -1: WHOLE_2}.get(i, i))
 
 
 def random_subset(ctx: Context, i: int = 1) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -235,8 +250,10 @@ def random_subset(ctx: Context, i: int = 1) -> tuple[np.ndarray, np.ndarray, np.
 
     Seed ``i`` >= 1 draws its own stratified subset of ``subset_size`` training images (seeded
     by ``(permutation_seed, i)``); ``i`` = 0 is the whole training split. All labels of the
-    subset are permuted with a generator seeded by ``(permutation_seed, i)`` as well.
+    subset are permuted with a generator seeded by ``(permutation_seed, i)`` as well; ``i`` = -1 (the
+    whole split's second control) is the whole split too, with ``i`` = 0's labels.
     """
+    i = max(i, 0)
     p, r = ctx.prepared(), ctx.cfg.section("random_labels")
     train = p.idx("train")
     seq = np.random.SeedSequence([r["permutation_seed"], i])
@@ -262,7 +279,7 @@ def _memorise(ctx: Context, i: int, labels: np.ndarray, seed: int, epochs: int, 
     train_acc = float(np.mean((predict_probs(model, p.images[sub]) >= 0.5) == (labels == 1)))
     card = {"history": res.history, "epochs_run": res.epochs_run, "seconds": res.seconds,
             "stopped": res.stopped, "train_accuracy": train_acc, "n_train": int(len(sub)),
-            "whole_split": i == 0, "subset_digest": artifacts.digest(p.names[sub].tolist()),
+            "whole_split": i <= 0, "subset_digest": artifacts.digest(p.names[sub].tolist()),
             "seed": seed}
     card["test"] = _evaluate(model, ctx, 0.5)
     return model, card
@@ -282,12 +299,15 @@ def _train_random(ctx: Context, i: int):
 
 
 def _train_control(ctx: Context, i: int):
+    """control-i: seed ``control_seed + i - 1`` (control-all: ``control_seed - 1``, control-all-2:
+    ``control_seed - 2``, disjoint from every control-i)."""
     r = ctx.cfg.section("random_labels")
-    _, random_card = ctx.model(_arm_name("random", i))
+    name = _arm_name("control", i)
+    _, random_card = ctx.model(upstream(name))
     sub, y, _ = random_subset(ctx, i)
     epochs = int(random_card["epochs_run"])
-    log(f"training model {_arm_name('control', i)} on the same {len(sub)} images, true labels, "
-        f"{epochs} epochs (as {_arm_name('random', i)})")
+    log(f"training model {name} on the same {len(sub)} images, true labels, "
+        f"{epochs} epochs (as {upstream(name)})")
     return _memorise(ctx, i, y, r["control_seed"] + i - 1, epochs, None)
 
 

@@ -3,8 +3,9 @@
 - Data randomization test, two designs, one rule. (1) Seeded subsets: k random-label models and
   k true-label controls, each pair (random-i, control-i) on its own seeded subset, same recipe
   and epochs. (2) The assignment's literal design: one random-label model on the whole training
-  split, compared with the two true-label models of the whole split (the main model that Q3/Q4
-  explain and its matched control). Per method and metric: rho = (cross - floor_arm) /
+  split, compared with two true-label controls of the whole split of its own recipe (same images,
+  recipe and epochs, two seeds), so that its ceiling, like the subsets', pairs two models of one
+  recipe. Per method and metric: rho = (cross - floor_arm) /
   (ceiling - floor_arm) with a Bayesian-bootstrap interval over images and models, where the
   floor is matched in arm (the cross's own pairs of models, two images of the same class and
   target), a validity gate (ceiling above the true-label models' matched floor by
@@ -13,7 +14,8 @@
   primary metric per method decides the headline; every other verdict is secondary and
   Holm-adjusted as a family.
 - Cascading model parameter randomization of the main model, top-down and bottom-up, several
-  random draws per step, with the main model's matched floor and a draw-vs-draw reference.
+  random draws per step, with the main model's matched floor, a ceiling of the same recipe (main vs
+  main-2 on the same images) and a draw-vs-draw reference.
 """
 
 from __future__ import annotations
@@ -26,11 +28,13 @@ import pandas as pd
 
 from xaikit import plots, randomization, sanity, similarity
 from xaikit.data import CLASSES
+from xaikit.forward import predict
+from xaikit.pipeline import to_float
 
-from . import explained, measures, models, samples, sources
+from . import explained, measures, models, samples, seeds, sources
 from . import maps as store
 from .context import Context, log
-from .learned import as_intended, random_auc_band, validation_auc
+from .learned import as_intended, counted, random_auc_band, validation_auc
 from .maps import baseline_images, cam_layers
 from .section import Appendix, Result, Section, Sub
 
@@ -70,16 +74,17 @@ def design_models(ctx: Context) -> dict[str, dict[str, list[str]]]:
     out = {"subset": {"true": list(models.subset_arm(ctx, "control")),
                       "random": list(models.subset_arm(ctx, "random"))}}
     if ctx.cfg["random_labels.whole_split"]:
-        out["whole"] = {"true": ["main", models.arm("control", models.WHOLE)],
+        out["whole"] = {"true": [models.arm("control", models.WHOLE), models.arm("control", models.WHOLE_2)],
                         "random": [models.arm("random", models.WHOLE)]}
     return out
 
 
 def verdicts(maps: dict, designs: dict, y, target, *, cut: float, alpha: float, n_boot: int,
-             seed: int, effect: float, counted=None, methods=METHODS) -> dict:
+             seed: int, effect: float, counted=None, methods=METHODS, metrics=None) -> dict:
     """Every (method, metric, design) result of the data randomization test: rho's floor matched in
     arm, the validity gate at ``effect``. Only the random-label models in ``counted`` (default: all)
-    enter the cross and its floor; the others keep their place, with no comparison."""
+    enter the cross and its floor; the others keep their place, with no comparison. ``metrics``: only these
+    (default: every metric of the method)."""
     out = {}
     for design, group in designs.items():
         c, r = len(group["true"]), len(group["random"])
@@ -88,7 +93,7 @@ def verdicts(maps: dict, designs: dict, y, target, *, cut: float, alpha: float, 
         left_out = [j for j, m in enumerate(group["random"]) if counted is not None and m not in counted]
         for meth, _ in methods:
             mm = maps[meth]
-            for metric in METHOD_METRICS[meth]:
+            for metric in (m for m in METHOD_METRICS[meth] if metrics is None or m in metrics):
                 cross, ceiling, floor, floor_arm = sanity.arm_similarities(
                     [mm[m] for m in group["true"]], [mm[m] for m in group["random"]],
                     lambda a, b: similarity.measure_stack(a, b, metric), partners,   # noqa: B023
@@ -124,13 +129,16 @@ def run(ctx: Context) -> Result:
     _frame_numbers(ctx, n, designs, cards, maps, gaps, len(x), cam.reason, meths)
     results, every_model, adjusted = _data_randomization(ctx, n, maps, designs, y, target, names, meths)
     rows, sweep, bars = _design_results(ctx, n, maps, designs, x, results, every_model, adjusted, meths)
+    if "gradcam" in maps:
+        _own_target(ctx, n, maps, designs, x, y, target)
     _input_likeness(n, maps, x, b, designs, _boot(ctx))
     _sentences(n, meths)
     _models_table(ctx, res, n)
     _verdict_outputs(ctx, res, rows, sweep, bars, len(x))
     rp = _grid(ctx, res, n, maps, designs, pos, x, y, names, meths)
     cas = np.concatenate([rp[y[rp] == c][: sc["cascade_images_per_class"]] for c in (0, 1)])
-    floors, ceilings = _cascade_references(ctx, maps, designs, y, target, meths)
+    floors, ceilings = _cascade_references(ctx, maps, x, y, target, meths)
+    _templates(ctx, n, maps, y, target, meths)
     orig = tuple(maps[meth]["main"][cas] for meth, _ in meths)   # the trained model's maps
     _cascade(ctx, main_model, x[cas], target[cas], b[:, cas] if b.ndim == 5 else b[cas], orig, floors,
              ceilings, res, names[cas], meths)
@@ -193,6 +201,43 @@ def _data_randomization(ctx: Context, n: dict, maps: dict, designs: dict, y, tar
     adjusted = dict(zip(secondary, sanity.holm([results[key].p_value for key in secondary])))
     n["n_secondary"] = len(secondary)
     return results, every_model, adjusted
+
+
+def _own_target(ctx: Context, n: dict, maps: dict, designs: dict, x, y, target) -> None:
+    """Q5.2's sensitivity analysis of item 2 (#32): each random-label model's Grad-CAM of *its own* decision (the class
+    of its larger output, as its test metrics at 0.5 count it) instead of the main model's target; the primary verdict again, with
+    those maps, per design; how often the decisions differ and how alike the two maps of one random-label model are."""
+    sc, vd, boot = ctx.cfg.section("sanity"), ctx.cfg.section("verdicts"), _boot(ctx)
+    primary = sc["primary_metric"]
+    if primary not in METHOD_METRICS["gradcam"]:      # a signed metric: Grad-CAM has none (counted once as |.|)
+        primary = "spearman_abs"
+    own_maps, differ, alike = {m: dict(v) for m, v in maps.items()}, {}, []
+    for name in dict.fromkeys(m for g in designs.values() for m in g["random"]):
+        model = ctx.model(name)[0]
+        own = np.argmax(predict(model, to_float(x)), axis=-1).astype(target.dtype)   # the class it gives
+        layer = cam_layers(ctx, model).layer
+        own_maps["gradcam"][name] = store.get(ctx, name, "gradcam", layer, x, own).maps
+        d = own != target
+        differ[name] = float(np.mean(d))
+        if d.any():
+            alike.append(similarity.measure_stack(maps["gradcam"][name][d], own_maps["gradcam"][name][d], primary))
+    found = verdicts(own_maps, designs, y, target, counted=set(n["models"]["counted"]), cut=vd["randomization_cut"],
+                     alpha=vd["alpha"], n_boot=sc["bootstrap"], seed=sc["seed"], effect=vd["gate_effect"],
+                     methods=(("gradcam", "Grad-CAM"),), metrics=(primary,))
+    out = {"metric": primary, "differ": differ, "differ_mean": float(np.mean(list(differ.values()))),
+           "any_differ": bool(alike),
+           "alike": sanity.bootstrap_mean(np.concatenate(alike), **boot).as_dict() if alike else None}
+    # "alike" stays None without a differing decision: the template prints it only under any_differ
+    for design in designs:
+        r = found[("gradcam", primary, design)][0]
+        out[design] = {"rho": r.rho.as_dict(), "outcome": r.outcome,
+                       "same": r.outcome == n["gradcam"][primary][design]["outcome"]}
+    out["same_everywhere"] = all(out[d]["same"] for d in designs)
+    a = out["alike"]
+    out["alike_says"] = measures.says("cannot_tell" if a is None else "opposite" if a["hi"] < 0 else
+                                      "alike" if a["lo"] > 0 else "unrelated",
+                                      ("opposite", "alike", "unrelated", "cannot_tell"))
+    n["gradcam"]["own_target"] = out
 
 
 def _design_results(ctx: Context, n: dict, maps: dict, designs: dict, x, results: dict, every_model: dict,
@@ -300,21 +345,48 @@ def _grid(ctx: Context, res: Result, n: dict, maps: dict, designs: dict, pos, x,
     return rp
 
 
-def _cascade_references(ctx: Context, maps: dict, designs: dict, y, target, meths) -> tuple[dict, dict]:
-    """Q5.4's references per method: the main model's matched floor and its ceiling (the whole-split control)."""
+def _cascade_references(ctx: Context, maps: dict, x, y, target, meths) -> tuple[dict, dict]:
+    """Q5.4's references per method: the main model's matched floor and its ceiling, a second seed of the
+    main recipe (main-2) on the same images and targets (an unchanged map, 1, without a second seed)."""
     boot = _boot(ctx)
-    partners = sanity.matched_partners(y, target, 2, seed=ctx.cfg["sanity.seed"])[0, 1]
-    floors = {}
-    for meth, _ in meths:
-        has = partners >= 0
-        v = similarity.measure_stack(maps[meth]["main"][has], maps[meth]["main"][partners[has]], "spearman_abs")
-        floors[meth] = sanity.bootstrap_mean(v, **boot)
-    ceilings = {}
-    for meth, _ in meths:       # a second true-label model of the whole split, same image
-        ceilings[meth] = (sanity.bootstrap_mean(similarity.measure_stack(
-            maps[meth]["main"], maps[meth][designs["whole"]["true"][1]], "spearman_abs"), **boot)
-            if "whole" in designs else sanity.Interval(1.0, 1.0, 1.0))
+    floors = {meth: sanity.bootstrap_mean(_other_image(maps[meth]["main"], y, target, ctx), **boot) for meth, _ in meths}
+    ceilings = {meth: sanity.Interval(1.0, 1.0, 1.0) for meth, _ in meths}
+    if models.replicates(ctx) > 1:      # the same recipe, another seed: same image, same target
+        second = models.arm("main", 2)
+        ig_map, cam_map, _ = _maps(ctx, second, ctx.model(second)[0], x, target)
+        for meth, m in (("ig", ig_map), ("gradcam", cam_map))[:len(meths)]:
+            ceilings[meth] = sanity.bootstrap_mean(similarity.measure_stack(maps[meth]["main"], m, "spearman_abs"),
+                                                   **boot)
     return floors, ceilings
+
+
+def _other_image(m: np.ndarray, y, target, ctx: Context) -> np.ndarray:
+    """Per image with a partner, Spearman |map| between a model's maps ``m`` of it and of a matched image (same class
+    and target; Q5.4's seeded partner): the matched floor, and what a class template shares."""
+    partners = sanity.matched_partners(y, target, 2, seed=ctx.cfg["sanity.seed"])[0, 1]
+    has = partners >= 0
+    return similarity.measure_stack(m[has], m[partners[has]], "spearman_abs")
+
+
+def _templates(ctx: Context, n: dict, maps: dict, y, target, meths) -> None:
+    """Q5.4's class template against a model that learned nothing (#32, item 3): per method, the main model's maps
+    of two matched images (its matched floor) beside the same for the counted random-label models of the seeded
+    subsets, main - them over images and models, and :func:`xaikit.sanity.template_verdict` at
+    ``verdicts.consistency_high`` (the cut of a "high" within-class similarity in Q3.3 / Q4.3)."""
+    boot, cut = _boot(ctx), ctx.cfg["verdicts.consistency_high"]
+    names = counted(ctx)
+    n["template"] = {"cut": cut, "models_text": seeds.names_text(names), "n_models": len(names), "any": bool(names)}
+    none = sanity.Interval(float("nan"), float("nan"), float("nan"))
+    for meth, _ in meths:
+        main = _other_image(maps[meth]["main"], y, target, ctx)
+        ref = np.stack([_other_image(maps[meth][m], y, target, ctx) for m in names]) if names else None
+        mi = sanity.bootstrap_mean(main, **boot)
+        li = sanity.bootstrap_mean(ref, **boot) if names else none
+        di = sanity.bootstrap_mean(main[None] - ref, **boot) if names else none
+        word = sanity.template_verdict(mi, li, di, cut)
+        n["template"][meth] = {"main": mi.as_dict(), "learned": li.as_dict(), "difference": di.as_dict(), "word": word,
+                               "says": measures.says(word, sanity.TEMPLATE_WORDS),
+                               "straddles": bool(mi.lo < cut <= mi.hi)}
 
 
 def _design_numbers(r, every, holm_p: float | None, label: str, nulls: dict) -> dict:
@@ -404,9 +476,10 @@ def _model_numbers(ctx: Context, cards: dict, designs: dict) -> dict:
     out["target"] = r["target_accuracy"]
     out["max_epochs"] = r["max_epochs"]
     if "whole" in designs:
-        rnd, ctl = designs["whole"]["random"][0], designs["whole"]["true"][1]
+        rnd, (ctl, ctl2) = designs["whole"]["random"][0], designs["whole"]["true"]
         out["whole"] = {"random": _model_row(ctx, rnd, cards[rnd], "random"),
-                        "control": _model_row(ctx, ctl, cards[ctl], "control")}
+                        "control": _model_row(ctx, ctl, cards[ctl], "control"),
+                        "control_2": _model_row(ctx, ctl2, cards[ctl2], "control")}
         w = out["whole"]["random"]
         w["memorised"] = bool(w["train_accuracy"] >= r["target_accuracy"])
         w["state_says"] = measures.says("not_memorised" if not w["memorised"] else "ok" if w["ok"] else "off_chance",
@@ -430,7 +503,8 @@ def _model_table(m: dict, flat: dict, gaps: dict) -> pd.DataFrame:
     rows = []
     entries = [(r, "permuted") for r in m["random"]["rows"]] + [(r, "true") for r in m["control"]["rows"]]
     if "whole" in m:
-        entries += [(m["whole"]["random"], "permuted"), (m["whole"]["control"], "true")]
+        entries += [(m["whole"]["random"], "permuted"), (m["whole"]["control"], "true"),
+                    (m["whole"]["control_2"], "true")]
     for r, labels in entries:
         rows.append({"model": r["name"], "labels": labels, "seed": r["seed"], "train images": r["n_train"],
                      "epochs": r["epochs"], "train accuracy": r["train_accuracy"],
@@ -496,13 +570,14 @@ def _cascade(ctx: Context, model, x, target, b, orig: tuple, floors: dict, ceili
     """Q5.4: cascading randomization of the main model's layers, both orders, ``cascade_draws``
     independent draws per step; ``orig`` holds the trained model's (IG, Grad-CAM) maps of ``x``,
     ``floors`` each method's matched floor (Spearman |map|, main model, two images) and
-    ``ceilings`` its ceiling (main vs the whole-split control, same image; 1 without it)."""
+    ``ceilings`` its ceiling (main vs main-2, same image and target; 1 without a second seed)."""
     draws = ctx.cfg["sanity.cascade_draws"]
     log(f"cascading parameter randomization: {len(x)} images, both orders, {draws} draws per step")
     n = res.numbers
     n["cascade"] = {"n_images": int(len(x)), "layers": list(randomization.weighted_layers(model)),
                     "draws": draws, "floor": {meth: floors[meth].as_dict() for meth, _ in meths},
-                    "ceiling": {meth: ceilings[meth].as_dict() for meth, _ in meths}}
+                    "ceiling": {meth: ceilings[meth].as_dict() for meth, _ in meths},
+                    "ceiling_is_seed": models.replicates(ctx) > 1, "ceiling_model": models.arm("main", 2)}
     curves, labels, saved = {}, {}, {}
     cascades = _cascade_maps(ctx, model, x, target, b, draws)
     for order in randomization.ORDERS:
@@ -581,13 +656,16 @@ def _cascade_figure(ctx: Context, res: Result, curves: dict, labels: dict, floor
                "re-initialised from the logits down (top-down) and from the input up (bottom-up); x: the layer "
                f"randomized last. Bands: {1 - vd['alpha']:.0%} Bayesian-bootstrap intervals over draws and images; "
                "grey: the main model's matched floor (its maps of two images of the same class and target); "
-               "blue: the ceiling (the main model vs the whole-split control on the same images).")
+               + ("blue: the ceiling (the main model vs main-2, a second seed of its recipe, on the same images and "
+                  "targets)." if models.replicates(ctx) > 1 else "the ceiling is an unchanged map (1): one seed of the "
+                  "main recipe."))
 
 
 SECTION = Section(
     name="q5", title="Q5 Sanity checks", run=run,
     sources=sources.of(__file__, measures.HAND_MASKS),
-    config=("data.", "attribution.", "random_labels.", "sanity.", "verdicts."), models=("main", "random", "control"),
+    config=("data.", "attribution.", "random_labels.", "sanity.", "verdicts."),
+    models=("main", "second", "random", "control"),
     subs=(
         Sub("Q5.1", "Models trained on permuted labels, and matched controls", "q5_1.md",
             tables=(Appendix("q5_models"),)),

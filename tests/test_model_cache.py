@@ -81,3 +81,9 @@ def test_each_pair_has_its_own_subset_and_the_whole_split_arm_uses_all_training_
     assert "random-all" in models.names(ctx) and models.parse(ctx, "control-all") == ("control", 0)
     # control-i's key follows random-i's (its epoch count comes from it), not another seed's
     assert models.key(ctx, "control-all") != models.key(ctx, "control-1")
+    # the whole split's second control: same images as control-all, its own seed, and it trains from random-all
+    # (catches: control-all-2 read as a subset seed, trained from a missing "random-all-2", or sharing control-all's key)
+    assert models.parse(ctx, "control-all-2") == ("control", -1) and models.upstream("control-all-2") == "random-all"
+    assert np.array_equal(models.random_subset(ctx, -1)[0], whole)
+    assert len({models.key(ctx, n) for n in ("control-all", "control-all-2", "control-1")}) == 3
+    assert models.names(ctx)[-2:] == ("control-all", "control-all-2")

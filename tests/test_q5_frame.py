@@ -43,3 +43,48 @@ def test_as_intended_reads_the_validation_auc():
     assert not as_intended("random", 0.40, 0.50, cfg)                   # did not memorise
     assert not as_intended("random", 0.99, float("nan"), cfg)           # no validation AUC: not counted
     assert as_intended("control", cfg["verdicts.control_fit"], 0.9, cfg)
+
+
+@pytest.mark.parametrize("main, learned, diff, word", [
+    ((0.3, 0.2, 0.45), (0.7, 0.6, 0.8), (-0.4, -0.5, -0.3), "no_template"),   # below the cut: no template at all
+    ((0.55, 0.45, 0.65), (0.7, 0.6, 0.8), (0.0, -0.1, 0.1), "cannot_tell"),   # the interval contains the cut
+    ((0.7, 0.5, 0.8), (0.7, 0.5, 0.8), (0.0, 0.0, 0.1), "method"),            # both at the cut, main not above
+    ((0.8, 0.7, 0.9), (0.4, 0.3, 0.5), (0.4, 0.01, 0.5), "classifier"),       # main clearly above the reference
+    ((0.8, 0.7, 0.9), (0.6, 0.45, 0.7), (0.2, -0.05, 0.3), "unclear"),        # the reference straddles the cut
+    ((0.8, 0.7, 0.9), (np.nan,) * 3, (np.nan,) * 3, "cannot_tell"),          # no model that learned nothing
+])
+def test_a_class_template_is_the_methods_only_when_models_that_learned_nothing_reach_it(main, learned, diff, word):
+    # catches (#32, item 3, Q5.4): a template called the classifier's although random-label models show it as
+    # strongly; the cut applied as > instead of >= (rows 3: lo == cut); main - reference read with >= 0 (row 3);
+    # a missing reference taken as "method"
+    from xaikit.sanity import Interval, template_verdict
+    assert template_verdict(Interval(*main), Interval(*learned), Interval(*diff), 0.5) == word
+
+
+def test_a_template_cut_outside_the_similarity_range_is_refused():
+    from xaikit.sanity import Interval, template_verdict
+    iv = Interval(0.5, 0.4, 0.6)
+    with pytest.raises(ValueError, match="cut expects"):
+        template_verdict(iv, iv, iv, 0.0)
+
+
+def test_verdicts_can_be_asked_for_one_metric():
+    # catches: the own-target sensitivity analysis (Q5.2) silently computing every metric, or none
+    maps = _maps(np.random.default_rng(1))
+    designs = {"subset": {"true": ["control-1", "control-2", "control-3"], "random": ["random-1", "random-3"]}}
+    y = np.arange(16) % 2
+    out = verdicts(maps, designs, y, y, cut=0.5, alpha=0.05, n_boot=100, seed=0, effect=0.1, methods=(("ig", "IG"),),
+                   metrics=("ssim",))
+    assert list(out) == [("ig", "ssim", "subset")]
+
+
+def test_the_whole_split_design_compares_its_random_label_model_with_two_controls_of_its_recipe(tmp_path):
+    # catches (#32, item 1): the whole-split ceiling pairing the main model (another recipe) with control-all
+    from report.build import make_context
+    from report.q5_sanity import design_models
+    from tests.conftest import make_dataset
+    root = make_dataset(tmp_path / "d", per_class={"train": 6, "test": 2})
+    ctx = make_context(str(root), None, ["data.image_size=32"], None, tmp_path / "build")
+    assert design_models(ctx)["whole"] == {"true": ["control-all", "control-all-2"], "random": ["random-all"]}
+    off = make_context(str(root), None, ["data.image_size=32", "random_labels.whole_split=false"], None, tmp_path / "b")
+    assert "whole" not in design_models(off)

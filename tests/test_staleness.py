@@ -39,7 +39,7 @@ def test_config_changes_invalidate_exactly_their_dependents(tmp_path):
     assert set(more) - set(base) == {"main-4"}
     assert changed(base, {k: more[k] for k in base}) == {"q2", "q3", "q4"}
     # the random-label models are Q3.2's and Q4.2's learned-nothing reference (report/learned.py): q3 and q4 need them
-    arms = {f"{kind}-{i}" for kind in ("random", "control") for i in ("1", "2", "3", "4", "5", "all")}
+    arms = {f"{kind}-{i}" for kind in ("random", "control") for i in ("1", "2", "3", "4", "5", "all")} | {"control-all-2"}
     assert changed(base, keys(root, tmp_path / "b", ["random_labels.max_epochs=9"])) == arms | {"q3", "q4", "q5"}
     # a sixth seed adds two models; the seeds already trained keep their keys
     more = keys(root, tmp_path / "b", ["random_labels.seeds=6"])
@@ -47,7 +47,7 @@ def test_config_changes_invalidate_exactly_their_dependents(tmp_path):
     assert changed(base, {k: more[k] for k in base}) == {"q3", "q4", "q5"}
     # without the whole-split pair, the subset arms keep their keys
     fewer = keys(root, tmp_path / "b", ["random_labels.whole_split=false"])
-    assert set(base) - set(fewer) == {"random-all", "control-all"}
+    assert set(base) - set(fewer) == {"random-all", "control-all", "control-all-2"}
     assert changed(fewer, {k: base[k] for k in fewer}) == {"q3", "q4", "q5"}
     # a verdict cut-off recomputes only the sections that read it, never a model
     assert changed(base, keys(root, tmp_path / "b", ["verdicts.randomization_cut=0.4"])) <= {"q3", "q4", "q5"}

@@ -348,3 +348,27 @@ def bootstrap_mean(values: np.ndarray, *, n_boot: int = 2000, seed: int = 0,
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)
         return Interval(float(np.nanmean(v)), float(lo), float(hi))
+
+
+TEMPLATE_WORDS = ("no_template", "cannot_tell", "method", "classifier", "unclear")
+
+
+def template_verdict(main: Interval, learned: Interval, difference: Interval, cut: float) -> str:
+    """Whether a model's maps of two different images (same class and target) form a class template, and whose it is.
+
+    ``main``: the model's similarity of its maps of two matched images; ``learned``: the same measure for models
+    that learned nothing (random labels), ``difference``: main - learned (NaN without such models); ``cut``: the
+    similarity called high. One of :data:`TEMPLATE_WORDS`: "no_template" (``main`` wholly below ``cut``),
+    "cannot_tell" (``main``'s interval contains ``cut``, or no learned-nothing reference), "method" (a template that
+    the learned-nothing models reach too, interval wholly at or above ``cut``, and that ``main`` does not exceed:
+    a property of the method and architecture, not of what the classifier learned), "classifier" (a template above
+    the learned-nothing models': ``difference`` wholly above 0), "unclear" (a template, neither of the two)."""
+    if not 0.0 < cut <= 1.0:
+        raise ValueError(f"cut expects a similarity in (0, 1], got {cut}")
+    if np.isnan(main.mean) or main.hi < cut:
+        return "no_template" if not np.isnan(main.mean) else "cannot_tell"
+    if main.lo < cut or np.isnan(difference.mean):
+        return "cannot_tell"
+    if difference.lo > 0:
+        return "classifier"
+    return "method" if learned.lo >= cut else "unclear"
