@@ -94,14 +94,16 @@ def mean_map(ctx: Context, method: str, names, x: np.ndarray, target: np.ndarray
     return np.mean(per, axis=0)
 
 
-def own_maps(ctx: Context, ref: Reference, x: np.ndarray, cells: int) -> dict[str, np.ndarray]:
-    """Each counted model's own |maps| of ``x`` explained at the reference's targets (the main model's decisions),
-    average-pooled to ``cells`` x ``cells`` (the resolution of Q3.3 / Q4.3): name -> N x cells x cells. The same
-    map sets as :func:`mean_map` (the store keeps them), compared model by model, not averaged (Q3.3 / Q4.3)."""
+def own_maps(ctx: Context, ref: Reference, x: np.ndarray, cells: int, target=None) -> dict[str, np.ndarray]:
+    """Each counted model's own |maps| of ``x`` explained at ``target`` (default: the reference's targets, the main
+    model's decisions; a seed's own decisions in Q3.5 / Q4.5), average-pooled to ``cells`` x ``cells`` (the
+    resolution of Q3.3 / Q4.3): name -> N x cells x cells. The same map sets as :func:`mean_map` (the store keeps
+    them), compared model by model, not averaged (Q3.3 / Q4.3)."""
+    target = ref.target if target is None else np.asarray(target)
     out = {}
     for name in ref.models:
         model = ctx.model(name)[0]
-        m = maps.get(ctx, name, ref.method, setting(ctx, ref.method, model), x, ref.target).maps
+        m = maps.get(ctx, name, ref.method, setting(ctx, ref.method, model), x, target).maps
         out[name] = similarity.pool(np.abs(similarity.to_2d(m)), cells)
     return out
 

@@ -173,20 +173,23 @@ def seed_specs() -> dict:
 
 
 def _seed_row(name: str, card: dict, attr, target, labels, masks, nulls: dict, base: dict, st: dict,
-              kept: list) -> dict:
-    """One seed's headline numbers and verdict words (the rules of the main verdicts)."""
+              kept: list, own: tuple[dict, str]) -> dict:
+    """One seed's headline numbers and verdict words (the rules of the main verdicts); ``own``: the counted
+    random-label models' maps of the same images at this seed's targets, and why there are none."""
     ci = dict(n_boot=st["n_boot"], seed=st["seed"], level=st["level"])
     r = measures.region_numbers(attr, masks, labels, nulls, st)
-    cw = seeds.consistency_words(attr, nulls["input"], st, labels=labels, targets=target)
+    cw = seeds.consistency_words(attr, nulls["input"], st, labels=labels, targets=target, learned=own[0],
+                                 none_reason=own[1])
     b = (intervals.mean_ci(baseline_spearman(base, st["cells"], kept), **ci).as_dict() if len(kept) > 1 else
          {"value": float("nan"), "lo": float("nan"), "hi": float("nan"), "n": 0})
-    words = {**seeds.shared_words(r, cw.level, cw.specific),
+    words = {**seeds.shared_words(r, cw.level, cw.specific, cw.learned_word),
              "baseline_dependence": dependence_word(b, st["baseline_sensitive"])}
     return {"model": name, "seed": int(card.get("seed", 1)), "threshold": float(card["val_threshold"]),
             "n": int(len(labels)), "lung_ratio": {k: r[k]["map"]["lung_ratio"] for k in CLASSES},
             "border_ratio": {k: r[k]["map"]["border_ratio"] for k in CLASSES},
             "vs_input": {k: r[k]["vs_input"] for k in CLASSES},
-            "specificity_vs_input": cw.specificity, "within": cw.within, "baseline_spearman": b, "words": words}
+            "specificity_vs_input": cw.specificity, "specificity_vs_learned": cw.vs_learned, "within": cw.within,
+            "baseline_spearman": b, "words": words}
 
 
 def _seeds(ctx: Context, x, y, image_names, masks, input_alone, rand, main_attr, main_target, base_maps: dict,
@@ -207,7 +210,8 @@ def _seeds(ctx: Context, x, y, image_names, masks, input_alone, rand, main_attr,
                     for b in xb.BASELINES}
         saved[f"attr_{name}".replace("-", "_")], saved[f"target_{name}".replace("-", "_")] = attr, target
         with_ref = learned.with_reference(nulls, learned.on_subset(ctx, nothing, pos, xs, target))
-        rows.append(_seed_row(name, card, attr, target, ys, ms, with_ref, base, st, res.numbers["baselines_kept"]))
+        own = (learned.own_maps(ctx, nothing, xs, st["cells"], target), learned.numbers(nothing)["reason"])
+        rows.append(_seed_row(name, card, attr, target, ys, ms, with_ref, base, st, res.numbers["baselines_kept"], own))
     ctx.save_arrays("ig_seeds", names=image_names[pos], positions=pos, **saved)   # names: the explorer's rows
     n = res.numbers
     ref = {**seeds.shared_reference(n), "baseline_dependence": n["baseline_dependence"]}

@@ -206,17 +206,19 @@ def _seeds(ctx: Context, e: Explained, cam: np.ndarray, nulls: dict, rand_pixels
         ig_abs = np.abs(similarity.to_2d(attr))
         r = measures.region_numbers(c_s, ms, ys, learned.with_reference(
             nul, learned.on_subset(ctx, nothing, pos, xs, target)), st)
-        cw = seeds.consistency_words(c_s, nul["input"], st, labels=ys, targets=target)
+        cw = seeds.consistency_words(c_s, nul["input"], st, labels=ys, targets=target, none_reason=learned.numbers(
+            nothing)["reason"], learned=learned.own_maps(ctx, nothing, xs, st["cells"], target))
         grid = intervals.mean_ci(similarity.pairwise(similarity.pool(ig_abs, g), similarity.pool(c_s, g),
                                                      similarity.spearman), **ci).as_dict()
         fills = seed_faithfulness(ctx, model, xs, target, {"IG": similarity.to_2d(attr), "Grad-CAM": c_s,
                                                            "random": rand_pixels[pos]}, st, g)
-        words = {**seeds.shared_words(r, cw.level, cw.specific), "agreement": agreement_word(grid, st["agree"]),
+        words = {**seeds.shared_words(r, cw.level, cw.specific, cw.learned_word), "agreement": agreement_word(grid, st["agree"]),
                  "faithfulness": faithfulness_word(fills)}
         rows.append({"model": name, "seed": int(card.get("seed", 1)), "threshold": float(card["val_threshold"]),
                      "n": int(len(ys)), "lung_ratio": {k: r[k]["map"]["lung_ratio"] for k in CLASSES},
                      "vs_input": {k: r[k]["vs_input"] for k in CLASSES},
-                     "specificity_vs_input": cw.specificity, "within": cw.within, "spearman_grid": grid,
+                     "specificity_vs_input": cw.specificity, "specificity_vs_learned": cw.vs_learned,
+                     "within": cw.within, "spearman_grid": grid,
                      "faithfulness": {f["name"]: f["summary"] for f in fills}, "words": words})
     n = res.numbers
     ref = {**seeds.shared_reference(n), "agreement": n["compare"]["agreement"],

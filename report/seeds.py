@@ -185,6 +185,12 @@ def shared_specs(method: str, question: str) -> dict[str, Spec]:
         "two levels it spans", lambda st: {"moderate": st["consistency_moderate"],
                                                                "high": st["consistency_high"]},
         lambda r: r["within"], lambda n: n["consistency"]["within"])
+    specs["specific_beyond_learned"] = Spec(
+        f"class-specific beyond a model that learned nothing ({question}.3)",
+        "within-minus-across Spearman of the maps minus that of the counted random-label models' own maps of the same "
+        "images and targets: \"more class-specific\" when its interval lies above {null}, else \"no more\" "
+        "(\"cannot tell\" without a counted model)", lambda st: {"null": 0}, lambda r: r["specificity_vs_learned"],
+        lambda n: n["consistency"]["learned"]["difference"])
     specs["specific_beyond_input"] = Spec(
         f"class-specific beyond the input ({question}.3)",
         "within-minus-across Spearman of the maps minus that of the input alone (paired): \"more\" when its "
@@ -246,25 +252,35 @@ class ConsistencyWords(NamedTuple):
     specific: str
     specificity: dict | None      # the paired interval, maps minus input alone
     within: dict | None           # the within-class intervals behind the level
+    learned_word: str = TOO_FEW   # class-specific beyond the models that learned nothing (Q3.3 / Q4.3's rule)
+    vs_learned: dict | None = None  # the paired interval, maps minus those models' maps
 
 
 def consistency_words(maps: np.ndarray, input_alone: np.ndarray, st: dict, *, labels: np.ndarray,
-                      targets: np.ndarray) -> ConsistencyWords:
+                      targets: np.ndarray, learned: dict | None = None, none_reason: str = "") -> ConsistencyWords:
     """(consistency level, class-specific beyond the input, the paired interval, the within-class
-    intervals) of one seed's maps, grouped by its explained targets, by the rules of Q3.3/Q4.3; a seed
-    that decides fewer than two images of a class gets :data:`TOO_FEW` for both words (and so does
-    not reach the main's words)."""
+    intervals) of one seed's maps, grouped by its explained targets, by the rules of Q3.3/Q4.3; with ``learned``
+    (the counted random-label models' own maps of the same images at the seed's targets, see
+    :func:`report.learned.own_maps`; empty: none counted, ``none_reason`` says why) also the word against them. A
+    seed that decides fewer than two images of a class gets :data:`TOO_FEW` for every word (and so does not reach
+    the main's words)."""
     n_per_class = [int(np.sum(np.asarray(targets) == k)) for k in (0, 1)]
     if min(n_per_class) < 2:
         return ConsistencyWords(TOO_FEW, TOO_FEW, None, None)
     c = measures.consistency_numbers(maps, {"input": input_alone}, st, labels=labels, targets=targets)
-    return ConsistencyWords(c["level"], c["vs_input"]["specific"], c["vs_input"]["specificity"], c["within"])
+    if learned is None:
+        return ConsistencyWords(c["level"], c["vs_input"]["specific"], c["vs_input"]["specificity"], c["within"])
+    lw = measures.learned_specificity(maps, input_alone, learned, targets, st, c, none_reason=none_reason)
+    return ConsistencyWords(c["level"], c["vs_input"]["specific"], c["vs_input"]["specificity"], c["within"],
+                            lw["word"], lw["difference"])
 
 
-def shared_words(regions: dict, level: str, specific: str) -> dict:
+def shared_words(regions: dict, level: str, specific: str, beyond_learned: str) -> dict:
     """The verdict words Q3 and Q4 share, of one seed: the region answer, each class's lung word and
-    word against the input alone, the consistency level and class-specificity beyond the input."""
-    words = {"answer": regions["answer"], "consistency_level": level, "specific_beyond_input": specific}
+    word against the input alone, the consistency level, class-specificity beyond the models that learned nothing
+    and beyond the input."""
+    words = {"answer": regions["answer"], "consistency_level": level, "specific_beyond_input": specific,
+             "specific_beyond_learned": beyond_learned}
     for k in ("NORMAL", "PNEUMONIA"):
         words[f"lung_{k}"], words[f"input_{k}"] = regions[k]["lung_word"], regions[k]["beyond_input"]
     return words
@@ -272,7 +288,8 @@ def shared_words(regions: dict, level: str, specific: str) -> dict:
 
 def shared_reference(n: dict) -> dict:
     """The same words as the report states them from the main model (a section's numbers ``n``)."""
-    return shared_words(n["regions"], n["consistency"]["level"], n["consistency"]["vs_input"]["specific"])
+    c = n["consistency"]
+    return shared_words(n["regions"], c["level"], c["vs_input"]["specific"], c["learned"]["word"])
 
 
 def ci_text(e: dict | None, digits: int = 2) -> str:

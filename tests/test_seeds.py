@@ -134,7 +134,7 @@ def test_a_seed_that_decides_one_class_cannot_tell_its_consistency():
     from report import seeds
 
     maps = np.random.default_rng(0).random((6, 8, 8))
-    level, specific, interval, within = seeds.consistency_words(maps, maps, {}, labels=np.array([0, 0, 0, 1, 1, 1]),
+    level, specific, interval, within, *_ = seeds.consistency_words(maps, maps, {}, labels=np.array([0, 0, 0, 1, 1, 1]),
                                                                 targets=np.ones(6, int))
     assert level == specific == seeds.TOO_FEW and interval is None and within is None
     assert seeds.ci_text(None) == "-"
@@ -160,5 +160,29 @@ def test_a_seed_that_decides_both_classes_gets_consistency_words():
           "cells": 16}
     maps = np.random.default_rng(1).random((8, 16, 16))
     y = np.array([0, 0, 0, 0, 1, 1, 1, 1])
-    level, specific, interval, within = seeds.consistency_words(maps, maps[::-1], st, labels=y, targets=y)
+    level, specific, interval, within, *_ = seeds.consistency_words(maps, maps[::-1], st, labels=y, targets=y)
     assert seeds.TOO_FEW not in (level, specific) and interval is not None and set(within) >= {"NORMAL", "PNEUMONIA"}
+
+
+def test_a_seeds_class_specificity_is_judged_against_the_models_that_learned_nothing():
+    # catches (#32 item 3, the seeds' rows of Q3.5 / Q4.5): the seed word read from the input alone instead of the
+    # learned-nothing models, or the models' maps ignored (a seed as class-specific as them called "more")
+    from report import seeds
+
+    st = {"n_boot": 200, "seed": 0, "level": 0.95, "alpha": 0.05, "consistency_high": 0.5, "consistency_moderate": 0.2,
+          "cells": 8}
+    rng = np.random.default_rng(2)
+    y = np.repeat([0, 1], 12)
+    left, right = np.zeros((8, 8)), np.zeros((8, 8))
+    left[:, :4], right[:, 4:] = 1, 1
+    specific = np.where(y[:, None, None] == 0, left, right) + 0.3 * rng.random((24, 8, 8))
+    noise = rng.random((24, 8, 8))
+    kw = dict(labels=y, targets=y)
+    more = seeds.consistency_words(specific, noise, st, learned={"random-1": noise, "random-2": rng.random((24, 8, 8))},
+                                   **kw)
+    assert more.learned_word == "more class-specific than a model that learned nothing" and more.vs_learned["lo"] > 0
+    same = seeds.consistency_words(specific, noise, st, learned={"random-1": specific + 0.01 * rng.random((24, 8, 8))},
+                                   **kw)
+    assert same.learned_word == "no more class-specific than a model that learned nothing"
+    none = seeds.consistency_words(specific, noise, st, learned={}, none_reason="no model counts", **kw)
+    assert "no model counts" in none.learned_word
