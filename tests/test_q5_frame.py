@@ -48,6 +48,7 @@ def test_as_intended_reads_the_validation_auc():
 @pytest.mark.parametrize("main, learned, diff, word", [
     ((0.3, 0.2, 0.45), (0.7, 0.6, 0.8), (-0.4, -0.5, -0.3), "no_template"),   # below the cut: no template at all
     ((0.55, 0.45, 0.65), (0.7, 0.6, 0.8), (0.0, -0.1, 0.1), "cannot_tell"),   # the interval contains the cut
+    ((0.45, 0.4, 0.5), (0.7, 0.6, 0.8), (0.0, -0.1, 0.1), "cannot_tell"),     # ... reaches it: not wholly below
     ((0.7, 0.5, 0.8), (0.7, 0.5, 0.8), (0.0, 0.0, 0.1), "method"),            # both at the cut, main not above
     ((0.8, 0.7, 0.9), (0.4, 0.3, 0.5), (0.4, 0.01, 0.5), "classifier"),       # main clearly above the reference
     ((0.8, 0.7, 0.9), (0.6, 0.45, 0.7), (0.2, -0.05, 0.3), "unclear"),        # the reference straddles the cut
@@ -64,8 +65,9 @@ def test_a_class_template_is_the_methods_only_when_models_that_learned_nothing_r
 def test_a_template_cut_outside_the_similarity_range_is_refused():
     from xaikit.sanity import Interval, template_verdict
     iv = Interval(0.5, 0.4, 0.6)
-    with pytest.raises(ValueError, match="cut expects"):
-        template_verdict(iv, iv, iv, 0.0)
+    for cut in (0.0, 1.5):
+        with pytest.raises(ValueError, match="cut expects"):
+            template_verdict(iv, iv, iv, cut)
 
 
 def test_verdicts_can_be_asked_for_one_metric():
