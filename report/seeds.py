@@ -105,12 +105,12 @@ class SeedVerdict:
             return f"is reached by none of the {n} seeds"
         return f"holds for {names_text(self.reaching)}, not for {names_text(self.missing)} ({k} of {n} seeds)"
 
-    def reach(self) -> str:
+    def reach(self, pronoun: str = "it") -> str:
         """The short form for a list of verdicts: "main and main-3 reach it, main-2 does not"."""
         k, m = len(self.reaching), len(self.missing)
         if k == 0:
-            return "no seed reaches it"
-        return (f"{names_text(self.reaching)} {'reaches' if k == 1 else 'reach'} it"
+            return f"no seed reaches {pronoun}"
+        return (f"{names_text(self.reaching)} {'reaches' if k == 1 else 'reach'} {pronoun}"
                 + (f", {names_text(self.missing)} {'does' if m == 1 else 'do'} not" if m else ""))
 
     def text(self) -> str:
@@ -218,6 +218,17 @@ def verdicts(stated: dict[str, str], numbers: dict, rows: list[dict], specs: dic
     return out
 
 
+def missed_text(missed: list[SeedVerdict]) -> str:
+    """The verdicts some seed misses, those missed by the same seeds named once: "the consistency level
+    (Q3.3); class-specific beyond the input (Q3.3) — main reaches them, main-2 does not; and on ...";
+    one group per pattern of reaching seeds, in the order the verdicts come."""
+    groups: dict[tuple, list[SeedVerdict]] = {}
+    for v in missed:
+        groups.setdefault((v.reaching, v.missing), []).append(v)
+    return "; and on ".join("; ".join(v.about for v in vs) + " — " + vs[0].reach("them" if len(vs) > 1 else "it")
+                            for vs in groups.values())
+
+
 def summary(ctx: Context, labels: np.ndarray, stated: dict[str, str], numbers: dict, rows: list[dict],
             specs: dict[str, Spec], st: dict) -> dict:
     """numbers for ``q3.seeds`` / ``q4.seeds``: the rule, each seed's row, and per verdict the
@@ -235,7 +246,7 @@ def summary(ctx: Context, labels: np.ndarray, stated: dict[str, str], numbers: d
             "rule": RULE.format(k=ctx.cfg["sanity.images_per_class"], n=len(pos)),
             "rows": rows, "holds": agree, "all_hold": holding == len(counted), "n_holding": int(holding),
             "not_holding": [v.key for v in missed],
-            "missed": "; ".join(f"{v.about}: {v.reach()}" for v in missed),
+            "missed": missed_text(missed),
             "region_words_hold": all(v.holds for v in counted if v.key.startswith(REGION_WORDS)),
             "n_verdicts": len(counted),
             "answer": ("Yes" if holding == len(counted) else "No" if holding == 0 else "Partly"),

@@ -107,6 +107,24 @@ def test_the_main_model_missing_a_word_is_never_written_as_the_main_model_only()
     assert v.reach() == "main-2 reaches it, main and main-3 do not"
 
 
+def test_verdicts_missed_by_the_same_seeds_are_named_once():
+    # catches the findings' list of missed verdicts repeating "main reaches it, main-2 does not" after each
+    # verdict (a list long enough to spill the findings onto a page of their own), or grouping verdicts that
+    # different seeds miss under one phrase
+    from report import seeds
+
+    def v(about, words):
+        return seeds.SeedVerdict(key=about, about=about, rule="r", cutoffs=(), stated="high", stated_estimate=None,
+                                 n_stated_images=10, reference="high", n_images=10,
+                                 seeds=tuple(seeds.SeedWord(m, w, None) for m, w in words.items()))
+    a = v("a", {"main": "high", "main-2": "low", "main-3": "high"})
+    b = v("b", {"main": "high", "main-2": "high", "main-3": "low"})
+    c = v("c", {"main": "high", "main-2": "low", "main-3": "high"})
+    assert seeds.missed_text([a, b, c]) == ("a; c \u2014 main and main-3 reach them, main-2 does not; "
+                                            "and on b \u2014 main and main-2 reach it, main-3 does not")
+    assert seeds.missed_text([]) == ""
+
+
 def test_seeds_are_judged_on_the_references_own_images():
     # catches seeds compared with the word the main model reaches on all its images (100) while they
     # are explained on fewer (40): the reference is the main model's word on the seeds' images, and
