@@ -12,6 +12,10 @@ most the highest of theirs, i.e. it stays within today's seed spread; among thos
 Only validation numbers are read and printed; the wall seconds print as ratios to the reference's.
 
     .venv/bin/python bench/schedule.py --epochs 12 15 [--build build] [--data PATH] [--profile quick]
+
+With ``--candidates-only`` the reference is neither trained nor read: one driver per candidate can then
+share a Ray cluster (``XAIKIT_RAY_ADDRESS``) with a build that trains the reference; run again without it
+for the table and the decision (everything is read back by key).
 """
 
 from __future__ import annotations
@@ -75,10 +79,17 @@ def main() -> None:
     ap.add_argument("--build", default="build", help="the build folder holding the reference models")
     ap.add_argument("--data", default=None)
     ap.add_argument("--profile", default=None, help='e.g. "quick", to try the script out')
+    ap.add_argument("--candidates-only", action="store_true",
+                    help="train (or read) the candidates only, no reference and no decision")
     args = ap.parse_args()
     from report.cli import quiet
     quiet(False)
     build = Path(args.build)
+    if args.candidates_only:
+        for e in args.epochs:
+            rows, _ = seeds_of(args.data, [f"train.epochs={e}"], build / "schedule" / f"e{e}", args.profile)
+            print(f"{e} epochs: trained or read {', '.join(r['model'] for r in rows)}")
+        return
     reference, data = seeds_of(args.data, [], build, args.profile)
     ref_seconds = float(np.mean([r["seconds"] for r in reference]))
     candidates = {e: seeds_of(data, [f"train.epochs={e}"], build / "schedule" / f"e{e}", args.profile)[0]
