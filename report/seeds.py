@@ -220,13 +220,14 @@ def verdicts(stated: dict[str, str], numbers: dict, rows: list[dict], specs: dic
 
 def missed_text(missed: list[SeedVerdict]) -> str:
     """The verdicts some seed misses, those missed by the same seeds named once: "the consistency level
-    (Q3.3); class-specific beyond the input (Q3.3) — main reaches them, main-2 does not; and on ...";
-    one group per pattern of reaching seeds, in the order the verdicts come."""
+    (Q3.3) and class-specific beyond the input (Q3.3) — main reaches them, main-2 does not; on ...";
+    one group per pattern of reaching seeds, in the order the verdicts come. Within a group the verdicts
+    are joined by "and" (their names hold commas), the groups by semicolons."""
     groups: dict[tuple, list[SeedVerdict]] = {}
     for v in missed:
         groups.setdefault((v.reaching, v.missing), []).append(v)
-    return "; and on ".join("; ".join(v.about for v in vs) + " — " + vs[0].reach("them" if len(vs) > 1 else "it")
-                            for vs in groups.values())
+    return "; on ".join(" and ".join(v.about for v in vs) + " — " + vs[0].reach("them" if len(vs) > 1 else "it")
+                        for vs in groups.values())
 
 
 def summary(ctx: Context, labels: np.ndarray, stated: dict[str, str], numbers: dict, rows: list[dict],

@@ -120,8 +120,8 @@ def test_verdicts_missed_by_the_same_seeds_are_named_once():
     a = v("a", {"main": "high", "main-2": "low", "main-3": "high"})
     b = v("b", {"main": "high", "main-2": "high", "main-3": "low"})
     c = v("c", {"main": "high", "main-2": "low", "main-3": "high"})
-    assert seeds.missed_text([a, b, c]) == ("a; c \u2014 main and main-3 reach them, main-2 does not; "
-                                            "and on b \u2014 main and main-2 reach it, main-3 does not")
+    assert seeds.missed_text([a, b, c]) == ("a and c \u2014 main and main-3 reach them, main-2 does not; "
+                                            "on b \u2014 main and main-2 reach it, main-3 does not")
     assert seeds.missed_text([]) == ""
 
 
