@@ -218,6 +218,12 @@
     document.documentElement.style.setProperty("--bar", $("bar").offsetHeight + "px");
   }
 
+  function watchBar() {    // measured once the bar holds its filters, and again whenever it changes height
+    barHeight();
+    window.addEventListener("resize", barHeight);
+    if (window.ResizeObserver) { new ResizeObserver(barHeight).observe($("bar")); }
+  }
+
   function start() {
     if (!D) { cardsEl.textContent = "data.js is missing or did not load."; return; }
     $("profile").textContent = D.profile && D.profile !== "full" ? "(" + D.profile + " profile)" : "";
@@ -226,12 +232,11 @@
       img.numbers.p = img.p;
       cards.push({img: img, el: card(img), i: i});
     });
-    barHeight();
-    window.addEventListener("resize", barHeight);
     options();
     notes();
     presets();
     apply();
+    watchBar();
     $("filters").addEventListener("input", apply);
     $("filters").addEventListener("change", apply);
     $("overlay").addEventListener("change", overlay);
