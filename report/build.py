@@ -218,6 +218,7 @@ def run_sections(ctx: Context, force: tuple[str, ...] = (), until: str | None = 
             ctx.timings.append((section.name, "reused", 0.0))
             results[section.name] = stored[section.name]
             continue
+        progress.waits(f"section {section.name}", [f"model {m}" for m in models.expand_all(ctx, section.models)])
         for m in models.expand_all(ctx, section.models):
             _model(ctx, m, progress)      # train/load models first: their time is their own
         progress.start(f"section {section.name}")

@@ -71,6 +71,7 @@ class Reference(NamedTuple):
     not_counted: tuple[str, ...]     # the seeded-subset random-label models left out by Q5.1's rule
     maps: np.ndarray | None          # N x H x W, per image the mean unit-mass |map|; None when no model counts
     target: np.ndarray               # the explained classes (the main model's decisions)
+    x: np.ndarray                    # the explained images
 
 
 def setting(ctx: Context, method: str, model) -> str:
@@ -94,17 +95,26 @@ def mean_map(ctx: Context, method: str, names, x: np.ndarray, target: np.ndarray
     return np.mean(per, axis=0)
 
 
-def own_maps(ctx: Context, ref: Reference, x: np.ndarray, cells: int, target=None) -> dict[str, np.ndarray]:
-    """Each counted model's own |maps| of ``x`` explained at ``target`` (default: the reference's targets, the main
-    model's decisions; a seed's own decisions in Q3.5 / Q4.5), average-pooled to ``cells`` x ``cells`` (the
-    resolution of Q3.3 / Q4.3): name -> N x cells x cells. The same map sets as :func:`mean_map` (the store keeps
-    them), compared model by model, not averaged (Q3.3 / Q4.3)."""
-    target = ref.target if target is None else np.asarray(target)
+def own_maps(ctx: Context, ref: Reference, cells: int, pos: np.ndarray | None = None,
+             target=None) -> dict[str, np.ndarray]:
+    """Each counted model's own |maps| of the explained images at positions ``pos`` (default: all of them),
+    explained at ``target`` (default: the reference's targets, the main model's decisions; a seed's own decisions
+    in Q3.5 / Q4.5), average-pooled to ``cells`` x ``cells`` (the resolution of Q3.3 / Q4.3): name -> N x cells x
+    cells. The same map sets as :func:`mean_map` (the store keeps them), compared model by model, not averaged (Q3.3 /
+    Q4.3); as :func:`on_subset`, only the rows where ``target`` differs from the reference's are made again (a
+    map depends on its own image and target alone), so a seed's images cost the maps of its differing decisions."""
+    pos = np.arange(len(ref.target)) if pos is None else np.asarray(pos)
+    target = ref.target[pos] if target is None else np.asarray(target)
+    other = target != ref.target[pos]
     out = {}
     for name in ref.models:
         model = ctx.model(name)[0]
-        m = maps.get(ctx, name, ref.method, setting(ctx, ref.method, model), x, target).maps
-        out[name] = similarity.pool(np.abs(similarity.to_2d(m)), cells)
+        where = setting(ctx, ref.method, model)
+        m = np.abs(similarity.to_2d(maps.get(ctx, name, ref.method, where, ref.x, ref.target).maps))[pos]
+        if other.any():
+            m[other] = np.abs(similarity.to_2d(maps.get(ctx, name, ref.method, where, ref.x[pos][other],
+                                                        target[other]).maps))
+        out[name] = similarity.pool(m, cells)
     return out
 
 
@@ -113,10 +123,10 @@ def reference(ctx: Context, method: str, x: np.ndarray, target: np.ndarray) -> R
     names = counted(ctx)
     left = tuple(m for m in models.subset_arm(ctx, "random") if m not in names)
     if not names:
-        return Reference(method, names, left, None, np.asarray(target))
+        return Reference(method, names, left, None, np.asarray(target), x)
     log(f"{'IG' if method == 'ig' else 'Grad-CAM'} of the {len(names)} counted random-label models for {len(x)} "
         "test images (the learned-nothing reference)")
-    return Reference(method, names, left, mean_map(ctx, method, names, x, target), np.asarray(target))
+    return Reference(method, names, left, mean_map(ctx, method, names, x, target), np.asarray(target), x)
 
 
 def on_subset(ctx: Context, ref: Reference, pos: np.ndarray, x: np.ndarray, target: np.ndarray) -> np.ndarray | None:

@@ -111,6 +111,16 @@ class Stages:
             also = f" (models still training: {len(training)})" if training and stage not in self.batch else ""
             self.say(self._line(f"{stage}{also}"))
 
+    def waits(self, stage: str, models: list[str]) -> None:
+        """Say that ``stage`` waits for those of ``models`` still training on Ray (nothing when none is):
+        the line no longer names the previous section while the build waits."""
+        with self._lock:
+            pending = [m for m in models if m in self.batch and m not in self.done]
+            if pending:
+                names = ", ".join(m.split(" ", 1)[1] for m in pending)
+                self.say(self._line(f"{stage} waits for {len(pending)} model{'s' if len(pending) > 1 else ''} "
+                                    f"still training ({names})"))
+
     def finish(self, stage: str, seconds: float, detail: str | None = None) -> None:
         with self._lock:
             self.done[stage] = seconds

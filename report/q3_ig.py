@@ -136,7 +136,7 @@ def _region_numbers(ctx: Context, e: Explained, rp: np.ndarray, st: dict, res: R
     n["consistency"] = c = measures.consistency_numbers(attr, nulls, st, labels=y, targets=e.target)
     c["without_negative"] = measures.consistency_without(attr, nulls, st, c, labels=y, targets=e.target,
                                                          drop=delta < 0)
-    c["learned"] = measures.learned_specificity(attr, nulls["input"], learned.own_maps(ctx, ref, x, st["cells"]),
+    c["learned"] = measures.learned_specificity(attr, nulls["input"], learned.own_maps(ctx, ref, st["cells"]),
                                                 e.target, st, c, none_reason=n["learned"]["reason"])
     res.figure("q3_mean", measures.mean_map_figure(attr, e.target, x, "|IG|"),
                f"Mean image and mean |IG| map per explained target (the decided class) over {len(x)} test images.")
@@ -210,7 +210,7 @@ def _seeds(ctx: Context, x, y, image_names, masks, input_alone, rand, main_attr,
                     for b in xb.BASELINES}
         saved[f"attr_{name}".replace("-", "_")], saved[f"target_{name}".replace("-", "_")] = attr, target
         with_ref = learned.with_reference(nulls, learned.on_subset(ctx, nothing, pos, xs, target))
-        own = (learned.own_maps(ctx, nothing, xs, st["cells"], target), learned.numbers(nothing)["reason"])
+        own = (learned.own_maps(ctx, nothing, st["cells"], pos, target), learned.numbers(nothing)["reason"])
         rows.append(_seed_row(name, card, attr, target, ys, ms, with_ref, base, st, res.numbers["baselines_kept"], own))
     ctx.save_arrays("ig_seeds", names=image_names[pos], positions=pos, **saved)   # names: the explorer's rows
     n = res.numbers

@@ -72,7 +72,7 @@ def run(ctx: Context) -> Result:
     nulls = {"input": e.nulls["input"], "random": measures.random_maps(cam.shape, g, a["seed"])}
     nothing = _regions(ctx, e, cam, nulls, g, st, res)
     n["consistency"] = c = measures.consistency_numbers(cam, nulls, st, labels=y, targets=target)
-    c["learned"] = measures.learned_specificity(cam, nulls["input"], learned.own_maps(ctx, nothing, x, st["cells"]),
+    c["learned"] = measures.learned_specificity(cam, nulls["input"], learned.own_maps(ctx, nothing, st["cells"]),
                                                 target, st, c, none_reason=n["learned"]["reason"])
     res.figure("q4_mean", measures.mean_map_figure(cam, target, x, "Grad-CAM"),
                f"Mean image and mean Grad-CAM map per explained target (the decided class) over {len(x)} test images.")
@@ -207,7 +207,7 @@ def _seeds(ctx: Context, e: Explained, cam: np.ndarray, nulls: dict, rand_pixels
         r = measures.region_numbers(c_s, ms, ys, learned.with_reference(
             nul, learned.on_subset(ctx, nothing, pos, xs, target)), st)
         cw = seeds.consistency_words(c_s, nul["input"], st, labels=ys, targets=target, none_reason=learned.numbers(
-            nothing)["reason"], learned=learned.own_maps(ctx, nothing, xs, st["cells"], target))
+            nothing)["reason"], learned=learned.own_maps(ctx, nothing, st["cells"], pos, target))
         grid = intervals.mean_ci(similarity.pairwise(similarity.pool(ig_abs, g), similarity.pool(c_s, g),
                                                      similarity.spearman), **ci).as_dict()
         fills = seed_faithfulness(ctx, model, xs, target, {"IG": similarity.to_2d(attr), "Grad-CAM": c_s,

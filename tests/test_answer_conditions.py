@@ -55,7 +55,7 @@ def test_the_region_answer_prints_the_learned_nothing_reference(q, template):
     numbers = copy.deepcopy(fx["numbers"])
     r = measures.region_numbers(lungs, masks, labels, {"input": nothing, "random": nothing, "learned": nothing}, S)
     numbers[q]["regions"] = r
-    numbers[q]["learned"] = learned.numbers(learned.Reference(q, ("random-1", "random-2"), (), nothing, labels))
+    numbers[q]["learned"] = learned.numbers(learned.Reference(q, ("random-1", "random-2"), (), nothing, labels, nothing))
     if "negative_delta" in numbers[q]:
         numbers[q]["negative_delta"].setdefault("regions", {})["beyond_learned"] = r["beyond_learned"]
     text = render(answer_env(), template, answer_variables(numbers, fx["config"], fx["profile"]))
@@ -89,7 +89,7 @@ def test_class_specificity_prints_the_learned_nothing_reference(q, template, met
     c["learned"] = r = measures.learned_specificity(maps, inp, refs, labels, S, c)
     numbers = copy.deepcopy(fx["numbers"])
     numbers[q]["consistency"].update({k: c[k] for k in ("diff", "learned")})
-    numbers[q]["learned"] = learned.numbers(learned.Reference(q, tuple(refs), (), maps, labels))
+    numbers[q]["learned"] = learned.numbers(learned.Reference(q, tuple(refs), (), maps, labels, maps))
     text = " ".join(render(answer_env(), template, answer_variables(numbers, fx["config"], fx["profile"])).split())
     t = lambda e: f"{e['value']:.3f} [{e['lo']:.3f}, {e['hi']:.3f}]"
     assert "cannot be told (" not in text and "Not measured" not in text

@@ -281,3 +281,8 @@ def test_the_stage_line_estimates_from_recorded_costs(tmp_path):
     stages.finish("model random-4", 70.0, "model random-4: trained")
     stages.start("section q2")
     assert lines[-1] == "stage 2 of 4: section q2 (models still training: 2); about 10 min left"
+    stages.waits("section q3", ["model random-4", "model main-2"])     # random-4 is done, main-2 is not
+    assert lines[-1].startswith("stage 2 of 4: section q3 waits for 1 model still training (main-2); about")
+    said = len(lines)
+    stages.waits("section q4", ["model random-4"])                    # nothing to wait for: nothing said
+    assert len(lines) == said

@@ -114,14 +114,30 @@ def test_own_maps_are_per_model_at_the_given_targets(monkeypatch):
     x = np.zeros((2, 4, 4))
     ref = learned.reference(ctx, "ig", x, np.array([0, 0]))
     calls.clear()
-    own = learned.own_maps(ctx, ref, x, 2, np.array([1, 1]))
+    own = learned.own_maps(ctx, ref, 2, np.array([0, 1]), np.array([1, 1]))
     assert sorted(own) == ["random-1", "random-2"] and own["random-2"].shape == (2, 2, 2)
     assert np.allclose(own["random-2"], 2 * 2.0)                       # |-(1 + 1) * 2|, average-pooled
-    assert {c[3] for c in calls} == {(1, 1)}
-    default = learned.own_maps(ctx, ref, x, 2)
+    assert {c[3] for c in calls if c[3] != (0, 0)} == {(1, 1)}
+    default = learned.own_maps(ctx, ref, 2)
     assert np.allclose(default["random-2"], 2.0)                       # the reference's targets: class 0
-    cam = learned.own_maps(ctx, learned.reference(ctx, "gradcam", x, np.array([0, 0])), x, 2)
+    cam = learned.own_maps(ctx, learned.reference(ctx, "gradcam", x, np.array([0, 0])), 2)
     assert {c[2] for c in calls if c[1] == "gradcam"} == {"conv"} and np.allclose(cam["random-2"], 2.0)
+
+
+def test_own_maps_of_a_seed_are_made_again_only_where_its_decision_differs(monkeypatch):
+    # catches: a seed's own maps computed on all its images (the explained sample's maps not reused: ~100 s of Q3 in
+    # a default build), the rows taken at the main model's targets everywhere, or the positions ignored
+    ctx, calls = _ctx(monkeypatch)
+    x, target = np.zeros((4, 4, 4)), np.array([0, 0, 1, 1])
+    ref = learned.reference(ctx, "ig", x, target)
+    calls.clear()
+    pos, seed_target = np.array([1, 2, 3]), np.array([0, 0, 1])       # image 2: the seed decides 0, the main 1
+    own = learned.own_maps(ctx, ref, 4, pos, seed_target)["random-1"]
+    made = [c for c in calls if len(c[3]) != len(target)]              # the reference's own set is only looked up
+    assert made == [("random-1", "ig", "blurred", (0,))]
+    pattern = PATTERN["random-1"]
+    assert np.allclose(own[0], pattern) and np.allclose(own[1], pattern) and np.allclose(own[2], 2 * pattern)
+    assert np.allclose(learned.own_maps(ctx, ref, 4, pos, target[pos])["random-1"][1], 2 * pattern)
 
 
 def test_gradcam_without_a_conv_layer_is_refused(monkeypatch):
