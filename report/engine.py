@@ -115,6 +115,31 @@ def train_task(spec: dict, prepared, *upstream_cards):
     return data, card
 
 
+def maps_task(spec: dict, prepared, model_bytes: bytes, requests: list) -> list[dict]:
+    """Runs on a Ray worker: load one model from its ``.keras`` bytes (``model_bytes`` may be the
+    bytes a training task of this build returns: Ray runs this task once that one has finished) and
+    compute each requested map set, ``(method, setting, x, target, adaptive)``, with this build's
+    config (report.maps.compute); returns each as a dict of arrays. The driver keys and writes them."""
+    import tempfile
+    from types import MappingProxyType
+
+    _pin_threads(spec["threads"])
+    import keras
+
+    from xaikit.config import Config
+
+    from . import maps
+    cfg = Config(MappingProxyType(spec["config"]), spec["profile"])
+    with tempfile.TemporaryDirectory(prefix="xaikit-maps-") as tmp:
+        path = Path(tmp) / "model.keras"
+        path.write_bytes(model_bytes)
+        model = keras.saving.load_model(path, safe_mode=True, compile=False)
+        ctx = Context(cfg, spec["listing"], Path(tmp), strategy_name=spec["strategy"], _prepared=prepared)
+        out = [maps.as_arrays(maps.compute(ctx, model, *request)) for request in requests]
+    keras.backend.clear_session()
+    return out
+
+
 def warm_task(threads: int) -> int:
     """Runs on a Ray worker of a cold build: start TensorFlow with ``threads`` threads and import
     what a training task imports, so that the worker is ready when the first model arrives."""
@@ -139,6 +164,9 @@ class LocalEngine:
 
     def loader(self, fallback):
         return fallback
+
+    def submit_maps(self, ctx: Context, name: str, requests: list):
+        return None               # computed in this process when asked for (report.maps.get)
 
     def close(self, cancel: bool = False) -> None:
         return None
@@ -188,6 +216,8 @@ class RayEngine:
         self._thread: threading.Thread | None = None
         self.warming: list = []                  # refs of warm_task (a cold build's first imports)
         self.joined = ""                         # the line saying where the models train, until said
+        self.map_refs: list = []                 # refs of maps_task, cancelled with the trainings
+        self._prepared_ref = None                # the decoded images in Ray's object store, put once
 
     def _connect(self, ctx: Context) -> None:
         import logging
@@ -255,7 +285,7 @@ class RayEngine:
             self.progress = progress
             progress.parallel(max(1, int(ray.cluster_resources().get("CPU", 1)) // ctx.cfg["run.threads"]),
                               [f"model {n}" for n in todo])
-        prepared = ray.put(ctx.prepared())
+        prepared = self._prepared(ctx)
         base = {"config": ctx.cfg.as_dict(), "profile": ctx.cfg.profile, "listing": ctx.listing,
                 "strategy": ctx.strategy_name, "threads": ctx.cfg["run.threads"]}
         remote = ray.remote(train_task)
@@ -275,6 +305,46 @@ class RayEngine:
         if self._thread is None:
             self._thread = threading.Thread(target=self._collect, name="xaikit-ray-collect", daemon=True)
             self._thread.start()
+
+    def _prepared(self, ctx: Context):
+        import ray
+        if self._prepared_ref is None:
+            self._prepared_ref = ray.put(ctx.prepared())
+        return self._prepared_ref
+
+    def submit_maps(self, ctx: Context, name: str, requests: list):
+        """One Ray task computing ``requests`` (report.maps.compute's arguments) of model ``name``, or None
+        when the model is neither trained in this build nor stored with this build's key. The model is the
+        bytes its training task returns when it trains in this build (Ray starts the job once it has
+        finished), else its file in build/models. Whether a set is made by a job does not depend on timing:
+        every set a section hands over is (a job's threads are pinned, as a training's, so its maps are the
+        same on any node; this process's threads are TensorFlow's own, which changes float rounding)."""
+        if name not in self.refs and stale(ctx, name):
+            return None
+        from . import architecture, models
+        if name == "main" and architecture.model_file(ctx) is not None:
+            return None           # a model trained elsewhere: explained here, where it was loaded
+        model_path = models.paths(ctx, name)[0]
+        import ray
+        self._ctx = ctx
+        if not self.started:
+            self._connect(ctx)
+        if self.joined:
+            log(self.joined.replace("models train", "map jobs run"))
+            self.joined = ""
+        data = self.refs[name][0] if name in self.refs else ray.put(model_path.read_bytes())
+        spec = {"config": ctx.cfg.as_dict(), "profile": ctx.cfg.profile, "listing": ctx.listing,
+                "strategy": ctx.strategy_name, "threads": ctx.cfg["run.threads"]}
+        ref = ray.remote(maps_task).options(
+            name=f"xaikit-maps-{name}", num_cpus=ctx.cfg["run.threads"], max_retries=ctx.cfg["run.retries"],
+            retry_exceptions=False).remote(spec, self._prepared(ctx), data, list(requests))
+        self.map_refs.append(ref)
+        return ref
+
+    def result(self, ref) -> list[dict]:
+        """What a map job returned (waits for it); its failure is raised."""
+        import ray
+        return ray.get(ref)
 
     def _collect(self) -> None:
         """Write each finished model to build/models (atomically, after its key is checked)."""
@@ -348,7 +418,7 @@ class RayEngine:
             return
         import ray
         if cancel:
-            for ref in self.warming:
+            for ref in self.warming + self.map_refs:
                 try:
                     ray.cancel(ref, force=True)
                 except Exception:   # noqa: BLE001  (already finished or gone)
@@ -386,9 +456,13 @@ def running(ctx: Context, fallback, cluster: str | None = None, verbose: bool = 
     included) the unfinished tasks are cancelled, and Ray is stopped at the end."""
     eng = make(ctx, cluster, verbose)
     ctx.model_loader = eng.loader(fallback)
+    vars(ctx)["_engine"] = eng       # report.maps hands map jobs to it (not a Context field: see maps.ig_boundary)
     try:
         yield eng
     except BaseException:
         eng.close(cancel=True)
         raise
+    finally:
+        vars(ctx).pop("_engine", None)
+        vars(ctx).pop("_map_pending", None)     # refs of a stopped Ray instance: made here if asked for again
     eng.close()

@@ -63,5 +63,10 @@ def _explain(ctx: Context) -> Explained:
 def seed_ig(ctx: Context, name: str, model, card: dict, xs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """(IG with the main baseline, explained classes) of seed ``name`` on images ``xs``, each image
     explained at the seed's own decision."""
-    target = (predict_probs(model, xs) >= float(card["val_threshold"])).astype(int)
+    target = seed_target(model, card, xs)
     return maps.get(ctx, name, "ig", ctx.cfg["attribution.ig_baseline"], xs, target).maps, target
+
+
+def seed_target(model, card: dict, xs: np.ndarray) -> np.ndarray:
+    """A seed's decisions on images ``xs`` at its own validation threshold: the classes its maps explain."""
+    return (predict_probs(model, xs) >= float(card["val_threshold"])).astype(int)

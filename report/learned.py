@@ -95,6 +95,15 @@ def mean_map(ctx: Context, method: str, names, x: np.ndarray, target: np.ndarray
     return np.mean(per, axis=0)
 
 
+def prefetch(ctx: Context, method: str, x: np.ndarray, target: np.ndarray) -> None:
+    """Start the maps :func:`reference` will average as map jobs (report.maps.prefetch): every random-label model
+    of the seeded subsets (which of them count is known only once each is loaded; a job of one left out is unused).
+    IG only: Grad-CAM's layer is resolved on the loaded model, and its maps cost little."""
+    if method == "ig":
+        for name in models.subset_arm(ctx, "random"):
+            maps.prefetch(ctx, name, "ig", ctx.cfg["attribution.ig_baseline"], x, target)
+
+
 def own_maps(ctx: Context, ref: Reference, cells: int, pos: np.ndarray | None = None,
              target=None) -> dict[str, np.ndarray]:
     """Each counted model's own |maps| of the explained images at positions ``pos`` (default: all of them),

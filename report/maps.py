@@ -86,19 +86,69 @@ def get(ctx: Context, name: str | None, method: str, setting: str, x: np.ndarray
         raise ValueError(f"maps.get expects a method in {METHODS}, got {method!r}")
     target = np.asarray(target)
     if name is None:
-        return _compute(ctx, model, method, setting, x, target, adaptive, b)
+        return compute(ctx, model, method, setting, x, target, adaptive, b)
     key = map_key(ctx, name, method, setting, x, target, adaptive)
     held = vars(ctx).setdefault("_map_sets", {})
     if key not in held:
         path = ctx.build / "cache" / "maps" / f"{key}.npz"
-        held[key] = _load(path, method, setting)
+        stored = _load(path, method, setting)
+        held[key] = stored or _from_job(ctx, key, name, method, setting)
         if held[key] is None:
             model = ctx.model(name)[0] if model is None else model
-            held[key] = _compute(ctx, model, method, setting, x, target, adaptive)
-            artifacts.atomic_save_npz(path, **{k: v for k, v in vars(held[key]).items()
-                                               if isinstance(v, np.ndarray)},
-                                      steps=np.array(-1 if held[key].steps is None else held[key].steps))
+            held[key] = compute(ctx, model, method, setting, x, target, adaptive)
+        if stored is None:
+            artifacts.atomic_save_npz(path, **as_arrays(held[key]))
     return held[key]
+
+
+def prefetch(ctx: Context, name: str, method: str, setting: str, x: np.ndarray, target: np.ndarray, *,
+             adaptive: bool = True) -> bool:
+    """Start the map set that :func:`get` will be asked for as a map job of the build's engine
+    (report.engine: a Ray task, beside this process), when it is neither held nor stored and the
+    engine takes it; :func:`get` then waits for it instead of computing it. Whether a job was started.
+    A job that fails is computed here when asked for, with a line."""
+    engine = vars(ctx).get("_engine")
+    if engine is None:
+        return False
+    target = np.asarray(target)
+    key = map_key(ctx, name, method, setting, x, target, adaptive)
+    pending = vars(ctx).setdefault("_map_pending", {})
+    if (key in pending or key in vars(ctx).get("_map_sets", {})
+            or (ctx.build / "cache" / "maps" / f"{key}.npz").exists()):
+        return False
+    ref = engine.submit_maps(ctx, name, [(method, setting, x, target, adaptive)])
+    if ref is not None:
+        pending[key] = (engine, ref)
+    return ref is not None
+
+
+def _from_job(ctx: Context, key: str, name: str, method: str, setting: str) -> MapSet | None:
+    """The map set of a map job started by :func:`prefetch` (waiting for it), or None."""
+    job = vars(ctx).get("_map_pending", {}).pop(key, None)
+    if job is None:
+        return None
+    engine, ref = job
+    try:
+        (arrays,) = engine.result(ref)
+    except Exception as exc:   # noqa: BLE001  (a failed job: the set is made here)
+        text = [t for t in str(exc).strip().splitlines() if t.strip()][-1:] or [type(exc).__name__]
+        log(f"map job {'IG' if method == 'ig' else 'Grad-CAM'} ({setting}) of model {name} failed on Ray "
+            f"({text[0][:200]}); computing it here")
+        return None
+    return from_arrays(method, setting, arrays)
+
+
+def as_arrays(ms: MapSet) -> dict:
+    """A map set as plain arrays (what a map job returns and the store keeps); steps -1 for none."""
+    return {**{k: v for k, v in vars(ms).items() if isinstance(v, np.ndarray)},
+            "steps": np.array(-1 if ms.steps is None else ms.steps)}
+
+
+def from_arrays(method: str, setting: str, z) -> MapSet:
+    steps = int(z["steps"])
+    return MapSet(method, setting, z["maps"], z["targets"],
+                  *(z[k] if k in z else None for k in ("gap", "f_image", "f_baseline")),
+                  steps=None if steps < 0 else steps)
 
 
 def _load(path: Path, method: str, setting: str) -> MapSet | None:
@@ -106,16 +156,13 @@ def _load(path: Path, method: str, setting: str) -> MapSet | None:
         return None
     try:
         with np.load(path, allow_pickle=False) as z:
-            steps = int(z["steps"])
-            return MapSet(method, setting, z["maps"], z["targets"],
-                          *(z[k] if k in z.files else None for k in ("gap", "f_image", "f_baseline")),
-                          steps=None if steps < 0 else steps)
+            return from_arrays(method, setting, {k: z[k] for k in z.files})
     except (OSError, ValueError, KeyError, zipfile.BadZipFile):
         log(f"map cache {path.name} unreadable; computing again")
         return None
 
 
-def _compute(ctx: Context, model, method: str, setting: str, x, target, adaptive: bool, b=None) -> MapSet:
+def compute(ctx: Context, model, method: str, setting: str, x, target, adaptive: bool, b=None) -> MapSet:
     if method == "gradcam":
         return MapSet(method, setting, np.asarray(explainer(ctx, model, setting)(x, target)), target)
     r = explain_ig(ctx, model, x, target, setting, adaptive=adaptive, b=b)

@@ -23,6 +23,7 @@ def run(ctx: Context) -> Result:
     st = measures.settings(ctx)
     s = samples.choose(ctx)
     e = explained.main(ctx)
+    _prefetch(ctx, e)
     _save_main(ctx, e)
     res = Result()
     n = res.numbers
@@ -42,6 +43,20 @@ def run(ctx: Context) -> Result:
     _seeds(ctx, e.x, e.y, e.names, e.masks, e.nulls["input"], e.nulls["random"], e.ig.attributions, e.target,
            base_maps, st, res, nothing)
     return res
+
+
+def _prefetch(ctx: Context, e: Explained) -> None:
+    """Q3's map sets of other models and baselines as map jobs beside this process (report.maps.prefetch), in the
+    order they are asked for: the learned-nothing reference, the main model's baselines, each seed's IG."""
+    learned.prefetch(ctx, "ig", e.x, e.target)
+    for b in xb.BASELINES:
+        store.prefetch(ctx, "main", "ig", b, e.x, e.target, adaptive=False)
+    xs = e.x[seeds.positions(ctx, e.y)]
+    for name, model, card in seeds.replicates(ctx)[1:]:
+        target = explained.seed_target(model, card, xs)
+        store.prefetch(ctx, name, "ig", ctx.cfg["attribution.ig_baseline"], xs, target)
+        for b in xb.BASELINES:
+            store.prefetch(ctx, name, "ig", b, xs, target, adaptive=False)
 
 
 def _save_main(ctx: Context, e: Explained) -> None:

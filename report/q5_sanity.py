@@ -152,9 +152,12 @@ def _boot(ctx: Context) -> dict:
 
 
 def _model_maps(ctx: Context, designs: dict, meths, x, target) -> tuple[dict, dict, dict]:
-    """Q5.1-Q5.3's maps from the store: method -> model -> maps, IG's gaps and the card of every model."""
+    """Q5.1-Q5.3's maps from the store: method -> model -> maps, IG's gaps and the card of every model. Every
+    model's IG is first started as a map job beside this process (report.maps.prefetch)."""
     maps, gaps, cards = {meth: {} for meth, _ in meths}, {}, {}
     every = list(dict.fromkeys(["main"] + [m for g in designs.values() for side in g.values() for m in side]))
+    for name in every:
+        store.prefetch(ctx, name, "ig", ctx.cfg["attribution.ig_baseline"], x, target, adaptive=False)
     for name in every:
         model, cards[name] = ctx.model(name)
         log(f"{' and '.join(t for _, t in meths)} of model {name} for {len(x)} images")

@@ -73,9 +73,10 @@ def _weights(path: Path) -> list[np.ndarray]:
     return keras.saving.load_model(path, safe_mode=True, compile=False).get_weights()
 
 
-def test_a_key_has_the_same_weights_alone_and_beside_other_tasks(tmp_path):
+def test_a_key_has_the_same_weights_alone_and_beside_other_tasks(tmp_path, monkeypatch):
     # catches: a model whose weights depend on what trained beside it or before it in the same
-    # (reused) Ray worker: TensorFlow threads not pinned, Keras or RNG state leaking between tasks
+    # (reused) Ray worker: TensorFlow threads not pinned, Keras or RNG state leaking between tasks;
+    # and a map job (report.maps.prefetch) whose set differs from the one made here, or is not used
     from report.build import make_context, run_stage
     root = make_dataset(tmp_path / "d", per_class={"train": 10, "test": 4})
     run_stage("main", data=str(root), overrides=TINY, build=tmp_path / "alone")
@@ -89,6 +90,17 @@ def test_a_key_has_the_same_weights_alone_and_beside_other_tasks(tmp_path):
         eng.submit(ctx, wanted, plan(ctx, wanted, ()))
         for name in wanted:
             ctx.model(name)
+        from report import maps
+        from xaikit.pipeline import to_float
+        x, target = to_float(ctx.prepared().images[:3]), np.array([0, 1, 0])
+        assert maps.prefetch(ctx, "random-1", "ig", "blurred", x, target)         # on a worker, 1 thread
+        made_here = maps.compute(ctx, ctx.model("random-1")[0], "ig", "blurred", x, target, True)
+        again = eng.result(eng.submit_maps(ctx, "random-1", [("ig", "blurred", x, target, True)]))[0]
+        monkeypatch.setattr(maps, "compute", lambda *a, **k: pytest.fail("the job's set was made again here"))
+        job = maps.get(ctx, "random-1", "ig", "blurred", x, target)
+        for f in ("maps", "gap", "f_image", "f_baseline"):
+            np.testing.assert_array_equal(getattr(job, f), again[f])            # jobs: bit for bit
+            np.testing.assert_allclose(getattr(job, f), getattr(made_here, f), rtol=1e-4, atol=1e-6)   # rounding
     alone, beside = tmp_path / "alone" / "models", tmp_path / "beside" / "models"
     card_a, card_b = (json.loads((d / "main.json").read_text()) for d in (alone, beside))
     assert card_a["key"] == card_b["key"] and card_a["threads"] == card_b["threads"] == 1

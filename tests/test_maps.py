@@ -58,8 +58,8 @@ def test_a_map_set_is_computed_once_and_kept_under_its_content_key(tmp_path, zoo
     # targets or the attribution settings (a stale map served), or a disk copy that differs from the maps
     keys, x, target = zoo
     computed = []
-    real = maps._compute
-    monkeypatch.setattr(maps, "_compute", lambda *a, **k: computed.append(a[2:4]) or real(*a, **k))
+    real = maps.compute
+    monkeypatch.setattr(maps, "compute", lambda *a, **k: computed.append(a[2:4]) or real(*a, **k))
     ctx = _store_ctx(tmp_path, keys)
     first = maps.get(ctx, "main", "ig", "black", x, target, adaptive=False)
     assert maps.get(ctx, "main", "ig", "black", x, target, adaptive=False) is first
@@ -174,3 +174,54 @@ def test_the_ig_progress_bar_counts_every_path_point(tmp_path, zoo, monkeypatch,
     ctx = _store_ctx(tmp_path, keys, [f"attribution.noise_draws={draws}"])
     maps.get(ctx, "main", "ig", baseline, x, target, adaptive=False)
     assert totals == [draws * len(x) * (ctx.cfg["attribution.ig_steps"] + 1)]
+
+
+class _Engine:
+    """A stand-in for report.engine.RayEngine: a map job is the set computed at once ("ok"), a failure
+    ("fail"), or refused while models still train ("busy")."""
+
+    def __init__(self, mode):
+        self.mode, self.jobs, self.compute = mode, [], maps.compute     # the worker's own copy of the code
+
+    def submit_maps(self, ctx, name, requests):
+        if self.mode == "busy":
+            return None
+        self.jobs.append((name, [r[:2] for r in requests]))
+        return [(name, r) for r in requests]
+
+    def result(self, ref):
+        if self.mode == "fail":
+            raise RuntimeError("worker died\nRayTaskError: the last line")
+        return [maps.as_arrays(self.compute(self.ctx, self.ctx.model(name)[0], *r)) for name, r in ref]
+
+
+@pytest.mark.parametrize("mode", ["ok", "fail", "busy"])
+def test_a_prefetched_map_set_comes_from_its_job_and_equals_the_one_made_here(tmp_path, zoo, monkeypatch, mode):
+    # catches: a map job's result ignored (the set computed again here) or stored under another key, a failed
+    # job crashing the build instead of the set being made here, a job started while models still train, or
+    # a second job for a set already asked for
+    keys, x, target = zoo
+    here = maps.get(_store_ctx(tmp_path / "here", keys), "main", "ig", "black", x, target, adaptive=False)
+    ctx = _store_ctx(tmp_path / "jobs", keys)
+    assert not maps.prefetch(ctx, "main", "ig", "black", x, target, adaptive=False)     # no engine: nothing
+    engine = _Engine(mode)
+    engine.ctx = ctx
+    vars(ctx)["_engine"] = engine
+    started = maps.prefetch(ctx, "main", "ig", "black", x, target, adaptive=False)
+    assert started == (mode != "busy")
+    assert not maps.prefetch(ctx, "main", "ig", "black", x, target, adaptive=False)     # already under way
+    assert len(engine.jobs) == (mode != "busy")
+    said, computed = [], []
+    monkeypatch.setattr(maps, "log", said.append)
+    real = maps.compute
+    monkeypatch.setattr(maps, "compute", lambda *a, **k: computed.append(1) or real(*a, **k))
+    got = maps.get(ctx, "main", "ig", "black", x, target, adaptive=False)
+    assert len(computed) == (mode != "ok")
+    assert len(said) == (mode == "fail") and (mode != "fail" or said[0] == (
+        "map job IG (black) of model main failed on Ray (RayTaskError: the last line); computing it here"))
+    for f in ("maps", "targets", "gap", "f_image", "f_baseline"):
+        np.testing.assert_array_equal(getattr(got, f), getattr(here, f))
+    assert got.steps == here.steps
+    stored = maps.get(_store_ctx(tmp_path / "jobs", keys), "main", "ig", "black", x, target, adaptive=False)
+    np.testing.assert_array_equal(stored.maps, here.maps)
+    assert not maps.prefetch(ctx, "main", "ig", "black", x, target, adaptive=False)     # held: no job
