@@ -88,7 +88,6 @@ def train_task(spec: dict, prepared, *upstream_cards):
     ``spec["upstream"]`` (control-i reads random-i's epoch count); Ray resolves them (they are
     top-level arguments) once those tasks have finished."""
     import tempfile
-    from types import MappingProxyType
 
     import ray
 
@@ -96,10 +95,8 @@ def train_task(spec: dict, prepared, *upstream_cards):
     _pin_threads(spec["threads"])
     import keras
 
-    from xaikit.config import Config
-
     from . import models
-    cfg = Config(MappingProxyType(spec["config"]), spec["profile"])
+    cfg = _config(spec)
     upstream = dict(zip(spec["upstream"], upstream_cards))
     with tempfile.TemporaryDirectory(prefix="xaikit-task-") as tmp:
         ctx = Context(cfg, spec["listing"], Path(tmp), strategy_name=spec["strategy"],
@@ -115,21 +112,26 @@ def train_task(spec: dict, prepared, *upstream_cards):
     return data, card
 
 
+def _config(spec: dict):
+    """The build's config inside a task, from its spec (:meth:`RayEngine._spec`)."""
+    from types import MappingProxyType
+
+    from xaikit.config import Config
+    return Config(MappingProxyType(spec["config"]), spec["profile"])
+
+
 def maps_task(spec: dict, prepared, model_bytes: bytes, requests: list) -> list[dict]:
     """Runs on a Ray worker: load one model from its ``.keras`` bytes (``model_bytes`` may be the
     bytes a training task of this build returns: Ray runs this task once that one has finished) and
     compute each requested map set, ``(method, setting, x, target, adaptive)``, with this build's
     config (report.maps.compute); returns each as a dict of arrays. The driver keys and writes them."""
     import tempfile
-    from types import MappingProxyType
 
     _pin_threads(spec["threads"])
     import keras
 
-    from xaikit.config import Config
-
     from . import maps
-    cfg = Config(MappingProxyType(spec["config"]), spec["profile"])
+    cfg = _config(spec)
     with tempfile.TemporaryDirectory(prefix="xaikit-maps-") as tmp:
         path = Path(tmp) / "model.keras"
         path.write_bytes(model_bytes)
@@ -286,8 +288,7 @@ class RayEngine:
             progress.parallel(max(1, int(ray.cluster_resources().get("CPU", 1)) // ctx.cfg["run.threads"]),
                               [f"model {n}" for n in todo])
         prepared = self._prepared(ctx)
-        base = {"config": ctx.cfg.as_dict(), "profile": ctx.cfg.profile, "listing": ctx.listing,
-                "strategy": ctx.strategy_name, "threads": ctx.cfg["run.threads"]}
+        base = self._spec(ctx)
         remote = ray.remote(train_task)
         for name in todo:
             if name in self.refs:
@@ -305,6 +306,12 @@ class RayEngine:
         if self._thread is None:
             self._thread = threading.Thread(target=self._collect, name="xaikit-ray-collect", daemon=True)
             self._thread.start()
+
+    @staticmethod
+    def _spec(ctx: Context) -> dict:
+        """What a task needs of the build besides the images: config, profile, listing, placement, threads."""
+        return {"config": ctx.cfg.as_dict(), "profile": ctx.cfg.profile, "listing": ctx.listing,
+                "strategy": ctx.strategy_name, "threads": ctx.cfg["run.threads"]}
 
     def _prepared(self, ctx: Context):
         import ray
@@ -326,25 +333,25 @@ class RayEngine:
             return None           # a model trained elsewhere: explained here, where it was loaded
         model_path = models.paths(ctx, name)[0]
         import ray
-        self._ctx = ctx
         if not self.started:
             self._connect(ctx)
         if self.joined:
             log(self.joined.replace("models train", "map jobs run"))
             self.joined = ""
         data = self.refs[name][0] if name in self.refs else ray.put(model_path.read_bytes())
-        spec = {"config": ctx.cfg.as_dict(), "profile": ctx.cfg.profile, "listing": ctx.listing,
-                "strategy": ctx.strategy_name, "threads": ctx.cfg["run.threads"]}
         ref = ray.remote(maps_task).options(
             name=f"xaikit-maps-{name}", num_cpus=ctx.cfg["run.threads"], max_retries=ctx.cfg["run.retries"],
-            retry_exceptions=False).remote(spec, self._prepared(ctx), data, list(requests))
+            retry_exceptions=False).remote(self._spec(ctx), self._prepared(ctx), data, list(requests))
         self.map_refs.append(ref)
         return ref
 
     def result(self, ref) -> list[dict]:
-        """What a map job returned (waits for it); its failure is raised."""
+        """What a map job returned (waits for it); its failure is raised as a one-line ClusterError."""
         import ray
-        return ray.get(ref)
+        try:
+            return ray.get(ref)
+        except Exception as exc:   # noqa: BLE001  (Ray's task errors carry the worker's traceback)
+            raise ClusterError(_one_line(exc)) from None
 
     def _collect(self) -> None:
         """Write each finished model to build/models (atomically, after its key is checked)."""

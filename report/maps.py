@@ -90,7 +90,7 @@ def get(ctx: Context, name: str | None, method: str, setting: str, x: np.ndarray
     key = map_key(ctx, name, method, setting, x, target, adaptive)
     held = vars(ctx).setdefault("_map_sets", {})
     if key not in held:
-        path = ctx.build / "cache" / "maps" / f"{key}.npz"
+        path = _path(ctx, key)
         stored = _load(path, method, setting)
         held[key] = stored or _from_job(ctx, key, name, method, setting)
         if held[key] is None:
@@ -99,6 +99,10 @@ def get(ctx: Context, name: str | None, method: str, setting: str, x: np.ndarray
         if stored is None:
             artifacts.atomic_save_npz(path, **as_arrays(held[key]))
     return held[key]
+
+
+def _path(ctx: Context, key: str) -> Path:
+    return ctx.build / "cache" / "maps" / f"{key}.npz"
 
 
 def prefetch(ctx: Context, name: str, method: str, setting: str, x: np.ndarray, target: np.ndarray, *,
@@ -114,7 +118,7 @@ def prefetch(ctx: Context, name: str, method: str, setting: str, x: np.ndarray, 
     key = map_key(ctx, name, method, setting, x, target, adaptive)
     pending = vars(ctx).setdefault("_map_pending", {})
     if (key in pending or key in vars(ctx).get("_map_sets", {})
-            or (ctx.build / "cache" / "maps" / f"{key}.npz").exists()):
+            or _path(ctx, key).exists()):
         return False
     ref = engine.submit_maps(ctx, name, [(method, setting, x, target, adaptive)])
     if ref is not None:
@@ -130,10 +134,9 @@ def _from_job(ctx: Context, key: str, name: str, method: str, setting: str) -> M
     engine, ref = job
     try:
         (arrays,) = engine.result(ref)
-    except Exception as exc:   # noqa: BLE001  (a failed job: the set is made here)
-        text = [t for t in str(exc).strip().splitlines() if t.strip()][-1:] or [type(exc).__name__]
+    except Exception as exc:   # noqa: BLE001  (a failed job, said in one line by its engine: the set is made here)
         log(f"map job {'IG' if method == 'ig' else 'Grad-CAM'} ({setting}) of model {name} failed on Ray "
-            f"({text[0][:200]}); computing it here")
+            f"({exc}); computing it here")
         return None
     return from_arrays(method, setting, arrays)
 

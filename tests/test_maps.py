@@ -191,7 +191,7 @@ class _Engine:
 
     def result(self, ref):
         if self.mode == "fail":
-            raise RuntimeError("worker died\nRayTaskError: the last line")
+            raise RuntimeError("RayTaskError: the last line")     # RayEngine.result says a failure in one line
         return [maps.as_arrays(self.compute(self.ctx, self.ctx.model(name)[0], *r)) for name, r in ref]
 
 

@@ -220,8 +220,8 @@
 
   function watchBar() {    // measured once the bar holds its filters, and again whenever it changes height
     barHeight();
-    window.addEventListener("resize", barHeight);
-    if (window.ResizeObserver) { new ResizeObserver(barHeight).observe($("bar")); }
+    if (window.ResizeObserver) { new ResizeObserver(barHeight).observe($("bar")); }   // a resized window reflows the bar too
+    else { window.addEventListener("resize", barHeight); }
   }
 
   function start() {
