@@ -225,3 +225,16 @@ def test_a_prefetched_map_set_comes_from_its_job_and_equals_the_one_made_here(tm
     stored = maps.get(_store_ctx(tmp_path / "jobs", keys), "main", "ig", "black", x, target, adaptive=False)
     np.testing.assert_array_equal(stored.maps, here.maps)
     assert not maps.prefetch(ctx, "main", "ig", "black", x, target, adaptive=False)     # held: no job
+
+
+def test_prefetch_and_get_default_to_the_same_ig(tmp_path, zoo):
+    # catches: prefetch's adaptive default differing from get's (a default call's job started under another key,
+    # never used, and its set made again here)
+    keys, x, target = zoo
+    ctx = _store_ctx(tmp_path, keys)
+    engine = _Engine("ok")
+    engine.ctx = ctx
+    vars(ctx)["_engine"] = engine
+    assert maps.prefetch(ctx, "main", "ig", "black", x, target)
+    maps.get(ctx, "main", "ig", "black", x, target)
+    assert vars(ctx)["_map_pending"] == {}
